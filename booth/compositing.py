@@ -1,0 +1,86 @@
+"""Put the people into the plate: warp only the region around them and blend with a soft alpha.
+
+The same code renders the live preview (a small plate, every frame) and the saved photo (the
+plate at full resolution); only the canvas size and the interpolation differ.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from booth.placement import People, Transform
+
+# Model confidence mapped to alpha: below LO is room, above HI is person. Cutting at a
+# higher confidence than 0.5 pulls the edge inside the soft rim where the room shows through.
+_ALPHA_LO, _ALPHA_HI = 0.5, 0.9
+_OUTSIDE = -_ALPHA_LO / (_ALPHA_HI - _ALPHA_LO)  # stretch() of zero confidence
+Box = tuple[int, int, int, int]
+
+
+def stretch(mask: np.ndarray) -> np.ndarray:
+    """Confidence to unclipped alpha. Affine, so it commutes with bilinear warping: done at
+    the model's small size, and only the clip is left for the full-size region."""
+    return (mask - _ALPHA_LO) * (1.0 / (_ALPHA_HI - _ALPHA_LO))
+
+
+def alpha_from_confidence(mask: np.ndarray) -> np.ndarray:
+    """A narrow, soft edge inside the model's soft rim, where the room shows through."""
+    return np.clip(stretch(mask), 0.0, 1.0)
+
+
+def _mask_to_frame(mask_shape: tuple[int, int], frame_w: int, frame_h: int) -> np.ndarray:
+    """3x3 affine from mask pixel centres to frame pixel centres."""
+    sx, sy = frame_w / mask_shape[1], frame_h / mask_shape[0]
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
+
+
+def _intersect(a: Box, b: Box) -> Box | None:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def person_region(people: People, transform: Transform, frame_w: int, frame_h: int,
+                  canvas: np.ndarray, mirror: bool, stage_px: Box) -> Box | None:
+    """Canvas pixels that can hold a visitor: their box, a feather margin, inside the stage."""
+    if people.bbox is None:
+        return None
+    u0, v0, u1, v1 = people.bbox
+    m = transform.pixel_matrix(frame_w, frame_h, canvas.shape[0], mirror)
+    corners = np.array([[u0 * frame_w, v0 * frame_h, 1], [u1 * frame_w, v1 * frame_h, 1]]).T
+    xs, ys = m @ corners
+    pad = 0.03 * canvas.shape[0]
+    box = (int(xs.min() - pad), int(ys.min() - pad),
+           int(np.ceil(xs.max() + pad)), int(np.ceil(ys.max() + pad)))
+    return _intersect(box, stage_px)
+
+
+def composite(canvas: np.ndarray, frame: np.ndarray, people: People,
+              transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
+              interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
+    """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place.
+
+    Returns the alpha that was used over the person region (None if nobody was drawn).
+    """
+    fh, fw = frame.shape[:2]
+    region = person_region(people, transform, fw, fh, canvas, mirror, stage_px)
+    if region is None:
+        return None
+    x0, y0, x1, y1 = region
+    size = (x1 - x0, y1 - y0)
+    m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
+    fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    confidence = people.mask
+    m_alpha = (np.vstack([m, [0, 0, 1]]) @ _mask_to_frame(confidence.shape, fw, fh))[:2]
+    # Clip after warping: the cut lands between mask pixels and the feather stays a few
+    # canvas pixels wide however much the mask was enlarged.
+    alpha = cv2.warpAffine(stretch(confidence), m_alpha, size, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
+        hit = _intersect(keep, region)
+        if hit:
+            alpha[hit[1] - y0:hit[3] - y0, hit[0] - x0:hit[2] - x0] = 0.0
+    bg = canvas[y0:y1, x0:x1]
+    canvas[y0:y1, x0:x1] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
+    return alpha

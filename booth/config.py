@@ -1,0 +1,152 @@
+"""Typed configuration from an optional TOML file.
+
+Every setting has a default; a file only lists what it changes. Unknown keys, wrong types and
+out-of-range values are refused with one line naming the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import platformdirs
+
+from booth.errors import BoothError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+APP_NAME = "selfie-booth"
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
+         choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+
+
+@dataclass
+class SceneConfig:
+    name: str = _opt("sol46", doc="scene folder under overlays/")
+    plate: str = _opt("", doc="path to the plate image (else BOOTH_PLATE, the cache, a download)")
+    plate_url: str = _opt("", doc="where to download the plate (default: the scene's URL)")
+
+
+@dataclass
+class CameraConfig:
+    width: int = _opt(1280, lo=160, hi=7680)
+    height: int = _opt(720, lo=120, hi=4320)
+    fps: int = _opt(30, lo=1, hi=120)
+    stall_seconds: float = _opt(1.5, lo=0.2, hi=30.0,
+                                doc="no new frame for this long means the camera is lost")
+
+
+@dataclass
+class SegmentationConfig:
+    model: str = _opt("landscape", doc="landscape, square, or a path to a .tflite selfie model")
+    min_person_fraction: float = _opt(0.01, lo=0.0, hi=0.5,
+                                      doc="blobs smaller than this share of the frame are ignored")
+
+
+@dataclass
+class StationConfig:
+    countdown_seconds: int = _opt(3, lo=1, hi=10)
+    result_seconds: float = _opt(30.0, lo=3.0, hi=600.0, doc="result screen stays this long")
+    mirror: bool = _opt(True)
+    fullscreen: bool = _opt(True)
+    display_width: int = _opt(1280, lo=320, hi=7680)
+    display_height: int = _opt(720, lo=240, hi=4320)
+    keep_raw: bool = _opt(False, doc="also keep the raw camera frame of each capture")
+
+
+@dataclass
+class StoreConfig:
+    retention_hours: float = _opt(24.0, lo=0.05, hi=24.0 * 90)
+    jpeg_quality: int = _opt(90, lo=50, hi=100)
+
+
+@dataclass
+class ServerConfig:
+    public_url: str = _opt("", doc="base URL phones use, e.g. http://192.168.1.20:8000")
+    host: str = _opt("0.0.0.0")
+    port: int = _opt(8000, lo=1, hi=65535)
+
+
+@dataclass
+class Config:
+    data_dir: str = _opt("", doc="where photos and the database live")
+    cache_dir: str = _opt("", doc="where downloaded plates are kept")
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    station: StationConfig = field(default_factory=StationConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    def data_path(self) -> Path:
+        return Path(self.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir or os.environ.get("BOOTH_CACHE_DIR")
+                    or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
+    if typ is bool:
+        ok = isinstance(value, bool)
+    elif typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise BoothError(f"config: {where} must be a {typ.__name__}, got {value!r}")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BoothError(f"config: {where} = {value!r} is out of range; use {lo} to {hi}")
+    if choices and value not in choices:
+        raise BoothError(f"config: {where} = {value!r}; use one of {', '.join(choices)}")
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}{unknown[0]}"
+        raise BoothError(f"config: unknown setting {where!r}; known here: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        typ = hints[name]
+        where = f"{prefix}{name}"
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise BoothError(f"config: [{where}] must be a table of settings")
+            kwargs[name] = _build(typ, value, f"{where}.")
+        else:
+            kwargs[name] = _coerce(where, value, typ, dict(fields[name].metadata))
+    return cls(**kwargs)
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Read a config file (None: all defaults). Raises BoothError on any problem."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BoothError(f"config file {p} does not exist; check the --config path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BoothError(f"config file {p} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BoothError(f"config file {p} is not valid TOML: {exc}") from None
+    return _build(Config, data, "")

@@ -1,0 +1,56 @@
+"""The saved photo's design: the scene with a caption band below it, and its JPEG encoding."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from booth.graphics import ACCENT, INK, MUTED, PANEL, fit_font, to_bgr, to_pil
+from booth.scene import Scene
+
+BAND_FRACTION = 0.085  # band height as a share of the plate's height
+
+
+def band_height(plate_height: int) -> int:
+    return max(24, round(plate_height * BAND_FRACTION))
+
+
+def format_date(when: datetime) -> str:
+    return f"{when.day} {when:%B %Y}"
+
+
+def caption_band(width: int, height: int, scene: Scene, when: datetime) -> np.ndarray:
+    """Caption, date and credit on a dark band; every size follows the band's height."""
+    image = Image.new("RGB", (width, height), PANEL)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width, max(1, round(height * 0.045)) - 1), fill=ACCENT)
+    margin = round(height * 0.45)
+    half = width // 2 - margin
+    title = fit_font(scene.caption, half, round(height * 0.34), "Bold")
+    date = fit_font(format_date(when), half, round(height * 0.24), "Regular")
+    draw.text((margin, round(height * 0.50)), scene.caption, font=title, fill=INK, anchor="ls")
+    draw.text((margin, round(height * 0.82)), format_date(when), font=date, fill=ACCENT,
+              anchor="ls")
+    right = width - margin
+    if scene.title:
+        sub = fit_font(scene.title, half, round(height * 0.22), "Regular")
+        draw.text((right, round(height * 0.50)), scene.title, font=sub, fill=INK, anchor="rs")
+    credit = fit_font(scene.credit, half, round(height * 0.20), "Regular")
+    draw.text((right, round(height * 0.82)), scene.credit, font=credit, fill=MUTED, anchor="rs")
+    return to_bgr(image)
+
+
+def with_band(picture: np.ndarray, scene: Scene, when: datetime) -> np.ndarray:
+    """The photo: the picture (plate with or without people) above its caption band."""
+    h, w = picture.shape[:2]
+    return np.vstack([picture, caption_band(w, band_height(h), scene, when)])
+
+
+def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes with no EXIF or other metadata (Pillow writes none unless asked)."""
+    buf = io.BytesIO()
+    to_pil(bgr).save(buf, format="JPEG", quality=quality, optimize=False)
+    return buf.getvalue()

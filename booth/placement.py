@@ -1,0 +1,120 @@
+"""Where the people go: from a low-resolution person mask to a smoothed camera-to-scene transform.
+
+Geometry is kept in resolution-free units so one transform serves the preview and the full-size
+photo: camera positions in camera heights (U, V), scene positions in plate heights (X, Y).
+A transform is X = k * U + ox, Y = k * V + oy (uniform scale: people are never stretched).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from booth.scene import Stage
+
+# A bbox whose bottom is this close to the frame's bottom is cut off by the camera.
+_CUT_OFF_MARGIN = 0.02
+# Upper bound on k, so a tiny far-away figure is not blown up into mush.
+_MAX_SCALE = 2.5
+
+
+@dataclass(frozen=True)
+class People:
+    """The people found in one frame: a cleaned mask and their joint bounding box."""
+
+    mask: np.ndarray  # float32, the segmenter's size, small blobs removed
+    bbox: tuple[float, float, float, float] | None  # u0, v0, u1, v1 as fractions of the frame
+
+    @property
+    def found(self) -> bool:
+        return self.bbox is not None
+
+
+@dataclass(frozen=True)
+class Transform:
+    k: float
+    ox: float
+    oy: float
+
+    def pixel_matrix(self, frame_w: int, frame_h: int, canvas_h: int, mirror: bool,
+                     dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+        """2x3 affine from camera pixels to canvas pixels (canvas = plate area of height
+        canvas_h), shifted by (-dx, -dy) so it can render straight into a region."""
+        s = canvas_h * self.k / frame_h
+        tx, ty = canvas_h * self.ox - dx, canvas_h * self.oy - dy
+        if mirror:  # u -> frame_w - u: the visitor sees a mirror
+            return np.array([[-s, 0.0, s * frame_w + tx], [0.0, s, ty]], np.float64)
+        return np.array([[s, 0.0, tx], [0.0, s, ty]], np.float64)
+
+
+def find_people(mask: np.ndarray, min_fraction: float) -> People:
+    """Drop blobs smaller than min_fraction of the frame; box up everyone that is left."""
+    binary = (mask > 0.5).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    min_area = max(1.0, min_fraction * mask.size)
+    keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    if not keep:
+        return People(np.zeros_like(mask), None)
+    if len(keep) < count - 1:
+        # Grow the kept blobs a little so their soft edges (below 0.5) survive the cut.
+        kept = np.isin(labels, keep).astype(np.uint8)
+        kept = cv2.dilate(kept, np.ones((5, 5), np.uint8))
+        mask = mask * kept
+    h, w = mask.shape
+    x0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
+    y0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
+    x1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
+    y1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    return People(mask, (x0 / w, y0 / h, x1 / w, y1 / h))
+
+
+def fit_to_stage(bbox: tuple[float, float, float, float], frame_aspect: float,
+                 plate_aspect: float, stage: Stage, mirror: bool) -> Transform:
+    """Fit everyone into the stage: feet on the ground line when the camera sees them,
+    otherwise the frame's bottom on the photo's bottom (a visitor standing close)."""
+    u0, v0, u1, v1 = bbox
+    if mirror:
+        u0, u1 = 1.0 - u1, 1.0 - u0
+    u0, u1 = u0 * frame_aspect, u1 * frame_aspect  # fractions of width -> camera heights
+    left, right = stage.left * plate_aspect, stage.right * plate_aspect
+    width_fit = (right - left) / max(u1 - u0, 1e-6)
+    if v1 >= 1.0 - _CUT_OFF_MARGIN:
+        k = min((stage.bottom - stage.top) / max(1.0 - v0, 1e-6), width_fit, _MAX_SCALE)
+        oy = stage.bottom - k * 1.0
+    else:
+        k = min((stage.ground - stage.top) / max(v1 - v0, 1e-6), width_fit, _MAX_SCALE)
+        oy = stage.ground - k * v1
+    ox = (left + right) / 2 - k * (u0 + u1) / 2
+    return Transform(k, ox, oy)
+
+
+class Smoother:
+    """Exponential smoothing of the transform over time, so nobody jitters or jumps.
+
+    Scale is smoothed in log space (a zoom feels even); the first sighting snaps into place.
+    """
+
+    def __init__(self, time_constant: float = 0.3) -> None:
+        self.tau = time_constant
+        self.current: Transform | None = None
+        self._t: float | None = None
+
+    def update(self, target: Transform | None, now: float) -> Transform | None:
+        if target is None:  # nobody in view: hold still until someone is back
+            self._t = now
+            return self.current
+        if self.current is None or self._t is None:
+            self.current, self._t = target, now
+            return target
+        a = 1.0 - math.exp(-max(now - self._t, 0.0) / self.tau)
+        c = self.current
+        k = math.exp(math.log(c.k) + a * (math.log(target.k) - math.log(c.k)))
+        self.current = Transform(k, c.ox + a * (target.ox - c.ox), c.oy + a * (target.oy - c.oy))
+        self._t = now
+        return self.current
+
+    def reset(self) -> None:
+        self.current, self._t = None, None

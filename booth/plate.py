@@ -1,0 +1,112 @@
+"""Obtain a scene's plate image: a configured path, the cache, or a verified download.
+
+The plate is never shipped with the project; NASA serves it, and a kiosk that is offline can
+be given a copy with BOOTH_PLATE or [scene] plate in the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TextIO
+
+from booth.errors import BoothError
+from booth.scene import Scene
+
+_CHUNK = 64 * 1024
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _how_to_provide(scene: Scene) -> str:
+    return (f"download {scene.plate.url} on another machine, copy it here and set "
+            f"BOOTH_PLATE=/path/to/{scene.plate.file} (or [scene] plate in the config)")
+
+
+def _check(path: Path, scene: Scene, origin: str) -> Path:
+    if not path.is_file():
+        raise BoothError(f"plate {path} (from {origin}) does not exist; fix the path or "
+                         f"unset it to download the plate")
+    try:
+        actual = sha256_of(path)
+    except OSError as exc:
+        raise BoothError(f"plate {path} cannot be read: {exc.strerror or exc}") from None
+    if actual != scene.plate.sha256:
+        raise BoothError(f"plate {path} (from {origin}) is not {scene.plate.file}: its SHA-256 "
+                         f"is {actual[:12]}..., expected {scene.plate.sha256[:12]}...; "
+                         + _how_to_provide(scene))
+    return path
+
+
+def _progress(out: TextIO, done: int, total: int | None) -> None:
+    if total:
+        width = 30
+        filled = width * done // total
+        out.write(f"\rdownloading plate [{'#' * filled}{'.' * (width - filled)}] "
+                  f"{done * 100 // total:3d}% {done // 1024} of {total // 1024} kB")
+    else:
+        out.write(f"\rdownloading plate: {done // 1024} kB")
+    out.flush()
+
+
+def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.stderr,
+             timeout: float = 20.0) -> Path:
+    """Fetch url into dest atomically, verifying the checksum before it is published."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise BoothError(f"plate URL {url!r} must start with http:// or https://")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            while chunk := resp.read(_CHUNK):
+                f.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                _progress(out, done, total)
+            f.flush()
+            os.fsync(f.fileno())
+        out.write("\n")
+        if digest.hexdigest() != expected_sha256:
+            raise BoothError(f"the file downloaded from {url} does not match the expected "
+                             f"SHA-256 (got {digest.hexdigest()[:12]}...); nothing was saved")
+        os.replace(tmp, dest)
+        return dest
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise BoothError(f"cannot download the plate from {url} ({reason})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def obtain_plate(scene: Scene, *, configured: str = "", url: str = "", cache_dir: Path,
+                 out: TextIO = sys.stderr) -> Path:
+    """Path to a verified copy of the scene's plate, downloading it once if needed."""
+    env = os.environ.get("BOOTH_PLATE", "")
+    if env:
+        return _check(Path(env), scene, "BOOTH_PLATE")
+    if configured:
+        return _check(Path(configured), scene, "the config's [scene] plate")
+    cached = cache_dir / "plates" / scene.plate.file
+    if cached.is_file() and sha256_of(cached) == scene.plate.sha256:
+        return cached
+    try:
+        return download(url or scene.plate.url, cached, scene.plate.sha256, out=out)
+    except BoothError as exc:
+        raise BoothError(f"{exc}; {_how_to_provide(scene)}") from None

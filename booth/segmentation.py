@@ -1,0 +1,101 @@
+"""Person segmentation with MediaPipe's selfie model, loaded from the installed wheel.
+
+mediapipe 0.10.21 ships the model files; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from booth.errors import BoothError
+
+_MODELS = {
+    "landscape": "selfie_segmentation_landscape.tflite",  # 256x144 input, best on 16:9
+    "square": "selfie_segmentation.tflite",  # 256x256 input, best on tight crops
+}
+_INPUT_SIZE = {"landscape": (256, 144), "square": (256, 256)}
+
+
+def model_path(model: str) -> Path:
+    """The .tflite file for 'landscape', 'square', or a path given by the operator."""
+    if model in _MODELS:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mediapipe")
+        if spec is None or not spec.submodule_search_locations:
+            raise BoothError("mediapipe is not installed; run: pip install mediapipe==0.10.21")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        path = root / "modules" / "selfie_segmentation" / _MODELS[model]
+        if not path.is_file():
+            raise BoothError(f"the installed mediapipe has no {_MODELS[model]}; install "
+                             "mediapipe==0.10.21, the newest release that ships it")
+        return path
+    path = Path(model)
+    if path.suffix != ".tflite" or not path.is_file():
+        raise BoothError(f"segmentation model {model!r} is neither 'landscape', 'square' "
+                         "nor an existing .tflite file")
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """MediaPipe's C++ side logs start-up noise straight to fd 2; env vars do not stop it."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (a windowed app on Windows): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class Segmenter:
+    """Confidence that each pixel shows a person, for BGR frames."""
+
+    def __init__(self, model: str = "landscape") -> None:
+        path = model_path(model)
+        self.input_size = _INPUT_SIZE.get(model, (256, 144))
+        with _quiet_stderr():
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+
+            self._mp = mp
+            options = vision.ImageSegmenterOptions(
+                base_options=BaseOptions(model_asset_path=str(path)),
+                running_mode=vision.RunningMode.IMAGE,
+                output_confidence_masks=True,
+                output_category_mask=False,
+            )
+            try:
+                self._segmenter = vision.ImageSegmenter.create_from_options(options)
+            except (RuntimeError, ValueError) as exc:
+                raise BoothError(f"cannot load segmentation model {path}: {exc}") from None
+            # The first inference logs too (delegate set-up), so run it while muted.
+            self.segment(np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8))
+
+    def segment(self, bgr: np.ndarray) -> np.ndarray:
+        """float32 mask (0..1) at the size of `bgr`. Feed a small frame for speed: the model
+        works at its own input size (self.input_size) whatever it is given."""
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        result = self._segmenter.segment(image)
+        return result.confidence_masks[0].numpy_view().copy()
+
+    def segment_small(self, bgr: np.ndarray) -> np.ndarray:
+        """Mask at the model's input size; the frame is shrunk first (the cheap path)."""
+        small = cv2.resize(bgr, self.input_size, interpolation=cv2.INTER_LINEAR)
+        return self.segment(small)
+
+    def close(self) -> None:
+        self._segmenter.close()

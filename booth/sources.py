@@ -1,0 +1,384 @@
+"""Frame sources for the station: a camera, a video file, a still image or a folder of images.
+
+All deliver BGR uint8 frames through one small interface, so the station loop never cares where
+pictures come from. Threaded sources keep only the newest frame: a slow consumer skips frames
+instead of building a backlog. A delivered array is shared with every caller and the source never
+writes to it again; copy it before drawing on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from booth.errors import BoothError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+FIRST_FRAME_SECONDS = 5.0  # a camera may need seconds after opening before its first frame
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # reconnect delays double from the first up to the cap
+WATCH_INTERVAL = 0.05
+
+
+def _join(thread: threading.Thread | None, timeout: float) -> None:
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    # imdecode(fromfile) rather than imread: imread cannot open non-ASCII paths on Windows.
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+class FrameSource:
+    """The shared interface; holds the newest frame and its sequence number (0 before any)."""
+
+    name: str
+    problem: str  # why status() is "reconnecting"; "" when "ok"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.problem = ""
+        self._lock = threading.Lock()
+        self._frame: np.ndarray | None = None
+        self._seq = 0
+        self._status = "ok"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the source; raises BoothError saying what to do if it cannot open at all."""
+        raise NotImplementedError
+
+    def latest(self) -> tuple[np.ndarray | None, int]:
+        """The newest frame and its sequence number; never waits for a frame."""
+        with self._lock:
+            return self._frame, self._seq
+
+    def status(self) -> str:
+        return self._status
+
+    def close(self) -> None:
+        self._stop.set()
+        _join(self._thread, 2.0)
+
+    def __enter__(self) -> FrameSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _publish(self, frame: np.ndarray) -> None:
+        with self._lock:
+            self._frame = frame
+            self._seq += 1
+
+    def _run_thread(self, target, *args) -> None:
+        self._thread = threading.Thread(target=target, args=args, name=f"{self.name} source",
+                                        daemon=True)
+        self._thread.start()
+
+
+class ImageSource(FrameSource):
+    """One still image, delivered once (sequence number 1)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__(self.path.name)
+
+    def start(self) -> None:
+        if self._seq:
+            return
+        if not self.path.is_file():
+            raise BoothError(f"no such file: {self.path}")
+        image = _read_image(self.path)
+        if image is None:
+            raise BoothError(f"cannot read image {self.path}: not an image OpenCV can decode")
+        self._publish(image)
+
+
+class FolderSource(FrameSource):
+    """Cycles the images of a folder in name order, seconds_per_image each."""
+
+    def __init__(self, path: str | Path, seconds_per_image: float = 5.0) -> None:
+        self.path = Path(path)
+        self.seconds_per_image = seconds_per_image
+        self._files: list[Path] = []
+        super().__init__(self.path.name)
+
+    def start(self) -> None:
+        if self._seq:
+            return
+        if not self.path.is_dir():
+            raise BoothError(f"no such folder: {self.path}")
+        self._files = sorted(p for p in self.path.iterdir()
+                             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not self._files:
+            raise BoothError(f"folder {self.path} has no images; add .jpg, .png, .bmp or .webp "
+                             "files")
+        for index in range(len(self._files)):
+            image = _read_image(self._files[index])
+            if image is not None:
+                break
+        else:
+            raise BoothError(f"no image in folder {self.path} can be read; check the files")
+        self._publish(image)
+        if len(self._files) > 1:
+            self._run_thread(self._cycle, index)
+
+    def _cycle(self, index: int) -> None:
+        count = len(self._files)
+        while not self._stop.wait(self.seconds_per_image):
+            for _ in range(count):  # skip files that are unreadable or gone since start()
+                index = (index + 1) % count
+                image = _read_image(self._files[index])
+                if image is not None:
+                    self._publish(image)
+                    break
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded in its own thread, paced at its fps when realtime, looping."""
+
+    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = True) -> None:
+        self.path = Path(path)
+        self.loop = loop
+        self.realtime = realtime
+        super().__init__(self.path.name)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        cap, frame = self._open()
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        interval = 1.0 / fps if 1.0 <= fps <= 240.0 else 1.0 / 30  # some files report 0 or 1000
+        self._publish(frame)
+        self._run_thread(self._play, cap, interval)
+
+    def _open(self) -> tuple[cv2.VideoCapture, np.ndarray]:
+        if not self.path.is_file():
+            raise BoothError(f"no such file: {self.path}")
+        cap = cv2.VideoCapture(str(self.path))
+        # Reading one frame is the real test: some broken files still "open".
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            cap.release()
+            raise BoothError(f"cannot read video {self.path.name}: not a video OpenCV can decode")
+        return cap, frame
+
+    def _reopen(self) -> tuple[cv2.VideoCapture | None, np.ndarray | None]:
+        # Reopening rather than seeking to frame 0: seeking is inexact in some containers.
+        while True:
+            try:
+                cap, frame = self._open()
+            except BoothError as exc:  # the file was replaced or removed while playing
+                self._status, self.problem = "reconnecting", str(exc)
+                if self._stop.wait(1.0):
+                    return None, None
+                continue
+            self._status, self.problem = "ok", ""
+            return cap, frame
+
+    def _play(self, cap: cv2.VideoCapture | None, interval: float) -> None:
+        due = time.monotonic()
+        try:
+            while cap is not None and not self._stop.is_set():
+                ok, frame = cap.read()
+                if not ok:
+                    cap.release()
+                    if not self.loop:
+                        return  # the last frame stays on show
+                    cap, frame = self._reopen()
+                    if cap is None:
+                        return
+                if self.realtime:
+                    # Never more than one frame of debt: after a hiccup, go on rather than race.
+                    due = max(due + interval, time.monotonic() - interval)
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        return
+                self._publish(frame)
+        finally:
+            if cap is not None:
+                cap.release()
+
+
+class CameraSource(FrameSource):
+    """A camera (index, device path or stream URL) read in its own thread, under a watchdog.
+
+    After an unplug OpenCV may keep isOpened() true while read() repeats the last frame or
+    blocks for up to ~10 s, so the watchdog is a separate thread that judges the frames that
+    arrive. A stalled reader is abandoned, not released under its feet (releasing a capture that
+    another thread is reading can crash): each reader belongs to a generation and, once read()
+    returns and it sees it is stale, it releases its capture itself and exits.
+    """
+
+    def __init__(self, device: int | str, width: int = 1280, height: int = 720, fps: int = 30,
+                 stall_seconds: float = 1.5) -> None:
+        self.device = device
+        self.width, self.height, self.fps = width, height, fps
+        self.stall_seconds = stall_seconds
+        super().__init__(f"camera {device}" if isinstance(device, int) else str(device))
+        self._gen = 0
+        self._flowing = False  # the current reader has delivered a frame
+        self._failed = False  # the current reader saw read() fail
+        self._repeating = False
+        self._last_new = 0.0
+        self._reader: threading.Thread | None = None
+        self._first = threading.Event()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        cap = self._open()
+        if not cap.isOpened():
+            cap.release()
+            if isinstance(self.device, int):
+                raise BoothError(f"{self.name} is not available; check the cable, close other "
+                                 f"programs using it, or try {self._other_index()}")
+            raise BoothError(f"cannot open camera stream {self.device}; check the address")
+        self._run_thread(self._watch, cap)
+        if not self._first.wait(FIRST_FRAME_SECONDS):
+            self.close()
+            hint = (f"check the cable or try {self._other_index()}"
+                    if isinstance(self.device, int) else "check that the stream is running")
+            raise BoothError(f"{self.name} did not deliver a frame; {hint}")
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._gen += 1
+        _join(self._thread, 2.0)
+        _join(self._reader, 1.0)  # a reader stuck in read() releases its capture when it returns
+
+    def _other_index(self) -> str:
+        return f"--source {1 if self.device == 0 else 0}"
+
+    def _open(self) -> cv2.VideoCapture:
+        if isinstance(self.device, int) and sys.platform.startswith("linux"):
+            # V4L2 directly (the default chain may pick GStreamer, which ignores these settings);
+            # USB webcams give 720p at 30 fps only as MJPG, raw YUYV manages ~10 fps.
+            cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+            if cap.isOpened():
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        else:
+            cap = cv2.VideoCapture(self.device)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        return cap
+
+    def _read_frame(self, cap: cv2.VideoCapture) -> tuple[bool, np.ndarray | None]:
+        """One blocking read; a seam for tests that pace a video file like a camera."""
+        return cap.read()
+
+    def _read_loop(self, cap: cv2.VideoCapture, gen: int) -> None:
+        previous = b""
+        step = 0
+        try:
+            while not self._stop.is_set() and gen == self._gen:
+                ok, frame = self._read_frame(cap)
+                if not ok or frame is None:
+                    with self._lock:
+                        self._failed = self._failed or gen == self._gen
+                    return
+                if not step:  # sample ~32 rows: cheap, and sensor noise reaches every pixel
+                    step = max(1, min(frame.shape[:2]) // 32)
+                sample = frame[::step, ::step]
+                signature = sample.tobytes()
+                # A frozen driver hands back the very same image. A uniform one (lens covered,
+                # all black after JPEG) is excused so that it does not cause reconnect churn.
+                self._repeating = signature == previous and sample.min() != sample.max()
+                previous = signature
+                if not self._repeating:
+                    self._deliver(frame, gen)
+        finally:
+            cap.release()
+
+    def _deliver(self, frame: np.ndarray, gen: int) -> None:
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._frame = frame
+            self._seq += 1
+            self._last_new = time.monotonic()
+            if not self._flowing:
+                self._flowing = True
+                self._status, self.problem = "ok", ""
+        self._first.set()
+
+    def _begin(self, cap: cv2.VideoCapture) -> None:
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+            self._flowing = self._failed = self._repeating = False
+            self._last_new = time.monotonic()
+        self._reader = threading.Thread(target=self._read_loop, args=(cap, gen),
+                                        name=f"{self.name} reader {gen}", daemon=True)
+        self._reader.start()
+
+    def _stalled(self) -> str | None:
+        """Wait until the current reader stalls and say how; None when closing."""
+        while not self._stop.wait(WATCH_INTERVAL):
+            with self._lock:
+                failed, flowing, last_new = self._failed, self._flowing, self._last_new
+            if failed:
+                return "stopped delivering frames"
+            limit = self.stall_seconds if flowing else FIRST_FRAME_SECONDS
+            if time.monotonic() - last_new > limit:
+                return ("repeats the same frame" if self._repeating
+                        else f"delivered no new frame for {limit:g} s")
+        return None
+
+    def _watch(self, cap: cv2.VideoCapture) -> None:
+        delay = BACKOFF_FIRST
+        while True:
+            self._begin(cap)
+            problem = self._stalled()
+            if problem is None:
+                return
+            with self._lock:
+                self._gen += 1  # abandon the reader: it releases its capture when read() returns
+                if self._flowing:
+                    delay = BACKOFF_FIRST  # it worked for a while: start the backoff afresh
+                self._status, self.problem = "reconnecting", f"{self.name} {problem}"
+            cap = None
+            while cap is None:
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, BACKOFF_MAX)
+                cap = self._open()
+                if not cap.isOpened():
+                    cap.release()
+                    cap = None
+
+
+def open_source(spec: str, *, width: int = 1280, height: int = 720, fps: int = 30,
+                stall_seconds: float = 1.5) -> FrameSource:
+    """The source a --source value names (not started yet)."""
+    spec = spec.strip()
+    camera = {"width": width, "height": height, "fps": fps, "stall_seconds": stall_seconds}
+    if spec.isascii() and spec.isdigit():
+        return CameraSource(int(spec), **camera)
+    if "://" in spec:  # a network camera (rtsp://, http://) drops out and reconnects like one
+        return CameraSource(spec, **camera)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FolderSource(path)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return ImageSource(path)
+        return VideoFileSource(path)
+    if spec and path.exists():  # a device node such as /dev/video0
+        return CameraSource(spec, **camera)
+    raise BoothError(f"no such file or camera: {spec}; use a camera index such as 0, a video "
+                     "file, an image or a folder")

@@ -1,0 +1,266 @@
+"""The photo store: JPEG files under data_dir/photos, one SQLite row per capture.
+
+Photos of visitors are personal data, so the store keeps two promises:
+- a row only ever points at a complete file (files are written and synced before the row
+  is committed; a crash leaves at worst an unreferenced file, never a torn one);
+- every file in photos/ is referenced by a row, so a purge of rows reaches every photo
+  (sweep() deletes leftovers at start-up).
+Only the SHA-256 of each download token is stored: the database alone cannot open a photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from booth.errors import BoothError
+
+SCHEMA_VERSION = 1
+TMP_PREFIX = ".tmp-"
+
+# token_urlsafe(16) gives 22 characters; accept a little more so longer tokens stay valid if
+# the size is ever raised, and refuse anything else before hashing it.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT UNIQUE NOT NULL,
+    filename TEXT NOT NULL,
+    raw_filename TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    downloads INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+@dataclass(frozen=True)
+class Capture:
+    id: int
+    token: str | None  # the plain token, only in publish()'s result; never stored
+    filename: str
+    path: Path
+    created_at: float
+    expires_at: float
+    downloads: int
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename durable. Windows cannot open a directory for fsync (and NTFS journals
+    # the rename itself).
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:  # already gone, or open in another process on Windows: sweep retries
+        return False
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.photos = self.data_dir / "photos"
+        self.db_path = self.data_dir / "booth.sqlite3"
+        try:
+            self.photos.mkdir(parents=True, exist_ok=True)
+            # mkdir succeeds on an existing read-only folder; find out now, not at the first
+            # visitor's photo. (The database and its WAL need the outer folder writable too.)
+            for folder in (self.data_dir, self.photos):
+                fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise BoothError(f"data dir {self.data_dir} is not writable ({_reason(exc)}); "
+                             "pass --data-dir with a folder you can write to") from None
+        # One connection shared by the station thread and the web threads; the lock
+        # serialises its use (a sqlite3 connection must not run two calls at once).
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.db_path, check_same_thread=False,
+                                       isolation_level=None)  # we issue BEGIN ourselves
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from None
+        try:
+            self._open_schema()
+            self.sweep()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise self._db_error(exc) from None
+            raise
+
+    def _db_error(self, exc: sqlite3.Error) -> BoothError:
+        if isinstance(exc, sqlite3.OperationalError):  # cannot open, read-only, locked
+            return BoothError(f"database {self.db_path} cannot be used ({exc}); check that it "
+                              "is writable and no other program holds it, or pass --data-dir "
+                              "with another folder")
+        return BoothError(f"database {self.db_path} is not a booth database or is corrupt "
+                          f"({exc}); move it aside (its photos are then swept at the next "
+                          "start) or pass --data-dir with another folder")
+
+    def _open_schema(self) -> None:
+        db = self._db
+        db.execute("PRAGMA busy_timeout = 5000")
+        # WAL: web threads and other processes can read while the station writes.
+        db.execute("PRAGMA journal_mode = WAL")
+        # A committed row must survive a power cut, or its visitor's link would break.
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise BoothError(f"database {self.db_path} is from a newer selfie-booth "
+                                 f"(schema {version}); upgrade, or pass --data-dir with "
+                                 "another folder")
+            if version < 1:
+                db.execute(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _write_file(self, data: bytes, name: str, written: list[Path]) -> Path:
+        """Write data as photos/name; every path it creates goes into `written` for cleanup."""
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".jpg", dir=self.photos)
+        written.append(Path(tmp))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        path = self.photos / name
+        os.replace(tmp, path)
+        written.append(path)
+        return path
+
+    def publish(self, jpeg: bytes, *, ttl_seconds: float, raw_jpeg: bytes | None = None,
+                now: float | None = None) -> Capture:
+        """Store a photo (and optionally the raw frame); return it with its plain token."""
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
+        now = time.time() if now is None else now
+        token = secrets.token_urlsafe(16)  # 128 bits
+        # A new name every time: replacing an existing file fails on Windows while a
+        # download holds it open, and a name is never reused for another visitor.
+        stem = uuid.uuid4().hex
+        written: list[Path] = []
+        try:
+            files = [self._write_file(jpeg, f"{stem}.jpg", written)]
+            if raw_jpeg is not None:
+                files.append(self._write_file(raw_jpeg, f"{stem}-raw.jpg", written))
+            _fsync_dir(self.photos)
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    # A sweep in another process holds the write lock while it deletes, so
+                    # if the files are still here now, they stay once the row is committed.
+                    if not all(p.exists() for p in files):
+                        raise OSError("the file vanished before it was recorded (another "
+                                      "booth process swept the photos folder?)")
+                    cur = self._db.execute(
+                        "INSERT INTO captures (token_hash, filename, raw_filename, created_at,"
+                        " expires_at) VALUES (?, ?, ?, ?, ?)",
+                        (_hash(token), files[0].name, files[1].name if len(files) > 1 else None,
+                         now, now + ttl_seconds))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+        except BaseException as exc:
+            for path in written:
+                _remove(path)
+            if isinstance(exc, OSError):
+                raise BoothError(f"could not save the photo: {_reason(exc)}") from exc
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, database locked
+                raise BoothError(f"could not save the photo: {exc}") from exc
+            raise
+        return Capture(cur.lastrowid, token, files[0].name, files[0], now, now + ttl_seconds, 0)
+
+    def resolve(self, token: str, now: float | None = None) -> Capture | None:
+        """The live capture for a download token, or None (unknown, malformed or expired)."""
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return None
+        now = time.time() if now is None else now
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, filename, created_at, expires_at, downloads FROM captures"
+                " WHERE token_hash = ? AND expires_at > ?",
+                (_hash(token), now)).fetchone()
+        if row is None:
+            return None
+        id_, filename, created_at, expires_at, downloads = row
+        return Capture(id_, None, filename, self.photos / filename, created_at, expires_at,
+                       downloads)
+
+    def sweep(self) -> int:
+        """Delete temp files, files no row references and rows whose photo is missing.
+
+        Returns how many files and rows it removed. Holds the database write lock throughout,
+        so a publisher in another process cannot commit a row for a file being deleted.
+        """
+        removed = 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute("SELECT id, filename, raw_filename FROM captures").fetchall()
+                present = {e.name for e in os.scandir(self.photos) if not e.is_dir()}
+                referenced = set()
+                for id_, filename, raw_name in rows:
+                    if filename not in present:
+                        db.execute("DELETE FROM captures WHERE id = ?", (id_,))
+                        removed += 1
+                        continue  # its raw file, if any, is now unreferenced
+                    referenced.add(filename)
+                    if raw_name is None:
+                        continue
+                    if raw_name in present:
+                        referenced.add(raw_name)
+                    else:
+                        db.execute("UPDATE captures SET raw_filename = NULL WHERE id = ?",
+                                   (id_,))
+                        removed += 1
+                for name in present - referenced:
+                    removed += _remove(self.photos / name)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return removed
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM captures").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

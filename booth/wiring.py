@@ -1,0 +1,80 @@
+"""Assemble the station from configuration: scene, plate, camera, pipeline, store, screen."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from booth.config import Config
+from booth.errors import BoothError
+from booth.pipeline import Pipeline
+from booth.plate import obtain_plate
+from booth.scene import Scene, load_scene
+
+
+def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
+    scene = load_scene(cfg.scene.name)
+    path = obtain_plate(scene, configured=cfg.scene.plate, url=cfg.scene.plate_url,
+                        cache_dir=cfg.cache_path())
+    plate = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if plate is None:
+        raise BoothError(f"plate {path} cannot be decoded; delete it so it is downloaded again")
+    return scene, plate
+
+
+def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
+    from booth.segmentation import Segmenter
+
+    scene, plate = load_plate(cfg)
+    return Pipeline(scene, plate, Segmenter(cfg.segmentation.model), mirror=mirror,
+                    min_person_fraction=cfg.segmentation.min_person_fraction)
+
+
+def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
+                auto_capture: float | None, max_captures: int | None,
+                save_screens: Path | None) -> int:
+    from booth.display import HeadlessDisplay, WindowDisplay
+    from booth.network import public_base_url
+    from booth.screens import Screens
+    from booth.sources import open_source
+    from booth.station import Machine, PhotoMaker, Station
+    from booth.store import Store
+
+    st = cfg.station
+    if save_screens is not None:
+        try:
+            save_screens.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BoothError(f"cannot create {save_screens}: {exc.strerror}") from None
+    store = Store(cfg.data_path())
+    frames = None
+    display = None
+    try:
+        pipeline = load_pipeline(cfg, mirror=st.mirror)
+        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.port)
+        if warning:
+            print(f"booth: warning: {warning}", file=sys.stderr)
+        frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
+                             fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
+        frames.start()
+        screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
+                          st.countdown_seconds)
+        maker = PhotoMaker(pipeline, screens, store, base_url,
+                           retention_hours=cfg.store.retention_hours,
+                           jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)
+        display = HeadlessDisplay() if headless else WindowDisplay(
+            fullscreen=st.fullscreen and not windowed)
+        machine = Machine(st.countdown_seconds, st.result_seconds, auto_capture)
+        station = Station(frames, pipeline, screens, maker, display, machine,
+                          stall_seconds=cfg.camera.stall_seconds, max_captures=max_captures,
+                          save_screens=save_screens)
+        return station.run()
+    finally:
+        if display is not None:
+            display.close()
+        if frames is not None:
+            frames.close()
+        store.close()
