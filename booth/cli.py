@@ -86,21 +86,26 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
     from booth.compositing import alpha_from_confidence
     from booth.photo import encode_jpeg, with_band
+    from booth.segmentation import _quiet_stderr
     from booth.wiring import load_pipeline
 
     cfg = _config(args)
-    frame = cv2.imread(args.photo, cv2.IMREAD_COLOR)
+    photo = Path(args.photo)
+    frame = None
+    if photo.is_file():  # OpenCV logs a warning of its own for a missing file
+        with _quiet_stderr():  # libpng/libjpeg warn on fd 2 even about files they decode
+            frame = cv2.imread(args.photo, cv2.IMREAD_COLOR)
     if frame is None:
-        what = "does not exist" if not Path(args.photo).exists() else "is not an image"
+        what = "does not exist" if not photo.exists() else "is not an image"
         raise BoothError(f"cannot read {args.photo}: it {what}; give a JPEG or PNG photo")
     pipeline = load_pipeline(cfg, mirror=args.mirror)
     analysis = pipeline.analyse(frame)
     if not analysis.people.found:
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")
-    photo = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
+    result = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
     try:
-        write_atomically(Path(args.output), encode_jpeg(photo, cfg.store.jpeg_quality))
+        write_atomically(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))
         if args.mask_out:
             h, w = frame.shape[:2]
             alpha = alpha_from_confidence(

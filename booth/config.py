@@ -96,6 +96,9 @@ class Config:
                     or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+_KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
 def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
     if typ is bool:
         ok = isinstance(value, bool)
@@ -107,9 +110,11 @@ def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise BoothError(f"config: {where} must be a {typ.__name__}, got {value!r}")
+        raise BoothError(f"config: {where} must be {_KIND.get(typ, typ.__name__)}, "
+                         f"got {value!r}")
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    # Written as "not inside" so that nan (TOML allows it) is refused too.
+    if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):
         raise BoothError(f"config: {where} = {value!r} is out of range; use {lo} to {hi}")
     if choices and value not in choices:
         raise BoothError(f"config: {where} = {value!r}; use one of {', '.join(choices)}")

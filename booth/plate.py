@@ -7,6 +7,7 @@ be given a copy with BOOTH_PLATE or [scene] plate in the config.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
@@ -66,15 +67,20 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
     """Fetch url into dest atomically, verifying the checksum before it is published."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise BoothError(f"plate URL {url!r} must start with http:// or https://")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    except OSError as exc:
+        raise BoothError(f"cannot write to the plate cache {dest.parent} "
+                         f"({exc.strerror or exc}); set BOOTH_CACHE_DIR (or cache_dir in the "
+                         "config) to a writable folder") from None
     tmp = Path(tmp_name)
+    done = 0
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            done = 0
             while chunk := resp.read(_CHUNK):
                 f.write(chunk)
                 digest.update(chunk)
@@ -82,16 +88,22 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
                 _progress(out, done, total)
             f.flush()
             os.fsync(f.fileno())
-        out.write("\n")
         if digest.hexdigest() != expected_sha256:
             raise BoothError(f"the file downloaded from {url} does not match the expected "
                              f"SHA-256 (got {digest.hexdigest()[:12]}...); nothing was saved")
         os.replace(tmp, dest)
         return dest
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        reason = " ".join(str(reason).split())[:200]  # a server's garbage stays on one line
         raise BoothError(f"cannot download the plate from {url} ({reason})") from None
     finally:
+        if done:  # end the progress line, so a message that follows starts on its own line
+            out.write("\n")
+            out.flush()
         tmp.unlink(missing_ok=True)
 
 

@@ -86,7 +86,7 @@ def _parse(path: Path, data: dict) -> Scene:
         raise BoothError(f"scene file {path} has a bad value: {exc}") from None
     if not (stage.left < stage.right and stage.top < stage.ground <= stage.bottom):
         raise BoothError(f"{path}: stage needs left < right and top < ground <= bottom")
-    if len(plate.sha256) != 64:
+    if len(plate.sha256) != 64 or not all(c in "0123456789abcdef" for c in plate.sha256):
         raise BoothError(f"{path}: plate.sha256 must be 64 hex digits")
     return scene
 

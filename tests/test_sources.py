@@ -6,7 +6,6 @@ like an unplugged camera (read() fails), and a clip of identical frames like a f
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -23,17 +22,10 @@ from booth.sources import (
     VideoFileSource,
     open_source,
 )
+from tests.conftest import asset
 
-ASSETS = Path(os.environ.get("BOOTH_ASSETS")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "assets")
 BOOK_FRAMES = 109
-
-
-def _asset(relative: str) -> Path:
-    path = ASSETS / relative
-    if not path.is_file():
-        pytest.skip(f"test media {path} is missing; set BOOTH_ASSETS to the shared assets folder")
-    return path
+_asset = asset
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,171 @@
+"""Configuration: defaults, overrides, and one clear line for every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from booth.config import Config, load_config
+from booth.errors import BoothError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "booth.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(BoothError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_no_file_gives_the_defaults():
+    cfg = load_config(None)
+    assert cfg == Config()
+    assert cfg.scene.name == "sol46"
+    assert (cfg.camera.width, cfg.camera.height, cfg.camera.fps) == (1280, 720, 30)
+    assert cfg.station.mirror is True
+    assert cfg.store.jpeg_quality == 90
+    assert cfg.server.port == 8000
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == Config()
+
+
+def test_a_file_changes_only_what_it_lists(tmp_path):
+    cfg = load_config(write(tmp_path, """
+data_dir = "/srv/booth"
+
+[camera]
+width = 1920
+height = 1080
+stall_seconds = 3     # an int where a float is expected is fine
+
+[station]
+mirror = false
+
+[server]
+public_url = "http://192.168.1.20:8000"
+"""))
+    assert cfg.data_dir == "/srv/booth"
+    assert cfg.data_path() == Path("/srv/booth")
+    assert (cfg.camera.width, cfg.camera.height) == (1920, 1080)
+    assert cfg.camera.stall_seconds == 3.0 and isinstance(cfg.camera.stall_seconds, float)
+    assert cfg.station.mirror is False
+    assert cfg.server.public_url == "http://192.168.1.20:8000"
+    # everything else keeps its default
+    assert cfg.camera.fps == 30
+    assert cfg.station.countdown_seconds == 3
+    assert cfg.scene == Config().scene
+    assert cfg.store == Config().store
+
+
+def test_cache_dir_comes_from_the_file_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOTH_CACHE_DIR", str(tmp_path / "env-cache"))
+    assert load_config(None).cache_path() == tmp_path / "env-cache"
+    cfg = load_config(write(tmp_path, f'cache_dir = "{tmp_path / "file-cache"}"\n'))
+    assert cfg.cache_path() == tmp_path / "file-cache"
+
+
+def test_unknown_top_level_key(tmp_path):
+    message = error_of(tmp_path, 'dta_dir = "/srv"\n')
+    assert message.startswith("config: unknown setting 'dta_dir'")
+    assert "data_dir" in message  # the list of known settings points at the right name
+
+
+def test_unknown_nested_key(tmp_path):
+    message = error_of(tmp_path, "[camera]\nwidht = 1920\n")
+    assert message.startswith("config: unknown setting 'camera.widht'")
+    assert "width" in message and "height" in message
+
+
+def test_unknown_table(tmp_path):
+    message = error_of(tmp_path, "[kamera]\nwidth = 1920\n")
+    assert "unknown setting 'kamera'" in message
+
+
+def test_a_string_where_a_number_is_expected(tmp_path):
+    message = error_of(tmp_path, '[camera]\nwidth = "big"\n')
+    assert message == "config: camera.width must be a whole number, got 'big'"
+
+
+def test_a_float_where_an_int_is_expected(tmp_path):
+    message = error_of(tmp_path, "[camera]\nfps = 29.97\n")
+    assert message == "config: camera.fps must be a whole number, got 29.97"
+
+
+def test_a_number_where_a_boolean_is_expected(tmp_path):
+    message = error_of(tmp_path, "[station]\nmirror = 1\n")
+    assert message == "config: station.mirror must be true or false, got 1"
+
+
+def test_a_boolean_where_a_number_is_expected(tmp_path):
+    message = error_of(tmp_path, "[camera]\nfps = true\n")
+    assert message == "config: camera.fps must be a whole number, got True"
+
+
+def test_out_of_range(tmp_path):
+    message = error_of(tmp_path, "[camera]\nfps = 0\n")
+    assert message == "config: camera.fps = 0 is out of range; use 1 to 120"
+    message = error_of(tmp_path, "[store]\njpeg_quality = 101\n")
+    assert message == "config: store.jpeg_quality = 101 is out of range; use 50 to 100"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[camera]\nstall_seconds = nan\n", "camera.stall_seconds"),
+    ("[segmentation]\nmin_person_fraction = nan\n", "segmentation.min_person_fraction"),
+    ("[store]\nretention_hours = inf\n", "store.retention_hours"),
+])
+def test_nan_and_inf_are_out_of_range(tmp_path, text, where):
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"config: {where} = ")
+    assert "is out of range; use " in message
+
+
+def test_invalid_toml(tmp_path):
+    path = write(tmp_path, "[camera\nwidth = 1920\n")
+    with pytest.raises(BoothError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"config file {path} is not valid TOML: ")
+    assert "line 1" in message
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    with pytest.raises(BoothError) as info:
+        load_config(path)
+    assert str(info.value) == f"config file {path} does not exist; check the --config path"
+
+
+def test_a_folder_instead_of_a_file(tmp_path):
+    with pytest.raises(BoothError) as info:
+        load_config(tmp_path)
+    assert str(info.value).startswith(f"config file {tmp_path} cannot be read: ")
+
+
+def test_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('data_dir = "/srv/caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(BoothError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"config file {path} cannot be read: ")
+
+
+def test_a_value_where_a_table_is_expected(tmp_path):
+    message = error_of(tmp_path, "camera = 1920\n")
+    assert message == "config: [camera] must be a table of settings"
+
+
+def test_a_table_where_a_value_is_expected(tmp_path):
+    message = error_of(tmp_path, "[camera.width]\npixels = 1920\n")
+    assert message == "config: camera.width must be a whole number, got {'pixels': 1920}"
+    message = error_of(tmp_path, "data_dir = { path = '/srv' }\n")
+    assert message == "config: data_dir must be a string, got {'path': '/srv'}"
