@@ -113,8 +113,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
             ok, png = cv2.imencode(".png", (alpha * 255 + 0.5).astype(np.uint8))
             write_atomically(Path(args.mask_out), png.tobytes())
     except OSError as exc:
-        raise BoothError(f"cannot write the output: {exc.strerror or exc} "
-                         f"({exc.filename or args.output})") from None
+        where = exc.filename or args.output
+        # mkdir(exist_ok=True) says "File exists" when a file sits where a folder must be
+        reason = (f"{where} is a file, not a folder" if isinstance(exc, FileExistsError)
+                  else f"{exc.strerror or exc} ({where})")
+        raise BoothError(f"cannot write the output: {reason}; give -o (and --mask-out) a "
+                         "path in a folder you can write to") from None
     print(args.output)
     return 0
 

@@ -71,7 +71,7 @@ def text_overlay(lines: list[tuple[str, ImageFont.FreeTypeFont, tuple[int, int, 
     """Stacked lines of text as one overlay at (x, y); `backdrop` is an RGBA rounded box."""
     heights = [f.getbbox("Ag")[3] for _, f, _ in lines]
     widths = [int(f.getlength(t)) for t, f, _ in lines]
-    box_w = (width or max(widths)) + 2 * pad
+    box_w = width or max(widths) + 2 * pad  # `width` is the whole box, padding included
     box_h = int(sum(heights) + gap * sum(heights[:-1])) + 2 * pad
     image = Image.new("RGBA", (box_w, box_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)

@@ -94,10 +94,10 @@ class Screens:
                                         ("your photo...", font(round(28 * u)), MUTED)])]
         self.camera_banner = text_overlay(
             [("Camera unavailable, reconnecting...", fit_font(
-                "Camera unavailable, reconnecting...", lay.photo_w - round(80 * u),
+                "Camera unavailable, reconnecting...", lay.photo_w - round(96 * u),
                 round(30 * u), "Bold"), INK)],
             lay.photo_x + round(24 * u), lay.photo_y + lay.plate_h // 2 - round(30 * u),
-            width=lay.photo_w - round(96 * u), align="center", pad=round(24 * u),
+            width=lay.photo_w - round(48 * u), align="center", pad=round(24 * u),
             backdrop=(120, 30, 20, 230))
         self.failed_panel = [panel([("Sorry!", font(round(46 * u), "Black"), INK),
                                     ("The photo could not", font(round(26 * u)), MUTED),

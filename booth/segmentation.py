@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -66,7 +67,9 @@ class Segmenter:
     def __init__(self, model: str = "landscape") -> None:
         path = model_path(model)
         self.input_size = _INPUT_SIZE.get(model, (256, 144))
-        with _quiet_stderr():
+        # mediapipe 0.10.21 warns about its own use of a deprecated protobuf API: noise.
+        with _quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
 

@@ -60,7 +60,8 @@ class PlateServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
 
     def url(self, path: str = f"/{PLATE_FILE}") -> str:
@@ -272,7 +273,8 @@ def test_a_server_that_does_not_speak_http(scene, no_env_plate, tmp_path):
             self.request.sendall(b"hello\r\nthis is not http\r\n")
 
     with socketserver.TCPServer(("127.0.0.1", 0), Garbage) as tcp:
-        thread = threading.Thread(target=tcp.serve_forever, daemon=True)
+        thread = threading.Thread(target=tcp.serve_forever, kwargs={"poll_interval": 0.02},
+                                  daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{tcp.server_address[1]}/{PLATE_FILE}"
         try:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Regenerate the README's pictures with the booth itself, from the shared test media.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ASSETS="${BOOTH_ASSETS:-../shared/assets}"
+export BOOTH_PLATE="${BOOTH_PLATE:-$ASSETS/scenes/sol46/PIA24542_large.jpg}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+booth compose "$ASSETS/people/rembg_girl-3.jpg" -o "$tmp/compose.jpg" --mirror
+booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
+    --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" >/dev/null
+python - "$tmp" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+tmp = Path(sys.argv[1])
+Image.open(tmp / "compose.jpg").resize((960, 759)).save("docs/compose-example.jpg", quality=85)
+for state in ("attract", "result"):
+    shot = sorted((tmp / "screens").glob(f"*-{state}.png"))[0]
+    Image.open(shot).convert("RGB").save(f"docs/station-{state}.jpg", quality=85)
+PY
+echo "wrote docs/compose-example.jpg docs/station-attract.jpg docs/station-result.jpg"
