@@ -86,14 +86,14 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
     from booth.compositing import alpha_from_confidence
     from booth.photo import encode_jpeg, with_band
-    from booth.segmentation import _quiet_stderr
+    from booth.quiet import quiet_stderr
     from booth.wiring import load_pipeline
 
     cfg = _config(args)
     photo = Path(args.photo)
     frame = None
     if photo.is_file():  # OpenCV logs a warning of its own for a missing file
-        with _quiet_stderr():  # libpng/libjpeg warn on fd 2 even about files they decode
+        with quiet_stderr():  # libpng/libjpeg warn on fd 2 even about files they decode
             frame = cv2.imread(args.photo, cv2.IMREAD_COLOR)
     if frame is None:
         what = "does not exist" if not photo.exists() else "is not an image"
@@ -104,21 +104,26 @@ def cmd_compose(args: argparse.Namespace) -> int:
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")
     result = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
-    try:
-        write_atomically(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))
-        if args.mask_out:
-            h, w = frame.shape[:2]
-            alpha = alpha_from_confidence(
-                cv2.resize(analysis.people.mask, (w, h), interpolation=cv2.INTER_LINEAR))
-            ok, png = cv2.imencode(".png", (alpha * 255 + 0.5).astype(np.uint8))
-            write_atomically(Path(args.mask_out), png.tobytes())
-    except OSError as exc:
-        where = exc.filename or args.output
-        # mkdir(exist_ok=True) says "File exists" when a file sits where a folder must be
-        reason = (f"{where} is a file, not a folder" if isinstance(exc, FileExistsError)
-                  else f"{exc.strerror or exc} ({where})")
-        raise BoothError(f"cannot write the output: {reason}; give -o (and --mask-out) a "
-                         "path in a folder you can write to") from None
+    files = [(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))]
+    if args.mask_out:
+        h, w = frame.shape[:2]
+        alpha = alpha_from_confidence(
+            cv2.resize(analysis.people.mask, (w, h), interpolation=cv2.INTER_LINEAR))
+        _, png = cv2.imencode(".png", (alpha * 255 + 0.5).astype(np.uint8))
+        files.append((Path(args.mask_out), png.tobytes()))
+    written: list[Path] = []
+    for target, data in files:
+        try:
+            write_atomically(target, data)
+        except OSError as exc:
+            for done in written:  # all of the outputs or none of them
+                done.unlink(missing_ok=True)
+            # mkdir(exist_ok=True) says "File exists" when a file sits where a folder must be
+            reason = (f"{exc.filename} is a file, not a folder"
+                      if isinstance(exc, FileExistsError) else exc.strerror or str(exc))
+            raise BoothError(f"cannot write {target}: {reason}; give -o (and --mask-out) a "
+                             "path in a folder you can write to") from None
+        written.append(target)
     print(args.output)
     return 0
 

@@ -40,14 +40,20 @@ class HeadlessDisplay:
 class WindowDisplay:
     """OpenCV HighGUI window; touches arrive as mouse clicks."""
 
-    def __init__(self, title: str = "selfie-booth", fullscreen: bool = True) -> None:
+    def __init__(self, title: str = "selfie-booth", fullscreen: bool = True,
+                 size: tuple[int, int] = (1280, 720)) -> None:
         self.title = title
         self._events: list[str] = []
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            # GUI_NORMAL: no Qt toolbar or status bar on the kiosk.
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
+                            | cv2.WINDOW_GUI_NORMAL)
         except cv2.error:
             raise BoothError("cannot open a window (no display?); run on the kiosk's desktop "
                              "or use --headless") from None
+        # The screen's size when no window manager honours fullscreen (a bare X session).
+        cv2.resizeWindow(title, *size)
+        cv2.moveWindow(title, 0, 0)
         if fullscreen:
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
         cv2.setMouseCallback(title, self._on_mouse)

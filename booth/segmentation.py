@@ -5,8 +5,6 @@ mediapipe 0.10.21 ships the model files; nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import cv2
 import numpy as np
 
 from booth.errors import BoothError
+from booth.quiet import quiet_stderr
 
 _MODELS = {
     "landscape": "selfie_segmentation_landscape.tflite",  # 256x144 input, best on 16:9
@@ -43,24 +42,6 @@ def model_path(model: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """MediaPipe's C++ side logs start-up noise straight to fd 2; env vars do not stop it."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (a windowed app on Windows): nothing to hide
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class Segmenter:
     """Confidence that each pixel shows a person, for BGR frames."""
 
@@ -68,7 +49,7 @@ class Segmenter:
         path = model_path(model)
         self.input_size = _INPUT_SIZE.get(model, (256, 144))
         # mediapipe 0.10.21 warns about its own use of a deprecated protobuf API: noise.
-        with _quiet_stderr(), warnings.catch_warnings():
+        with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision

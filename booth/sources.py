@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from booth.errors import BoothError
+from booth.quiet import quiet_stderr
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 FIRST_FRAME_SECONDS = 5.0  # a camera may need seconds after opening before its first frame
@@ -167,9 +168,10 @@ class VideoFileSource(FrameSource):
     def _open(self) -> tuple[cv2.VideoCapture, np.ndarray]:
         if not self.path.is_file():
             raise BoothError(f"no such file: {self.path}")
-        cap = cv2.VideoCapture(str(self.path))
-        # Reading one frame is the real test: some broken files still "open".
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        with quiet_stderr():  # FFmpeg reports a broken file on fd 2; we say it in one line
+            cap = cv2.VideoCapture(str(self.path))
+            # Reading one frame is the real test: some broken files still "open".
+            ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok:
             cap.release()
             raise BoothError(f"cannot read video {self.path.name}: not a video OpenCV can decode")
@@ -263,6 +265,10 @@ class CameraSource(FrameSource):
         return f"--source {1 if self.device == 0 else 0}"
 
     def _open(self) -> cv2.VideoCapture:
+        with quiet_stderr():  # back ends warn on fd 2 for every failed (re)connect attempt
+            return self._open_device()
+
+    def _open_device(self) -> cv2.VideoCapture:
         if isinstance(self.device, int) and sys.platform.startswith("linux"):
             # V4L2 directly (the default chain may pick GStreamer, which ignores these settings);
             # USB webcams give 720p at 30 fps only as MJPG, raw YUYV manages ~10 fps.

@@ -155,13 +155,12 @@ class PhotoMaker:
 class Station:
     def __init__(self, source: FrameSource, pipeline: Pipeline, screens: Screens,
                  maker: PhotoMaker, display: Display, machine: Machine, *,
-                 stall_seconds: float = 1.5, max_captures: int | None = None,
+                 max_captures: int | None = None,
                  save_screens: Path | None = None, out: TextIO = sys.stdout,
                  log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source, self.pipeline, self.screens = source, pipeline, screens
         self.maker, self.display, self.machine = maker, display, machine
-        self.stall_seconds = stall_seconds
         self.max_captures = max_captures
         self.save_screens = save_screens
         self.out, self.log, self.clock = out, log, clock
@@ -197,8 +196,8 @@ class Station:
                     self.fps = 0.9 * self.fps + 0.1 / dt if dt > 0 else self.fps
                     last_seq, last_frame_at, frame = seq, now, latest
                     analysis = self.pipeline.analyse(frame, now)
-                self.camera_ok = (frame is not None and self.source.status() == "ok"
-                                  and now - last_frame_at < self.stall_seconds)
+                # Sources watch themselves (a camera's watchdog); a still image stays "ok".
+                self.camera_ok = frame is not None and self.source.status() == "ok"
                 if self.machine.tick(now):
                     if analysis is None or frame is None or not self.camera_ok:
                         self.machine.cancel(now)

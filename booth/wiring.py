@@ -66,10 +66,11 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                            retention_hours=cfg.store.retention_hours,
                            jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)
         display = HeadlessDisplay() if headless else WindowDisplay(
-            fullscreen=st.fullscreen and not windowed)
+            fullscreen=st.fullscreen and not windowed,
+            size=(st.display_width, st.display_height))
         machine = Machine(st.countdown_seconds, st.result_seconds, auto_capture)
         station = Station(frames, pipeline, screens, maker, display, machine,
-                          stall_seconds=cfg.camera.stall_seconds, max_captures=max_captures,
+                          max_captures=max_captures,
                           save_screens=save_screens)
         return station.run()
     finally:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, asset
+from tests.conftest import ROOT, asset
 
 ASTRONAUT = "people/skimage_astronaut.png"
 
@@ -70,7 +70,8 @@ def test_compose_a_corrupt_image(tmp_path, out_dir):
     photo = tmp_path / "x.jpg"
     photo.write_bytes(np.random.default_rng(7).bytes(20_000))
     line = compose_fails(photo, out_dir, tmp_path)
-    assert line == f"booth: error: cannot read {photo}: it is not an image; give a JPEG or PNG photo"
+    assert line == (f"booth: error: cannot read {photo}: it is not an image; give a JPEG or "
+                    "PNG photo")
 
 
 def test_compose_a_photo_without_a_person(tmp_path, out_dir, plate_path):
@@ -97,18 +98,21 @@ def test_compose_to_an_unwritable_place(tmp_path):
     blocker.write_text("not a folder")
     result = booth("compose", asset(ASTRONAUT), "-o", blocker / "out.jpg", cwd=tmp_path)
     line = error_line(result)
-    assert line == (f"booth: error: cannot write the output: {blocker} is a file, not a folder; "
-                    "give -o (and --mask-out) a path in a folder you can write to")
+    assert line == (f"booth: error: cannot write {blocker / 'out.jpg'}: {blocker} is a file, "
+                    "not a folder; give -o (and --mask-out) a path in a folder you can write to")
     assert blocker.read_text() == "not a folder"
 
-    # a folder that exists but cannot take the file: the output is a folder itself
-    (tmp_path / "taken.jpg").mkdir()
-    result = booth("compose", asset(ASTRONAUT), "-o", tmp_path / "taken.jpg", cwd=tmp_path)
+
+def test_compose_keeps_no_output_when_the_mask_cannot_be_written(tmp_path):
+    (tmp_path / "taken.png").mkdir()  # a folder where the mask should go
+    out = tmp_path / "out.jpg"
+    result = booth("compose", asset(ASTRONAUT), "-o", out, "--mask-out", tmp_path / "taken.png",
+                   cwd=tmp_path)
     line = error_line(result)
-    assert line.startswith("booth: error: cannot write the output: Is a directory (")
-    assert line.endswith("; give -o (and --mask-out) a path in a folder you can write to")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "taken.jpg"]
-    assert list((tmp_path / "taken.jpg").iterdir()) == []  # no temp file left behind
+    assert line == (f"booth: error: cannot write {tmp_path / 'taken.png'}: Is a directory; "
+                    "give -o (and --mask-out) a path in a folder you can write to")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"]  # no out.jpg, no temp
+    assert list((tmp_path / "taken.png").iterdir()) == []
 
 
 def test_compose_the_astronaut(tmp_path):
