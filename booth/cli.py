@@ -39,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-captures", type=int, metavar="N", help="stop after N photos")
     run.add_argument("--save-screens", metavar="DIR",
                      help="save the first screen of every state as a PNG in DIR")
+    _web_options(run)
+
+    serve = sub.add_parser("serve", parents=[common],
+                           help="run only the web app phones and staff use")
+    _web_options(serve)
+
+    purge = sub.add_parser("purge", parents=[common], help="delete photos now")
+    which = purge.add_mutually_exclusive_group()
+    which.add_argument("--older-than", metavar="AGE", type=_duration,
+                       help="photos taken more than AGE ago, e.g. 90m, 24h, 7d")
+    which.add_argument("--all", action="store_true", help="every photo")
+
+    passwd = sub.add_parser("passwd", parents=[common], help="set the staff password")
+    passwd.add_argument("--stdin", action="store_true",
+                        help="read the password from standard input (for scripts)")
 
     compose = sub.add_parser("compose", parents=[common],
                              help="put the person in one photo into the scene")
@@ -55,10 +70,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _web_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 0.0.0.0: every network)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """'90m', '24h', '7d', '30s' -> seconds."""
+    value, unit = text[:-1], text[-1:].lower()
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an age; use a number and a unit, e.g. 90m, 24h or 7d") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return seconds
+
+
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if args.data_dir:
         cfg.data_dir = args.data_dir
+    if getattr(args, "host", None):
+        cfg.server.host = args.host
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise BoothError(f"--port {args.port} is not a port; use 1 to 65535")
+        cfg.server.port = args.port
     return cfg
 
 
@@ -146,13 +188,61 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(_config(args), args.source, frames=args.frames, as_json=args.json)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from booth.wiring import serve_web
+
+    return serve_web(_config(args))
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from booth.store import Store
+
+    store = Store(_config(args).data_path())
+    try:
+        if args.all:
+            count, what = store.purge_all(), "photos"
+        elif args.older_than is not None:
+            count, what = store.purge_older_than(args.older_than), "older photos"
+        else:
+            count, what = store.purge_expired(), "expired photos"
+    finally:
+        store.close()
+    print(f"deleted {count} {what}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from booth.passwords import set_password
+    from booth.store import Store
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        try:
+            password = getpass.getpass("New staff password: ")
+            if getpass.getpass("Again: ") != password:
+                raise BoothError("the two passwords differ; nothing was changed")
+        except EOFError:
+            raise BoothError("no password given; type it at the prompt or use --stdin") from None
+    store = Store(_config(args).data_path())
+    try:
+        set_password(store, password)
+    finally:
+        store.close()
+    print("staff password set; staff pages: /staff")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench}[args.command]
+    handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
+               "purge": cmd_purge, "passwd": cmd_passwd}[args.command]
     try:
         return handler(args)
     except BoothError as exc:

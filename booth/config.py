@@ -75,6 +75,8 @@ class ServerConfig:
     public_url: str = _opt("", doc="base URL phones use, e.g. http://192.168.1.20:8000")
     host: str = _opt("0.0.0.0")
     port: int = _opt(8000, lo=1, hi=65535)
+    photo_requests_per_minute: int = _opt(60, lo=1, hi=100000,
+                                          doc="per phone, on the photo pages and images")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -47,6 +48,11 @@ def with_band(picture: np.ndarray, scene: Scene, when: datetime) -> np.ndarray:
     """The photo: the picture (plate with or without people) above its caption band."""
     h, w = picture.shape[:2]
     return np.vstack([picture, caption_band(w, band_height(h), scene, when)])
+
+
+def thumbnail(bgr: np.ndarray, width: int = 480) -> np.ndarray:
+    h, w = bgr.shape[:2]
+    return cv2.resize(bgr, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:

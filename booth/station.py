@@ -23,7 +23,7 @@ import numpy as np
 
 from booth.display import Display
 from booth.errors import BoothError
-from booth.photo import band_height, caption_band, encode_jpeg
+from booth.photo import band_height, caption_band, encode_jpeg, thumbnail
 from booth.pipeline import Analysis, Pipeline
 from booth.qr import qr_image
 from booth.screens import Screens, dim, flash
@@ -142,7 +142,8 @@ class PhotoMaker:
             photo = np.vstack([self.pipeline.final(frame, analysis), self.band(datetime.now())])
             raw = encode_jpeg(frame, self.jpeg_quality) if self.keep_raw else None
             capture = self.store.publish(encode_jpeg(photo, self.jpeg_quality),
-                                         ttl_seconds=self.retention_hours * 3600, raw_jpeg=raw)
+                                         ttl_seconds=self.retention_hours * 3600, raw_jpeg=raw,
+                                         thumb_jpeg=encode_jpeg(thumbnail(photo), 80))
             link = f"{self.base_url}/p/{capture.token}"
             screen = self.screens.result(photo, qr_image(link, 600), link,
                                          datetime.fromtimestamp(capture.expires_at),
@@ -157,6 +158,7 @@ class Station:
                  maker: PhotoMaker, display: Display, machine: Machine, *,
                  max_captures: int | None = None,
                  save_screens: Path | None = None, out: TextIO = sys.stdout,
+                 report: Callable[[dict], None] | None = None,
                  log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source, self.pipeline, self.screens = source, pipeline, screens
@@ -164,6 +166,7 @@ class Station:
         self.max_captures = max_captures
         self.save_screens = save_screens
         self.out, self.log, self.clock = out, log, clock
+        self.report = report  # where the station's status goes (the staff page reads it)
         self.captures = 0
         self.camera_ok = False
         self.fps = 0.0
@@ -184,6 +187,7 @@ class Station:
         screen = self.screens.base.copy()
         shown_state: State | None = None
         saved = 0
+        reported_at = -1e9
         self.machine.reset(self.clock())
         try:
             while True:
@@ -215,6 +219,11 @@ class Station:
                         self.log(f"photo saved in {outcome.seconds * 1000:.0f} ms")
                     else:
                         self.log(f"capture failed: {outcome.error}")
+                if self.report is not None and now - reported_at >= 2.0:
+                    reported_at = now
+                    status = {"camera": "ok" if self.camera_ok else "reconnecting",
+                              "fps": round(self.fps, 1), "updated_at": time.time()}
+                    worker.submit(self.report, status)  # off the frame loop: it writes a DB
                 state = self.machine.state
                 if state is State.RESULT and result_screen is not None:
                     screen = result_screen

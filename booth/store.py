@@ -10,6 +10,7 @@ Only the SHA-256 of each download token is stored: the database alone cannot ope
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -37,11 +38,19 @@ CREATE TABLE IF NOT EXISTS captures (
     token_hash TEXT UNIQUE NOT NULL,
     filename TEXT NOT NULL,
     raw_filename TEXT,
+    thumb_filename TEXT,
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     downloads INTEGER NOT NULL DEFAULT 0
-)
+);
+CREATE INDEX IF NOT EXISTS captures_created ON captures (created_at);
+CREATE INDEX IF NOT EXISTS captures_expires ON captures (expires_at);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# What a live system's sweep leaves alone: another process may be writing it right now.
+_GENTLE_TMP_AGE = 600.0
+_GENTLE_FILE_AGE = 120.0
+_COLUMNS = "id, filename, thumb_filename, created_at, expires_at, downloads"
 
 @dataclass(frozen=True)
 class Capture:
@@ -52,6 +61,7 @@ class Capture:
     created_at: float
     expires_at: float
     downloads: int
+    thumb_path: Path | None = None
 
 
 def _hash(token: str) -> str:
@@ -83,7 +93,10 @@ def _remove(path: Path) -> bool:
 
 
 class Store:
-    def __init__(self, data_dir: Path) -> None:
+    """gentle=True for a process that runs beside a station (the web server alone): its
+    start-up sweep leaves young files alone, since the station may be writing them."""
+
+    def __init__(self, data_dir: Path, *, gentle: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.photos = self.data_dir / "photos"
         self.db_path = self.data_dir / "booth.sqlite3"
@@ -108,7 +121,7 @@ class Store:
             raise self._db_error(exc) from None
         try:
             self._open_schema()
-            self.sweep()
+            self.sweep(gentle=gentle)
         except BaseException as exc:
             self._db.close()
             if isinstance(exc, sqlite3.DatabaseError):
@@ -139,7 +152,9 @@ class Store:
                                  f"(schema {version}); upgrade, or pass --data-dir with "
                                  "another folder")
             if version < 1:
-                db.execute(_SCHEMA)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -161,8 +176,9 @@ class Store:
         return path
 
     def publish(self, jpeg: bytes, *, ttl_seconds: float, raw_jpeg: bytes | None = None,
-                now: float | None = None) -> Capture:
-        """Store a photo (and optionally the raw frame); return it with its plain token."""
+                thumb_jpeg: bytes | None = None, now: float | None = None) -> Capture:
+        """Store a photo (optionally its raw frame and its thumbnail); return it with its
+        plain token."""
         if not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
         now = time.time() if now is None else now
@@ -173,8 +189,11 @@ class Store:
         written: list[Path] = []
         try:
             files = [self._write_file(jpeg, f"{stem}.jpg", written)]
-            if raw_jpeg is not None:
-                files.append(self._write_file(raw_jpeg, f"{stem}-raw.jpg", written))
+            extra = {}
+            for kind, data in (("raw", raw_jpeg), ("thumb", thumb_jpeg)):
+                if data is not None:
+                    extra[kind] = self._write_file(data, f"{stem}-{kind}.jpg", written)
+                    files.append(extra[kind])
             _fsync_dir(self.photos)
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -184,10 +203,11 @@ class Store:
                     if not all(p.exists() for p in files):
                         raise OSError("the file vanished before it was recorded (another "
                                       "booth process swept the photos folder?)")
+                    names = {k: p.name for k, p in extra.items()}
                     cur = self._db.execute(
-                        "INSERT INTO captures (token_hash, filename, raw_filename, created_at,"
-                        " expires_at) VALUES (?, ?, ?, ?, ?)",
-                        (_hash(token), files[0].name, files[1].name if len(files) > 1 else None,
+                        "INSERT INTO captures (token_hash, filename, raw_filename,"
+                        " thumb_filename, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (_hash(token), files[0].name, names.get("raw"), names.get("thumb"),
                          now, now + ttl_seconds))
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -202,7 +222,13 @@ class Store:
             if isinstance(exc, sqlite3.OperationalError):  # disk full, database locked
                 raise BoothError(f"could not save the photo: {exc}") from exc
             raise
-        return Capture(cur.lastrowid, token, files[0].name, files[0], now, now + ttl_seconds, 0)
+        return Capture(cur.lastrowid, token, files[0].name, files[0], now, now + ttl_seconds, 0,
+                       extra.get("thumb"))
+
+    def _capture(self, row: tuple) -> Capture:
+        id_, filename, thumb, created_at, expires_at, downloads = row
+        return Capture(id_, None, filename, self.photos / filename, created_at, expires_at,
+                       downloads, self.photos / thumb if thumb else None)
 
     def resolve(self, token: str, now: float | None = None) -> Capture | None:
         """The live capture for a download token, or None (unknown, malformed or expired)."""
@@ -211,44 +237,139 @@ class Store:
         now = time.time() if now is None else now
         with self._lock:
             row = self._db.execute(
-                "SELECT id, filename, created_at, expires_at, downloads FROM captures"
-                " WHERE token_hash = ? AND expires_at > ?",
+                f"SELECT {_COLUMNS} FROM captures WHERE token_hash = ? AND expires_at > ?",
                 (_hash(token), now)).fetchone()
-        if row is None:
-            return None
-        id_, filename, created_at, expires_at, downloads = row
-        return Capture(id_, None, filename, self.photos / filename, created_at, expires_at,
-                       downloads)
+        return None if row is None else self._capture(row)
 
-    def sweep(self) -> int:
-        """Delete temp files, files no row references and rows whose photo is missing.
+    def get(self, capture_id: int) -> Capture | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM captures WHERE id = ?",
+                                   (capture_id,)).fetchone()
+        return None if row is None else self._capture(row)
 
-        Returns how many files and rows it removed. Holds the database write lock throughout,
-        so a publisher in another process cannot commit a row for a file being deleted.
-        """
-        removed = 0
+    def captures(self, limit: int = 500) -> list[Capture]:
+        """Newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM captures ORDER BY created_at DESC, id DESC LIMIT ?",
+                (limit,)).fetchall()
+        return [self._capture(r) for r in rows]
+
+    def count_since(self, since: float) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM captures WHERE created_at >= ?",
+                                    (since,)).fetchone()[0]
+
+    def record_download(self, capture_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE captures SET downloads = downloads + 1 WHERE id = ?",
+                             (capture_id,))
+
+    def _delete_where(self, where: str, args: tuple) -> int:
+        """Delete matching rows, then their files. Row first: once the row is gone no link
+        opens the photo, and a file that cannot be removed now (open on Windows) is
+        unreferenced, so the next sweep takes it."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                rows = db.execute("SELECT id, filename, raw_filename FROM captures").fetchall()
-                present = {e.name for e in os.scandir(self.photos) if not e.is_dir()}
+                rows = db.execute(
+                    f"SELECT filename, raw_filename, thumb_filename FROM captures WHERE {where}",
+                    args).fetchall()
+                db.execute(f"DELETE FROM captures WHERE {where}", args)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        for names in rows:
+            for name in names:
+                if name:
+                    _remove(self.photos / name)
+        return len(rows)
+
+    def delete(self, capture_ids: list[int]) -> int:
+        ids = [int(i) for i in capture_ids]
+        if not ids:
+            return 0
+        return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
+
+    def delete_token(self, token: str) -> bool:
+        capture = self.resolve(token)
+        return capture is not None and self.delete([capture.id]) == 1
+
+    def purge_expired(self, now: float | None = None) -> int:
+        return self._delete_where("expires_at <= ?", (time.time() if now is None else now,))
+
+    def purge_older_than(self, seconds: float, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        return self._delete_where("created_at <= ?", (now - seconds,))
+
+    def purge_all(self) -> int:
+        return self._delete_where("1 = 1", ())
+
+    def get_setting(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?",
+                                   (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key)"
+                             " DO UPDATE SET value = excluded.value", (key, value))
+
+    def setting_or_create(self, key: str, make) -> str:
+        """The stored value, or make() stored atomically: two processes agree on one."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)",
+                             (key, make()))
+            return self._db.execute("SELECT value FROM settings WHERE key = ?",
+                                    (key,)).fetchone()[0]
+
+    def sweep(self, gentle: bool = False) -> int:
+        """Delete temp files, files no row references and rows whose photo is missing.
+
+        Returns how many files and rows it removed. Holds the database write lock throughout,
+        so a publisher in another process cannot commit a row for a file being deleted.
+        gentle: spare files young enough that another process may still be writing them.
+        """
+        removed = 0
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    "SELECT id, filename, raw_filename, thumb_filename FROM captures").fetchall()
+                entries = [e for e in os.scandir(self.photos) if not e.is_dir()]
+                present = {e.name for e in entries}
+                young = set()
+                if gentle:
+                    for e in entries:
+                        limit = _GENTLE_TMP_AGE if e.name.startswith(TMP_PREFIX) else \
+                            _GENTLE_FILE_AGE
+                        with contextlib.suppress(OSError):
+                            if now - e.stat().st_mtime < limit:
+                                young.add(e.name)
                 referenced = set()
-                for id_, filename, raw_name in rows:
+                for id_, filename, raw_name, thumb_name in rows:
                     if filename not in present:
                         db.execute("DELETE FROM captures WHERE id = ?", (id_,))
                         removed += 1
-                        continue  # its raw file, if any, is now unreferenced
+                        continue  # its raw and thumbnail files are now unreferenced
                     referenced.add(filename)
-                    if raw_name is None:
-                        continue
-                    if raw_name in present:
-                        referenced.add(raw_name)
-                    else:
-                        db.execute("UPDATE captures SET raw_filename = NULL WHERE id = ?",
-                                   (id_,))
-                        removed += 1
-                for name in present - referenced:
+                    for column, name in (("raw_filename", raw_name),
+                                         ("thumb_filename", thumb_name)):
+                        if name is None:
+                            continue
+                        if name in present:
+                            referenced.add(name)
+                        else:
+                            db.execute(f"UPDATE captures SET {column} = NULL WHERE id = ?",
+                                       (id_,))
+                            removed += 1
+                for name in present - referenced - young:
                     removed += _remove(self.photos / name)
                 db.execute("COMMIT")
             except BaseException:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -33,6 +36,47 @@ def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
                     min_person_fraction=cfg.segmentation.min_person_fraction)
 
 
+def report_status(store, status: dict) -> None:
+    """The station's health, for the staff page (which may run in another process)."""
+    with contextlib.suppress(sqlite3.Error):  # busy or full: another report comes in 2 s
+        store.set_setting("station_status", json.dumps(status))
+
+
+def start_web(cfg: Config, store, *, background: bool = True):
+    """The web app on [server] host:port, and the janitor that purges expired photos."""
+    from booth.server import Janitor, WebServer
+    from booth.webapp import create_app
+
+    web = WebServer(create_app(cfg, store), cfg.server.host, cfg.server.port)
+    janitor = Janitor(store)
+    janitor.start()
+    if background:
+        web.start()
+    return web, janitor
+
+
+def serve_web(cfg: Config) -> int:
+    """`booth serve`: the web app alone, beside a station in another process or none."""
+    from booth.store import Store
+
+    store = Store(cfg.data_path(), gentle=True)
+    try:
+        from booth.network import public_base_url
+
+        web, janitor = start_web(cfg, store, background=False)
+        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        if warning:
+            print(f"booth: warning: {warning}", file=sys.stderr)
+        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
+        try:
+            web.serve_forever()
+        finally:
+            janitor.stop()
+    finally:
+        store.close()
+    return 0
+
+
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
                 save_screens: Path | None) -> int:
@@ -52,14 +96,16 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
     store = Store(cfg.data_path())
     frames = None
     display = None
+    web = janitor = None
     try:
         pipeline = load_pipeline(cfg, mirror=st.mirror)
-        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.port)
-        if warning:
-            print(f"booth: warning: {warning}", file=sys.stderr)
         frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
         frames.start()
+        web, janitor = start_web(cfg, store)
+        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        if warning:
+            print(f"booth: warning: {warning}", file=sys.stderr)
         screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
                           st.countdown_seconds)
         maker = PhotoMaker(pipeline, screens, store, base_url,
@@ -70,10 +116,13 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             size=(st.display_width, st.display_height))
         machine = Machine(st.countdown_seconds, st.result_seconds, auto_capture)
         station = Station(frames, pipeline, screens, maker, display, machine,
-                          max_captures=max_captures,
-                          save_screens=save_screens)
+                          max_captures=max_captures, save_screens=save_screens,
+                          report=lambda status: report_status(store, status))
         return station.run()
     finally:
+        if web is not None:
+            web.close()
+            janitor.stop()
         if display is not None:
             display.close()
         if frames is not None:

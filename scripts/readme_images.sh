@@ -9,7 +9,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 booth compose "$ASSETS/people/rembg_girl-3.jpg" -o "$tmp/compose.jpg" --mirror
 booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
-    --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" >/dev/null
+    --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" \
+    --host 127.0.0.1 --port 0 >/dev/null
 python - "$tmp" <<'PY'
 import sys
 from pathlib import Path

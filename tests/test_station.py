@@ -78,7 +78,8 @@ def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path)
     proc = subprocess.run(
         [sys.executable, "-m", "booth", "run", "--headless", "--source", str(video),
          "--config", str(config), "--data-dir", str(data), "--auto-capture", "0.5",
-         "--max-captures", "2", "--save-screens", str(screens)],
+         "--max-captures", "2", "--save-screens", str(screens), "--host", "127.0.0.1",
+         "--port", "0"],
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     links = proc.stdout.splitlines()
@@ -98,8 +99,12 @@ def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path)
                 assert im.format == "JPEG"
                 assert not im.getexif() and "exif" not in im.info
             assert capture.expires_at - capture.created_at == pytest.approx(24 * 3600)
+            thumb = cv2.imread(str(capture.thumb_path))
+            assert thumb.shape[1] == 480
         assert store.count() == 2
-        assert len(list((data / "photos").iterdir())) == 2  # no raw frames by default
+        # Each photo and its thumbnail; no raw camera frame unless configured.
+        names = sorted(p.name for p in (data / "photos").iterdir())
+        assert len(names) == 4 and sum(n.endswith("-thumb.jpg") for n in names) == 2
     finally:
         store.close()
 

@@ -1,0 +1,41 @@
+"""The web app phones and staff use: Flask, served by waitress.
+
+It reads and writes the store only; it never imports the camera code or mediapipe, so
+`booth serve` starts at once and runs on a machine with no camera.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import Flask
+
+from booth.config import Config
+from booth.resources import data_dir
+from booth.store import Store
+from booth.webapp import errors, security, staff, visitor
+
+
+def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
+    web = data_dir("web")
+    app = Flask(__name__, template_folder=str(web / "templates"),
+                static_folder=str(web / "static"), static_url_path="/static")
+    app.config.update(
+        TESTING=testing,
+        # One key for every booth process on this data dir, so sessions survive restarts.
+        SECRET_KEY=store.setting_or_create("secret_key", lambda: secrets.token_hex(32)),
+        SESSION_COOKIE_NAME="booth_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # one shift
+        MAX_CONTENT_LENGTH=64 * 1024,  # forms only; nothing is uploaded
+        WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life
+    )
+    app.extensions["booth.store"] = store
+    app.extensions["booth.config"] = cfg
+    security.init(app)
+    errors.init(app)
+    app.register_blueprint(visitor.bp)
+    app.register_blueprint(staff.bp)
+    return app

@@ -1,0 +1,23 @@
+// Share the photo where the phone supports sharing files (the Web Share API needs HTTPS or
+// localhost); elsewhere the button stays hidden and the Download button does the job.
+(function () {
+  "use strict";
+  var button = document.getElementById("share");
+  if (!button || !navigator.share || !navigator.canShare || !window.fetch || !window.File) {
+    return;
+  }
+  var probe = new File([new Blob()], "x.jpg", { type: "image/jpeg" });
+  if (!navigator.canShare({ files: [probe] })) {
+    return;
+  }
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    fetch(button.dataset.src, { credentials: "same-origin" })
+      .then(function (response) { return response.blob(); })
+      .then(function (blob) {
+        var file = new File([blob], button.dataset.name, { type: "image/jpeg" });
+        return navigator.share({ files: [file], title: "Me on Mars" });
+      })
+      .catch(function () { /* cancelled, or not allowed: Download still works */ });
+  });
+})();
