@@ -106,6 +106,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         base_url, warning = public_base_url(cfg.server.public_url, web.port)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
+        print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
                           st.countdown_seconds)
         maker = PhotoMaker(pipeline, screens, store, base_url,

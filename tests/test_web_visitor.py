@@ -202,3 +202,14 @@ def test_fuzzed_photo_paths_never_500_and_never_leak_a_photo(app, store, path, q
     assert r.status_code < 500
     assert r.mimetype != "image/jpeg"
     assert store.count() == 1
+
+
+def test_delete_works_over_https_without_a_referer(app, store):
+    """Photo pages send no Referer; their forms must still work behind TLS."""
+    capture = publish(store)
+    client = app.test_client()
+    page = client.get(f"/p/{capture.token}/delete", base_url="https://booth.example")
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    r = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
+                    data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert r.status_code == 200 and not capture.path.exists()

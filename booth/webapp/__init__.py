@@ -31,6 +31,9 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # one shift
         MAX_CONTENT_LENGTH=64 * 1024,  # forms only; nothing is uploaded
         WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life
+        # Photo pages send no Referer (it would carry the token), so Flask-WTF's HTTPS-only
+        # Referer check would refuse their forms; the token and SameSite cookie remain.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.extensions["booth.store"] = store
     app.extensions["booth.config"] = cfg
