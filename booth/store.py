@@ -294,10 +294,6 @@ class Store:
             return 0
         return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
 
-    def delete_token(self, token: str) -> bool:
-        capture = self.resolve(token)
-        return capture is not None and self.delete([capture.id]) == 1
-
     def purge_expired(self, now: float | None = None) -> int:
         return self._delete_where("expires_at <= ?", (time.time() if now is None else now,))
 

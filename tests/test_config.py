@@ -90,24 +90,14 @@ def test_unknown_table(tmp_path):
     assert "unknown setting 'kamera'" in message
 
 
-def test_a_string_where_a_number_is_expected(tmp_path):
-    message = error_of(tmp_path, '[camera]\nwidth = "big"\n')
-    assert message == "config: camera.width must be a whole number, got 'big'"
-
-
-def test_a_float_where_an_int_is_expected(tmp_path):
-    message = error_of(tmp_path, "[camera]\nfps = 29.97\n")
-    assert message == "config: camera.fps must be a whole number, got 29.97"
-
-
-def test_a_number_where_a_boolean_is_expected(tmp_path):
-    message = error_of(tmp_path, "[station]\nmirror = 1\n")
-    assert message == "config: station.mirror must be true or false, got 1"
-
-
-def test_a_boolean_where_a_number_is_expected(tmp_path):
-    message = error_of(tmp_path, "[camera]\nfps = true\n")
-    assert message == "config: camera.fps must be a whole number, got True"
+@pytest.mark.parametrize("text, expected", [
+    ('[camera]\nwidth = "big"\n', "camera.width must be a whole number, got 'big'"),
+    ("[camera]\nfps = 29.97\n", "camera.fps must be a whole number, got 29.97"),
+    ("[station]\nmirror = 1\n", "station.mirror must be true or false, got 1"),
+    ("[camera]\nfps = true\n", "camera.fps must be a whole number, got True"),
+])
+def test_a_value_of_the_wrong_type(tmp_path, text, expected):
+    assert error_of(tmp_path, text) == f"config: {expected}"
 
 
 def test_out_of_range(tmp_path):

@@ -114,7 +114,7 @@ def test_station_and_server_processes_share_a_data_dir_cleanly(served):
                 errors.append(f"{status} for {token}")
             if k % 7 == 0:
                 deleted.add(token)
-                store.delete_token(token)
+                store.delete([store.resolve(token).id])
 
     threads = [threading.Thread(target=station)] + [
         threading.Thread(target=phone, args=(n,)) for n in range(10)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime
 
@@ -69,52 +70,47 @@ def fonts(name: str):
     return send_from_directory(font_lato.font_directory, name, max_age=86400)
 
 
-@bp.get("/p/<token>")
-@_photo_limit
-@_miss_limit
-def photo_page(token: str):
-    capture = _live(token)
-    if capture is None:
-        return not_found()
-    return private(current_app.make_response(render_template(
-        "photo.html", token=token, filename=download_name(capture),
-        expires=expiry_text(capture.expires_at))))
+def photo_route(rule: str, methods: tuple[str, ...] = ("GET",)):
+    """A rate-limited route for one live photo: the view gets (token, capture), and every
+    miss gets the same not-found page."""
+    def register(view):
+        @functools.wraps(view)
+        def lookup(token: str):
+            capture = _live(token)
+            return not_found() if capture is None else view(token, capture)
+
+        return bp.route(rule, methods=list(methods))(_photo_limit(_miss_limit(lookup)))
+    return register
 
 
-@bp.get("/p/<token>/photo.jpg")
-@_photo_limit
-@_miss_limit
-def photo_image(token: str):
-    capture = _live(token)
-    return not_found() if capture is None else _image(capture, attachment=False)
+def _page(template: str, **context):
+    return private(current_app.make_response(render_template(template, **context)))
 
 
-@bp.get("/p/<token>/download")
-@_photo_limit
-@_miss_limit
-def download(token: str):
-    capture = _live(token)
-    if capture is None:
-        return not_found()
+@photo_route("/p/<token>")
+def photo_page(token: str, capture: Capture):
+    return _page("photo.html", token=token, filename=download_name(capture),
+                 expires=expiry_text(capture.expires_at))
+
+
+@photo_route("/p/<token>/photo.jpg")
+def photo_image(token: str, capture: Capture):
+    return _image(capture, attachment=False)
+
+
+@photo_route("/p/<token>/download")
+def download(token: str, capture: Capture):
     store().record_download(capture.id)
     return _image(capture, attachment=True)
 
 
-@bp.get("/p/<token>/delete")
-@_photo_limit
-@_miss_limit
-def confirm_delete(token: str):
-    capture = _live(token)
-    if capture is None:
-        return not_found()
-    return private(current_app.make_response(render_template("confirm_delete.html",
-                                                             token=token)))
+@photo_route("/p/<token>/delete")
+def confirm_delete(token: str, capture: Capture):
+    return _page("confirm_delete.html", token=token)
 
 
-@bp.post("/p/<token>/delete")
-@_photo_limit
-@_miss_limit
-def delete(token: str):
-    if not store().delete_token(token):
-        return not_found()
-    return private(current_app.make_response(render_template("deleted.html")))
+@photo_route("/p/<token>/delete", methods=("POST",))
+def delete(token: str, capture: Capture):
+    if not store().delete([capture.id]):
+        return not_found()  # another request deleted it a moment ago
+    return _page("deleted.html")
