@@ -126,7 +126,6 @@ def cmd_compose(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from booth.compositing import alpha_from_confidence
     from booth.photo import encode_jpeg, with_band
     from booth.quiet import quiet_stderr
     from booth.wiring import load_pipeline
@@ -145,12 +144,11 @@ def cmd_compose(args: argparse.Namespace) -> int:
     if not analysis.people.found:
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")
-    result = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
+    matte = pipeline.photo_matte(frame, analysis)
+    result = with_band(pipeline.final(frame, analysis, matte), pipeline.scene, datetime.now())
     files = [(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))]
     if args.mask_out:
-        h, w = frame.shape[:2]
-        alpha = alpha_from_confidence(
-            cv2.resize(analysis.people.mask, (w, h), interpolation=cv2.INTER_LINEAR))
+        alpha = pipeline.photo_alpha(frame, analysis, matte)
         _, png = cv2.imencode(".png", (alpha * 255 + 0.5).astype(np.uint8))
         files.append((Path(args.mask_out), png.tobytes()))
     written: list[Path] = []

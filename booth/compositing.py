@@ -6,9 +6,12 @@ plate at full resolution); only the canvas size and the interpolation differ.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from booth.effects import contact_shadow, light_wrap
 from booth.placement import People, Transform
 
 # Model confidence mapped to alpha: below LO is room, above HI is person. Centred above 0.5,
@@ -41,47 +44,87 @@ def _intersect(a: Box, b: Box) -> Box | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def person_region(people: People, transform: Transform, frame_w: int, frame_h: int,
-                  canvas: np.ndarray, mirror: bool, stage_px: Box) -> Box | None:
+@dataclass(frozen=True)
+class Matte:
+    """An unclipped alpha over part of the frame: values, the 3x3 affine from its pixel
+    centres to frame pixels, and its value beyond its edges."""
+
+    values: np.ndarray
+    to_frame: np.ndarray
+    outside: float
+
+    @classmethod
+    def from_confidence(cls, mask: np.ndarray, frame_w: int, frame_h: int) -> Matte:
+        """The model's small mask, stretched (the clip comes after warping)."""
+        return cls(stretch(mask), _mask_to_frame(mask.shape, frame_w, frame_h), _OUTSIDE)
+
+    @classmethod
+    def from_alpha(cls, alpha: np.ndarray, box: Box) -> Matte:
+        """A full-resolution alpha over box (frame pixels), e.g. the refined one."""
+        return cls(alpha, np.array([[1, 0, box[0]], [0, 1, box[1]], [0, 0, 1]], np.float64), 0.0)
+
+
+@dataclass(frozen=True)
+class Look:
+    """The effects for one render, in canvas pixels (see booth.effects)."""
+
+    colour: np.ndarray | None = None  # 3x4 matrix for cv2.transform
+    light_wrap: float = 0.0
+    light_wrap_px: int = 0
+    glow: np.ndarray | None = None  # the plate at canvas size, blurred (effects.glow)
+    shadow: float = 0.0
+    shadow_px: int = 0
+
+
+def person_region(bbox: tuple[float, float, float, float], m: np.ndarray, frame_w: int,
+                  frame_h: int, canvas_h: int, stage_px: Box) -> Box | None:
     """Canvas pixels that can hold a visitor: their box, a feather margin, inside the stage."""
-    if people.bbox is None:
-        return None
-    u0, v0, u1, v1 = people.bbox
-    m = transform.pixel_matrix(frame_w, frame_h, canvas.shape[0], mirror)
+    u0, v0, u1, v1 = bbox
     corners = np.array([[u0 * frame_w, v0 * frame_h, 1], [u1 * frame_w, v1 * frame_h, 1]]).T
     xs, ys = m @ corners
-    pad = 0.03 * canvas.shape[0]
+    pad = 0.03 * canvas_h
     box = (int(xs.min() - pad), int(ys.min() - pad),
            int(np.ceil(xs.max() + pad)), int(np.ceil(ys.max() + pad)))
     return _intersect(box, stage_px)
 
 
-def composite(canvas: np.ndarray, frame: np.ndarray, people: People,
+def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
-              interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
+              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
     """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place.
 
     Returns the alpha that was used over the person region (None if nobody was drawn).
     """
+    if people.bbox is None:
+        return None
     fh, fw = frame.shape[:2]
-    region = person_region(people, transform, fw, fh, canvas, mirror, stage_px)
+    whole = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror)
+    region = person_region(people.bbox, whole, fw, fh, canvas.shape[0], stage_px)
     if region is None:
         return None
     x0, y0, x1, y1 = region
+    if look.shadow > 0 and people.feet_visible:
+        u0, _, u1, v1 = people.bbox
+        xs, ys = whole @ np.array([[u0 * fw, v1 * fh, 1], [u1 * fw, v1 * fh, 1]]).T
+        contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()), look.shadow_px,
+                       look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
     fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
-    confidence = people.mask
-    m_alpha = (np.vstack([m, [0, 0, 1]]) @ _mask_to_frame(confidence.shape, fw, fh))[:2]
+    m_alpha = (np.vstack([m, [0, 0, 1]]) @ matte.to_frame)[:2]
     # Clip after warping: the cut lands between mask pixels and the feather stays a few
     # canvas pixels wide however much the mask was enlarged.
-    alpha = cv2.warpAffine(stretch(confidence), m_alpha, size, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    alpha = cv2.warpAffine(matte.values, m_alpha, size, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=matte.outside)
     np.clip(alpha, 0.0, 1.0, out=alpha)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
         hit = _intersect(keep, region)
         if hit:
             alpha[hit[1] - y0:hit[3] - y0, hit[0] - x0:hit[2] - x0] = 0.0
     bg = canvas[y0:y1, x0:x1]
+    if look.colour is not None:
+        fg = cv2.transform(fg, look.colour)
+    if look.glow is not None:
+        fg = light_wrap(fg, look.glow[y0:y1, x0:x1], alpha, look.light_wrap_px, look.light_wrap)
     canvas[y0:y1, x0:x1] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
     return alpha

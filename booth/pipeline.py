@@ -8,18 +8,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.compositing import composite
+from booth.compositing import Look, Matte, alpha_from_confidence, composite
+from booth.effects import colour_matrix, colour_stats, glow, motion, smooth_mask
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
+from booth.refine import refined_alpha
 from booth.scene import Scene
 from booth.segmentation import Segmenter
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """What one camera frame says about where the people are and where they go."""
+    """What one camera frame says about where the people are, where they go, and how their
+    colours are shifted toward the scene (the same for the preview and the photo)."""
 
     people: People
     transform: Transform | None
+    colour: np.ndarray | None = None
 
     @property
     def drawable(self) -> bool:
@@ -30,28 +34,46 @@ class Pipeline:
     def __init__(self, scene: Scene, plate: np.ndarray, segmenter: Segmenter, *,
                  mirror: bool = True, min_person_fraction: float = 0.01) -> None:
         self.scene = scene
+        self.effects = scene.effects
         self.plate = plate
         self.segmenter = segmenter
+        # The photo's closer second look uses the square model, best on a tight crop.
+        self.refiner = Segmenter("square") if self.effects.refine else None
         self.mirror = mirror
         self.min_person_fraction = min_person_fraction
         self.smoother = Smoother()
         self.plate_aspect = plate.shape[1] / plate.shape[0]
+        x0, y0, x1, y1 = self.stage_box(plate.shape[1], plate.shape[0])
+        self.scene_colour = colour_stats(plate[y0:y1, x0:x1])  # where visitors stand
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # grey frame, mask
         self.timings: dict[str, float] = {}  # seconds per stage of the last analyse()
+        self._glows: dict[tuple[int, int], np.ndarray] = {}
 
     def analyse(self, frame: np.ndarray, now: float | None = None) -> Analysis:
-        """Segment one frame and update the placement. `now` (seconds) smooths the placement
-        over time, as in the live preview; None places this frame on its own (a still)."""
+        """Segment one frame and update the placement. `now` (seconds) smooths mask and
+        placement over time, as in the live preview; None treats the frame as a still."""
         t0 = time.perf_counter()
-        mask = self.segmenter.segment_small(frame)
+        small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
+        mask = self.segmenter.segment(small)
         t1 = time.perf_counter()
+        if now is not None and self.effects.temporal > 0:
+            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+            if self._previous is not None:
+                mask = smooth_mask(self._previous[1], mask, motion(self._previous[0], grey),
+                                   self.effects.temporal)
+            self._previous = (grey, mask)
         people = find_people(mask, self.min_person_fraction)
         target = None
         if people.bbox is not None:
             target = fit_to_stage(people.bbox, frame.shape[1] / frame.shape[0],
                                   self.plate_aspect, self.scene.stage, self.mirror)
         transform = target if now is None else self.smoother.update(target, now)
+        colour = None
+        if people.found and self.effects.colour > 0:
+            colour = colour_matrix(colour_stats(small, people.mask), self.scene_colour,
+                                   self.effects.colour)
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
-        return Analysis(people, transform)
+        return Analysis(people, transform, colour)
 
     def stage_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         s = self.scene.stage
@@ -61,19 +83,63 @@ class Pipeline:
     def keep_boxes(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
         return [box.pixels(width, height) for _, box in self.scene.keep_visible]
 
+    def look(self, analysis: Analysis, canvas_w: int, canvas_h: int) -> Look:
+        e = self.effects
+        wrap_px = round(e.light_wrap_width * canvas_h)
+        return Look(analysis.colour, e.light_wrap, wrap_px,
+                    self._glow(canvas_w, canvas_h, wrap_px) if e.light_wrap > 0 else None,
+                    e.shadow, round(e.shadow_height * canvas_h))
+
+    def _glow(self, width: int, height: int, wrap_px: int) -> np.ndarray:
+        """The blurred plate at a canvas size, made once per size (the plate never moves)."""
+        key = (width, height)
+        if key not in self._glows:
+            plate = self.plate if (width, height) == self.plate.shape[1::-1] else cv2.resize(
+                self.plate, (width, height), interpolation=cv2.INTER_AREA)
+            self._glows[key] = glow(plate, wrap_px)
+        return self._glows[key]
+
     def render(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
-               interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
+               matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR
+               ) -> np.ndarray | None:
         """Composite into `canvas` (a copy of the plate at any size) in place; returns the
         alpha used over the person region, or None when nobody was drawn."""
         if not analysis.drawable:
             return None
         h, w = canvas.shape[:2]
-        return composite(canvas, frame, analysis.people, analysis.transform,
+        if matte is None:
+            matte = Matte.from_confidence(analysis.people.mask, frame.shape[1], frame.shape[0])
+        return composite(canvas, frame, analysis.people, matte, analysis.transform,
                          mirror=self.mirror, stage_px=self.stage_box(w, h),
-                         keep_px=self.keep_boxes(w, h), interpolation=interpolation)
+                         keep_px=self.keep_boxes(w, h), look=self.look(analysis, w, h),
+                         interpolation=interpolation)
 
-    def final(self, frame: np.ndarray, analysis: Analysis) -> np.ndarray:
-        """The saved photo's picture area: the full-resolution plate with the people in it."""
+    def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
+        """The saved photo's cut-out: refined at full resolution (None: the preview's)."""
+        if self.refiner is None or analysis.people.bbox is None:
+            return None
+        alpha, box = refined_alpha(frame, analysis.people.bbox, self.refiner)
+        return Matte.from_alpha(alpha, box)
+
+    def photo_alpha(self, frame: np.ndarray, analysis: Analysis,
+                    matte: Matte | None = None) -> np.ndarray:
+        """The saved photo's cut-out as a float32 alpha at the frame's own size (`matte`:
+        the photo_matte() already made for this frame, if any)."""
+        h, w = frame.shape[:2]
+        if matte is None:
+            mask = cv2.resize(analysis.people.mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            return alpha_from_confidence(mask)
+        alpha = np.zeros((h, w), np.float32)
+        x0, y0 = int(matte.to_frame[0, 2]), int(matte.to_frame[1, 2])
+        mh, mw = matte.values.shape
+        alpha[y0:y0 + mh, x0:x0 + mw] = matte.values
+        return alpha
+
+    def final(self, frame: np.ndarray, analysis: Analysis,
+              matte: Matte | None = None) -> np.ndarray:
+        """The saved photo's picture area: the full-resolution plate with the people in it
+        (`matte`: the photo_matte() already made for this frame, if any)."""
         canvas = self.plate.copy()
-        self.render(canvas, frame, analysis, interpolation=cv2.INTER_CUBIC)
+        self.render(canvas, frame, analysis, matte or self.photo_matte(frame, analysis),
+                    interpolation=cv2.INTER_CUBIC)
         return canvas

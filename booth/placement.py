@@ -32,6 +32,11 @@ class People:
     def found(self) -> bool:
         return self.bbox is not None
 
+    @property
+    def feet_visible(self) -> bool:
+        """Whether the camera sees the bottom of the people (else they stand close)."""
+        return self.bbox is not None and self.bbox[3] < 1.0 - _CUT_OFF_MARGIN
+
 
 @dataclass(frozen=True)
 class Transform:

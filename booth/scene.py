@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from booth.effects import Effects
 from booth.errors import BoothError
 from booth.resources import data_dir
 
@@ -56,6 +58,25 @@ class Scene:
     plate: Plate
     stage: Stage
     keep_visible: tuple[tuple[str, Box], ...]
+    effects: Effects = Effects()
+
+
+def _effects(path: Path, table: object) -> Effects:
+    """[effects]: each key a number (0 switches an effect off), refine true or false."""
+    if not isinstance(table, dict):
+        raise BoothError(f"{path}: [effects] must be a table of settings")
+    known = {f.name: f for f in dataclasses.fields(Effects)}
+    values = {}
+    for key, value in table.items():
+        if key not in known:
+            raise BoothError(f"{path}: unknown effect {key!r}; known: {', '.join(known)}")
+        if key == "refine":
+            if not isinstance(value, bool):
+                raise BoothError(f"{path}: effects.refine must be true or false")
+            values[key] = value
+        else:
+            values[key] = _frac(f"{path}: effects.{key}", value)
+    return Effects(**values)
 
 
 def _frac(where: str, value: object) -> float:
@@ -79,7 +100,8 @@ def _parse(path: Path, data: dict) -> Scene:
             keep.append((str(item.get("name", f"region {i}")),
                          Box(*(_frac(f"{path}: keep_visible[{i}].box", v) for v in box))))
         scene = Scene(str(data["name"]), str(data.get("title", "")), str(data["caption"]),
-                      str(data["credit"]), plate, stage, tuple(keep))
+                      str(data["credit"]), plate, stage, tuple(keep),
+                      _effects(path, data.get("effects", {})))
     except KeyError as exc:
         raise BoothError(f"scene file {path} lacks the setting {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:

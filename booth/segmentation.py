@@ -69,17 +69,12 @@ class Segmenter:
             self.segment(np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8))
 
     def segment(self, bgr: np.ndarray) -> np.ndarray:
-        """float32 mask (0..1) at the size of `bgr`. Feed a small frame for speed: the model
-        works at its own input size (self.input_size) whatever it is given."""
+        """float32 mask (0..1) at the size of `bgr`. Feed a frame already shrunk to
+        self.input_size for speed: the model works at that size whatever it is given."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
         result = self._segmenter.segment(image)
         return result.confidence_masks[0].numpy_view().copy()
-
-    def segment_small(self, bgr: np.ndarray) -> np.ndarray:
-        """Mask at the model's input size; the frame is shrunk first (the cheap path)."""
-        small = cv2.resize(bgr, self.input_size, interpolation=cv2.INTER_LINEAR)
-        return self.segment(small)
 
     def close(self) -> None:
         self._segmenter.close()

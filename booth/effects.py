@@ -1,0 +1,110 @@
+"""What makes a cut-out look like it stands in the scene: steady edges, the scene's colour,
+its light spilling over the edges, and a shadow on the ground. Pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Per-scene settings ([effects] in scene.toml); a strength of 0 switches one off."""
+
+    refine: bool = True  # second, closer segmentation + guided filter for the saved photo
+    temporal: float = 0.6  # preview: weight of the previous mask where nothing moved
+    colour: float = 0.35  # colour statistics transfer toward the plate
+    light_wrap: float = 0.5  # how much of the plate's light spills over the edges
+    light_wrap_width: float = 0.012  # of the canvas height
+    shadow: float = 0.45  # darkness of the contact shadow under visible feet
+    shadow_height: float = 0.025  # of the canvas height
+
+
+def smooth_mask(previous: np.ndarray | None, current: np.ndarray, motion: np.ndarray | None,
+                weight: float) -> np.ndarray:
+    """Temporal smoothing that does not trail: where the picture changed (motion near 1) the
+    new mask wins at once; where it is still, the previous one steadies the edge."""
+    if previous is None or motion is None or weight <= 0 or previous.shape != current.shape:
+        return current
+    keep = weight * (1.0 - motion)
+    return current + keep * (previous - current)
+
+
+def motion(previous_small: np.ndarray | None, current_small: np.ndarray) -> np.ndarray | None:
+    """0..1 per pixel: how much the (small, grey) frame changed since the last one."""
+    if previous_small is None or previous_small.shape != current_small.shape:
+        return None
+    diff = cv2.absdiff(previous_small, current_small).astype(np.float32)
+    diff = cv2.blur(diff, (5, 5))  # a moving edge counts for its neighbourhood
+    return np.clip(diff * (1.0 / 24.0), 0.0, 1.0)
+
+
+def colour_stats(image: np.ndarray, mask: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per BGR channel, optionally where mask > 0.5."""
+    binary = None if mask is None else (mask > 0.5).astype(np.uint8)
+    if binary is not None and not binary.any():
+        return np.full(3, 128.0), np.full(3, 50.0)
+    mean, std = cv2.meanStdDev(image, mask=binary)
+    return mean.ravel(), std.ravel() + 1e-3
+
+
+def colour_matrix(person: tuple[np.ndarray, np.ndarray], scene: tuple[np.ndarray, np.ndarray],
+                  strength: float) -> np.ndarray | None:
+    """A 3x4 matrix for cv2.transform moving the person's colour statistics part of the way
+    to the scene's (Reinhard-style, per channel). The contrast change is kept mild and the
+    channels move together in brightness, so skin stays skin, only lit by another sky."""
+    if strength <= 0:
+        return None
+    (pm, ps), (sm, ss) = person, scene
+    gain = np.clip(ss / ps, 0.75, 1.25) ** strength
+    target = pm + strength * (sm - pm)
+    # Keep most of the person's own brightness: the plate is darker than a lit visitor.
+    target += 0.5 * strength * ((pm - sm).mean())
+    offset = target - gain * pm
+    m = np.zeros((3, 4), np.float32)
+    m[[0, 1, 2], [0, 1, 2]] = gain
+    m[:, 3] = offset
+    return m
+
+
+def glow(plate: np.ndarray, width: int) -> np.ndarray:
+    """The plate blurred by the light wrap's width: the light that wraps round a figure."""
+    return cv2.blur(plate, (2 * width + 1, 2 * width + 1))
+
+
+def light_wrap(fg: np.ndarray, glow: np.ndarray, alpha: np.ndarray, width: int,
+               strength: float) -> np.ndarray:
+    """Let the plate's light bleed over the person's edges, as real light wraps round a
+    figure: near the edge (where the blurred alpha drops) mix in the blurred plate."""
+    if strength <= 0 or width < 1:
+        return fg
+    k = 2 * width + 1
+    amount = cv2.blur(alpha, (k, k))
+    np.subtract(1.0, amount, out=amount)
+    amount *= alpha
+    amount *= 2.0 * strength
+    np.minimum(amount, strength, out=amount)
+    return cv2.blendLinear(glow, fg, amount, 1.0 - amount)
+
+
+def contact_shadow(canvas: np.ndarray, x0: int, x1: int, ground_y: int, height: int,
+                   darkness: float, clip: tuple[int, int, int, int]) -> None:
+    """A soft dark ellipse on the ground under visible feet, drawn into canvas in place,
+    never outside `clip` (the stage)."""
+    if darkness <= 0 or height < 1 or x1 <= x0:
+        return
+    cx, half_w = (x0 + x1) // 2, max(2, int((x1 - x0) * 0.6))
+    bx0, by0 = max(clip[0], cx - half_w - height), max(clip[1], ground_y - 2 * height)
+    bx1, by1 = min(clip[2], cx + half_w + height), min(clip[3], ground_y + 2 * height)
+    if bx1 <= bx0 or by1 <= by0:
+        return
+    shade = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+    cv2.ellipse(shade, (cx - bx0, ground_y - by0), (half_w, max(1, height // 2)), 0, 0, 360,
+                darkness, -1, cv2.LINE_AA)
+    shade = cv2.GaussianBlur(shade, (0, 0), max(1.0, height * 0.6))
+    region = canvas[by0:by1, bx0:bx1]
+    region[:] = (region * (1.0 - shade)[:, :, None]).astype(np.uint8)

@@ -1,0 +1,227 @@
+"""Screenshots of the web app for the README, taken in headless Chromium.
+
+Serves the real app (waitress on a free loopback port, a temporary data dir holding real
+composites of the shared photos), then photographs the visitor's pages on a phone and the
+staff pages on a desktop screen:
+
+    python scripts/screenshots.py                      # every shot, into docs/
+    python scripts/screenshots.py --only photo gallery --out /tmp/shots --format png
+
+Needs Chromium (Debian's /usr/bin/chromium, or --chromium) and the shared media
+(BOOTH_ASSETS, default ../shared/assets beside the checkout). Contacts loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATE = "scenes/sol46/PIA24542_large.jpg"
+# The visitor's pages show the astronaut (NASA's portrait of Eileen Collins); the gallery
+# shows every composite.
+PEOPLE = ("people/p3m_p_a09f6d7a.jpg", "people/rembg_girl-2.jpg", "people/p3m_p_bd6af989.jpg",
+          "people/rembg_girl-1.jpg", "people/bgm_0001_img.png", "people/rembg_girl-3.jpg",
+          "people/skimage_astronaut.png")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+         "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+# name: (device, what it shows)
+SHOTS = {
+    "photo": ("phone", "a visitor's photo page"),
+    "delete": ("phone", "the delete confirmation"),
+    "deleted": ("phone", "the page after deleting"),
+    "not-found": ("phone", "an unknown or expired link"),
+    "login": ("desktop", "the staff login"),
+    "gallery": ("desktop", "the staff gallery"),
+    "gallery-phone": ("phone", "the staff gallery on a phone"),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "docs",
+                    help="folder for the screenshots (default: docs/)")
+    ap.add_argument("--only", nargs="+", choices=sorted(SHOTS), metavar="SHOT",
+                    help=f"take only these: {', '.join(SHOTS)} (default: all)")
+    ap.add_argument("--format", choices=("jpg", "png"), default="jpg",
+                    help="jpg (quality --quality, small) or png (default: jpg)")
+    ap.add_argument("--quality", type=int, default=85, help="JPEG quality (default: 85)")
+    ap.add_argument("--full-page", action="store_true",
+                    help="the whole scrolling page, not just the screen (for reviews)")
+    ap.add_argument("--assets", type=Path,
+                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
+                                 "assets"),
+                    help="the shared media folder (default: $BOOTH_ASSETS or "
+                         "../shared/assets)")
+    ap.add_argument("--chromium", default=os.environ.get("BOOTH_CHROMIUM") or
+                    "/usr/bin/chromium", help="the Chromium binary (default: /usr/bin/chromium)")
+    return ap.parse_args(argv)
+
+
+def composites(assets: Path, people: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """(photo, thumbnail) JPEGs exactly as the station makes them from each shared photo."""
+    import cv2
+
+    from booth.config import Config
+    from booth.photo import encode_jpeg, thumbnail, with_band
+    from booth.quiet import quiet_stderr
+    from booth.wiring import load_pipeline
+
+    cfg = Config()
+    cfg.scene.plate = str(assets / PLATE)
+    pipeline = load_pipeline(cfg, mirror=False)
+    made = []
+    for relative in people:
+        with quiet_stderr():  # libpng warns on fd 2 about files it decodes fine
+            frame = cv2.imread(str(assets / relative), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise SystemExit(f"screenshots: cannot read {assets / relative}")
+        analysis = pipeline.analyse(frame)
+        if not analysis.people.found:
+            raise SystemExit(f"screenshots: nobody found in {relative}")
+        photo = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
+        made.append((encode_jpeg(photo, cfg.store.jpeg_quality),
+                     encode_jpeg(thumbnail(photo), 80)))
+    return made
+
+
+def save(png: bytes, path: Path, quality: int) -> Path:
+    if path.suffix == ".png":
+        from PIL import Image
+
+        # Re-encode with zlib's best effort: Chromium's PNGs are fast, not small.
+        Image.open(io.BytesIO(png)).save(path, optimize=True)
+    else:
+        from PIL import Image
+
+        Image.open(io.BytesIO(png)).convert("RGB").save(path, quality=quality, optimize=True,
+                                                        progressive=True)
+    return path
+
+
+def ready(page) -> None:
+    """Wait until the fonts and every image on the page are in."""
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = args.only or list(SHOTS)
+    if not (args.assets / PLATE).is_file():
+        print(f"screenshots: the shared media are not in {args.assets} (set BOOTH_ASSETS or "
+              "pass --assets)", file=sys.stderr)
+        return 1
+    if not os.access(args.chromium, os.X_OK):
+        print(f"screenshots: no Chromium at {args.chromium} (apt-get install chromium, or "
+              "pass --chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    from booth.config import Config
+    from booth.passwords import set_password
+    from booth.server import WebServer
+    from booth.store import Store
+    from booth.webapp import create_app
+    from booth.webapp.security import limiter
+    from booth.wiring import report_status
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="booth-shots-") as tmp:
+        own_cache = "BOOTH_CACHE_DIR" not in os.environ  # the plate cache, if any is made
+        if own_cache:
+            os.environ["BOOTH_CACHE_DIR"] = str(Path(tmp) / "cache")
+        try:
+            photos = composites(args.assets, PEOPLE)
+        finally:
+            if own_cache:
+                del os.environ["BOOTH_CACHE_DIR"]
+        store = Store(Path(tmp) / "data")
+        cfg = Config()
+        cfg.server.photo_requests_per_minute = 10000
+        app = create_app(cfg, store)
+        limiter.reset()
+        server = WebServer(app, "127.0.0.1", 0)
+        server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            # A morning at the booth: one photo every few minutes, some downloaded.
+            now = time.time()
+            captures = []
+            for i, (photo, thumb) in enumerate(photos):
+                taken = now - (len(photos) - i) * 420
+                captures.append(store.publish(photo, thumb_jpeg=thumb, now=taken,
+                                              ttl_seconds=24 * 3600))
+                for _ in range(i % 3):
+                    store.record_download(captures[-1].id)
+            doomed = store.publish(photos[-1][0], thumb_jpeg=photos[-1][1],
+                                   ttl_seconds=24 * 3600)  # for the delete pages
+            password = secrets.token_urlsafe(12)
+            set_password(store, password)
+
+            def path(name: str) -> Path:
+                return args.out / f"web-{name}.{args.format}"
+
+            def shoot(page, name: str) -> None:
+                if name in wanted:
+                    ready(page)
+                    png = page.screenshot(full_page=args.full_page)
+                    written.append(save(png, path(name), args.quality))
+
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium,
+                                            args=CHROMIUM_ARGS, headless=True)
+                try:
+                    phone = browser.new_context(**PHONE).new_page()
+                    phone.goto(f"{base}/p/{captures[-1].token}")
+                    shoot(phone, "photo")
+                    phone.goto(f"{base}/p/{doomed.token}/delete")
+                    shoot(phone, "delete")
+                    phone.get_by_role("button", name="Yes, delete my photo").click()
+                    phone.locator("h1", has_text="deleted").wait_for()
+                    shoot(phone, "deleted")
+                    phone.goto(f"{base}/p/{secrets.token_urlsafe(16)}")
+                    shoot(phone, "not-found")
+
+                    desktop = browser.new_context(**DESKTOP).new_page()
+                    desktop.goto(f"{base}/staff")
+                    shoot(desktop, "login")
+                    desktop.fill("#password", password)
+                    desktop.get_by_role("button", name="Log in").click()
+                    desktop.locator("ul.gallery").wait_for()
+                    # The station's status, as a running station reports it every 2 s.
+                    report_status(store, {"camera": "ok", "fps": 29.7,
+                                          "updated_at": time.time()})
+                    desktop.reload()
+                    shoot(desktop, "gallery")
+
+                    if "gallery-phone" in wanted:
+                        staff_phone = browser.new_context(**PHONE)
+                        staff_phone.add_cookies(desktop.context.cookies())
+                        page = staff_phone.new_page()
+                        page.goto(f"{base}/staff")
+                        shoot(page, "gallery-phone")
+                finally:
+                    browser.close()
+        finally:
+            server.close()
+            limiter.reset()
+            store.close()
+    for shot in written:
+        print(shot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
