@@ -137,7 +137,8 @@ def test_compose_the_astronaut(tmp_path):
     # Her face spans about x 0.36..0.53, y 0.15..0.34 of the photo.
     face = mask[int(0.20 * 512):int(0.30 * 512), int(0.38 * 512):int(0.50 * 512)]
     assert face.min() > 127
-    for corner in (mask[:8, :8], mask[:8, -8:], mask[-8:, :8], mask[-8:, -8:]):
+    # The room behind her is clear; her suit and helmet run off the bottom edge.
+    for corner in (mask[:32, :32], mask[:32, -32:]):
         assert corner.max() < 25
 
 
