@@ -1,17 +1,20 @@
 """`booth bench`: per-stage timings of the live preview and of capture-to-QR, on a video.
 
-The video stands in for a webcam: each frame is scaled (keeping its shape, centre-cropped) to
-the camera resolution in the config, 1280x720 by default.
+The video stands in for a webcam: a reader thread decodes it at the camera's frame rate and
+scales each frame (keeping its shape, centre-cropped) to the camera resolution in the
+config, 1280x720 by default; the frame loop takes the newest frame, as the station does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,13 +29,14 @@ STAGES = ("read", "segment", "place", "composite", "ui", "display")
 
 
 def cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to fill width x height without distortion, cropping the overflow."""
+    """Scale to fill width x height without distortion, cropping the overflow (the crop is
+    taken first, so only what is kept is scaled)."""
     h, w = frame.shape[:2]
     scale = max(width / w, height / h)
-    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
-    scaled = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_LINEAR)
-    x, y = (sw - width) // 2, (sh - height) // 2
-    return scaled[y:y + height, x:x + width]
+    cw, ch = min(w, round(width / scale)), min(h, round(height / scale))
+    x, y = (w - cw) // 2, (h - ch) // 2
+    return cv2.resize(frame[y:y + ch, x:x + cw], (width, height),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 class LoopingVideo:
@@ -57,6 +61,48 @@ class LoopingVideo:
         return cover(frame, *self.size)
 
 
+class CameraLikeVideo:
+    """The video delivered as a camera delivers it: decoded and scaled on a reader thread at
+    the camera's frame rate, the newest frame waiting for the frame loop (as CameraSource
+    does). Decoding then costs the frame loop only CPU contention, as in the station."""
+
+    def __init__(self, video: LoopingVideo, fps: float) -> None:
+        self.video, self.interval = video, 1.0 / fps
+        self.decode_seconds: list[float] = []
+        self._frame: np.ndarray | None = None
+        self._ready = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="bench-camera", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        due = time.perf_counter()
+        while not self._stop:
+            t0 = time.perf_counter()
+            frame = self.video.read()
+            self.decode_seconds.append(time.perf_counter() - t0)
+            with self._ready:
+                self._frame = frame
+                self._ready.notify()
+            due += self.interval
+            time.sleep(max(0.0, due - time.perf_counter()))
+
+    def wait(self) -> None:
+        """Until a new frame is there (waiting is not part of any frame's time)."""
+        with self._ready:
+            while self._frame is None:
+                self._ready.wait()
+
+    def latest(self) -> np.ndarray:
+        with self._ready:
+            frame, self._frame = self._frame, None
+        return frame
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+
+
 def peak_rss_mb() -> float:
     info = psutil.Process().memory_info()
     peak = getattr(info, "peak_wset", None)  # Windows
@@ -73,16 +119,100 @@ def _summary(samples: list[float]) -> dict[str, float]:
             "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 3)}
 
 
+def _preview(camera: CameraLikeVideo, pipeline, station, screen: np.ndarray, frames: int):
+    """Per-stage times of `frames` preview frames (after a short warm-up)."""
+    from booth.station import State
+
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    totals: list[float] = []
+    warmup = 10
+    frame = analysis = None
+    for i in range(frames + warmup):
+        camera.wait()
+        t0 = time.perf_counter()
+        frame = camera.latest()
+        t1 = time.perf_counter()
+        analysis = pipeline.analyse(frame, t1)
+        t2 = time.perf_counter()
+        station.compose_preview(screen, State.ATTRACT, frame, analysis)
+        t3 = time.perf_counter()
+        station.draw_ui(screen, State.ATTRACT, t3, analysis)
+        t4 = time.perf_counter()
+        cv2.cvtColor(screen, cv2.COLOR_BGR2RGB)  # what imshow's Qt back end does
+        t5 = time.perf_counter()
+        if i >= warmup:
+            for name, value in zip(STAGES, (t1 - t0, pipeline.timings["segment"],
+                                            pipeline.timings["place"], t3 - t2, t4 - t3,
+                                            t5 - t4), strict=True):
+                stages[name].append(value)
+            totals.append(t5 - t0)
+    return stages, totals, frame, analysis
+
+
+def _captures(maker, frame: np.ndarray, analysis, count: int) -> list[float]:
+    """Capture to result screen (final composite, JPEG, store, QR, screen), in seconds."""
+    seconds = []
+    for _ in range(count):
+        outcome = maker.make(frame.copy(), analysis)
+        if not outcome.ok:
+            raise BoothError(f"capture failed during the benchmark: {outcome.error}")
+        seconds.append(outcome.seconds)
+    return seconds
+
+
+def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
+                  capture_s: float, rounds: int = 150) -> dict[str, float]:
+    """What each preview effect adds to a frame (analyse + composite), timed on one frame
+    with the effect on and off in alternation, so drift cancels; the contact shadow is
+    forced on (the clip shows no feet); refine is timed per capture."""
+    effects, background = pipeline.effects, canvas.copy()
+    people = pipeline.analyse(frame).people
+    feet = dataclasses.replace(people, bbox=(*people.bbox[:3], min(people.bbox[3], 0.9)))
+
+    def frame_time(settings, forced_people=None) -> float:
+        pipeline.effects = settings
+        pipeline.smoother.reset()
+        t0 = time.perf_counter()
+        analysis = pipeline.analyse(frame, t0)
+        if forced_people is not None:
+            analysis = dataclasses.replace(analysis, people=forced_people)
+        canvas[:] = background
+        pipeline.render(canvas, frame, analysis)
+        return time.perf_counter() - t0
+
+    costs = {}
+    try:
+        for name in ("temporal", "colour", "light_wrap", "shadow"):
+            off = dataclasses.replace(effects, **{name: 0.0})
+            forced = feet if name == "shadow" else None
+            on_t, off_t = [], []
+            for _ in range(rounds):
+                on_t.append(frame_time(effects, forced))
+                off_t.append(frame_time(off, forced))
+            costs[name] = round((statistics.median(on_t) - statistics.median(off_t)) * 1000, 2)
+    finally:
+        pipeline.effects = effects
+        canvas[:] = background
+    refiner, pipeline.refiner = pipeline.refiner, None
+    try:
+        plain = statistics.median(_captures(maker, frame, pipeline.analyse(frame), 5))
+    finally:
+        pipeline.refiner = refiner
+    costs["refine (per capture)"] = round((capture_s - plain) * 1000, 1)
+    return costs
+
+
 def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
     from booth.display import HeadlessDisplay
     from booth.screens import Screens
-    from booth.station import Machine, PhotoMaker, State, Station
+    from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
     from booth.wiring import load_pipeline
 
     if not Path(source).is_file():
         raise BoothError(f"no such video: {source}; bench needs a video file")
-    video = LoopingVideo(source, cfg.camera.width, cfg.camera.height)
+    camera = CameraLikeVideo(LoopingVideo(source, cfg.camera.width, cfg.camera.height),
+                             cfg.camera.fps)
     pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
     st = cfg.station
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
@@ -96,34 +226,14 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
                           Machine(st.countdown_seconds, st.result_seconds))
         station.camera_ok = True
         screen = screens.base.copy()
-        stages: dict[str, list[float]] = {name: [] for name in STAGES}
-        totals: list[float] = []
-        warmup = 10
-        frame = analysis = None
-        for i in range(frames + warmup):
-            t0 = time.perf_counter()
-            frame = video.read()
-            t1 = time.perf_counter()
-            analysis = pipeline.analyse(frame, t1)
-            t2 = time.perf_counter()
-            station.compose_preview(screen, State.ATTRACT, frame, analysis)
-            t3 = time.perf_counter()
-            station.draw_ui(screen, State.ATTRACT, t3, analysis)
-            t4 = time.perf_counter()
-            cv2.cvtColor(screen, cv2.COLOR_BGR2RGB)  # what imshow's Qt back end does
-            t5 = time.perf_counter()
-            if i >= warmup:
-                for name, value in zip(STAGES, (t1 - t0, pipeline.timings["segment"],
-                                                pipeline.timings["place"], t3 - t2, t4 - t3,
-                                                t5 - t4), strict=True):
-                    stages[name].append(value)
-                totals.append(t5 - t0)
-        captures = []
-        for _ in range(7):
-            outcome = maker.make(frame.copy(), analysis)
-            if not outcome.ok:
-                raise BoothError(f"capture failed during the benchmark: {outcome.error}")
-            captures.append(outcome.seconds)
+        try:
+            stages, totals, frame, analysis = _preview(camera, pipeline, station, screen,
+                                                       frames)
+        finally:
+            camera.close()
+        captures = _captures(maker, frame, analysis, 7)
+        effect_ms = _effect_costs(pipeline, frame, screens.layout.plate_region(screen), maker,
+                                  statistics.median(captures))
         store.close()
     frame_ms = statistics.median(totals) * 1000
     report = {
@@ -132,6 +242,8 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
         "frame_ms_p95": _summary(totals)["p95_ms"],
         "stages": {name: _summary(values) for name, values in stages.items()},
         "capture_to_qr_ms": round(statistics.median(captures) * 1000, 1),
+        "reader_thread_ms": round(statistics.median(camera.decode_seconds) * 1000, 2),
+        "effect_cost_ms": effect_ms,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "frames": frames,
         "input": f"{cfg.camera.width}x{cfg.camera.height}",
@@ -156,5 +268,10 @@ def _print_table(report: dict, out) -> None:
     out.write(f"| **frame, read to display-ready** | **{report['frame_ms_median']:.2f}** | "
               f"{report['frame_ms_p95']:.2f} |\n\n")
     out.write(f"- end-to-end: {report['fps']:.0f} frames per second\n"
+              f"- the reader thread's decode and scale (off the frame loop): "
+              f"{report['reader_thread_ms']:.1f} ms per frame\n"
               f"- capture to result screen with QR: {report['capture_to_qr_ms']:.0f} ms\n"
-              f"- peak RSS: {report['peak_rss_mb']:.0f} MB\n")
+              f"- peak RSS: {report['peak_rss_mb']:.0f} MB\n\n")
+    out.write("| effect | adds, median ms |\n|---|---:|\n")
+    for name, ms in report["effect_cost_ms"].items():
+        out.write(f"| {name} | {ms:.2f} |\n")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from booth.compositing import Look, Matte, alpha_from_confidence, composite
-from booth.effects import colour_matrix, colour_stats, glow, motion, smooth_mask
+from booth.effects import colour_lut, colour_stats, glow, motion, smooth_mask
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.refine import refined_alpha
 from booth.scene import Scene
@@ -70,7 +70,7 @@ class Pipeline:
         transform = target if now is None else self.smoother.update(target, now)
         colour = None
         if people.found and self.effects.colour > 0:
-            colour = colour_matrix(colour_stats(small, people.mask), self.scene_colour,
+            colour = colour_lut(colour_stats(small, people.mask), self.scene_colour,
                                    self.effects.colour)
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
         return Analysis(people, transform, colour)

@@ -73,7 +73,7 @@ def find_people(mask: np.ndarray, min_fraction: float) -> People:
     y0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
     x1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
     y1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
-    return People(mask, (x0 / w, y0 / h, x1 / w, y1 / h))
+    return People(mask, (float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)))
 
 
 def fit_to_stage(bbox: tuple[float, float, float, float], frame_aspect: float,
