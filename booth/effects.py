@@ -17,7 +17,7 @@ class Effects:
     refine: bool = True  # second, closer segmentation + guided filter for the saved photo
     temporal: float = 0.6  # preview: weight of the previous mask where nothing moved
     colour: float = 0.35  # colour statistics transfer toward the plate
-    light_wrap: float = 0.5  # how much of the plate's light spills over the edges
+    light_wrap: float = 0.35  # how much of the plate's light spills over the edges
     light_wrap_width: float = 0.012  # of the canvas height
     shadow: float = 0.45  # darkness of the contact shadow under visible feet
     shadow_height: float = 0.025  # of the canvas height
