@@ -166,3 +166,22 @@ def test_purge_command(tmp_path: Path):
     assert sorted(p.name for p in (data / "photos").iterdir()) == []
     bad = booth("purge", "--older-than", "soon", "--data-dir", data)
     assert bad.returncode == 2 and "90m, 24h or 7d" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_passwd_command_stores_only_a_strong_hash(tmp_path: Path):
+    from booth.passwords import check_password
+
+    data = tmp_path / "data"
+    r = booth("passwd", "--stdin", "--data-dir", data, stdin="correct horse battery\n")
+    assert r.returncode == 0, r.stderr
+    store = Store(data)
+    try:
+        stored = store.get_setting("staff_password_hash")
+        assert stored.startswith("$argon2id$") and "correct horse" not in stored
+        assert check_password(store, "correct horse battery")
+        assert not check_password(store, "correct horse")
+    finally:
+        store.close()
+    short = booth("passwd", "--stdin", "--data-dir", data, stdin="short\n")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    assert "Traceback" not in short.stderr
