@@ -233,6 +233,9 @@ class CameraSource(FrameSource):
         self._flowing = False  # the current reader has delivered a frame
         self._failed = False  # the current reader saw read() fail
         self._repeating = False
+        # A sample of the newest delivered frame: a reopened camera whose first frame is still
+        # that very image (a frozen driver survives a reconnect) has not come back.
+        self._signature = b""
         self._last_new = 0.0
         self._reader: threading.Thread | None = None
         self._first = threading.Event()
@@ -288,7 +291,8 @@ class CameraSource(FrameSource):
         return cap.read()
 
     def _read_loop(self, cap: cv2.VideoCapture, gen: int) -> None:
-        previous = b""
+        with self._lock:
+            previous = self._signature
         step = 0
         try:
             while not self._stop.is_set() and gen == self._gen:
@@ -306,15 +310,15 @@ class CameraSource(FrameSource):
                 self._repeating = signature == previous and sample.min() != sample.max()
                 previous = signature
                 if not self._repeating:
-                    self._deliver(frame, gen)
+                    self._deliver(frame, gen, signature)
         finally:
             cap.release()
 
-    def _deliver(self, frame: np.ndarray, gen: int) -> None:
+    def _deliver(self, frame: np.ndarray, gen: int, signature: bytes = b"") -> None:
         with self._lock:
             if gen != self._gen:
                 return
-            self._frame = frame
+            self._frame, self._signature = frame, signature
             self._seq += 1
             self._last_new = time.monotonic()
             if not self._flowing:

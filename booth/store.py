@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _GENTLE_TMP_AGE = 600.0
 _GENTLE_FILE_AGE = 120.0
 _COLUMNS = "id, filename, thumb_filename, created_at, expires_at, downloads"
+_LAST_ID = "last_capture_id"  # settings key: the highest capture id ever given
 
 @dataclass(frozen=True)
 class Capture:
@@ -114,6 +115,9 @@ class Store:
         # One connection shared by the station thread and the web threads; the lock
         # serialises its use (a sqlite3 connection must not run two calls at once).
         self._lock = threading.Lock()
+        # Files a failed publish could not remove (its folder had turned read-only): removed
+        # at the next publish or purge, not only at the next start-up.
+        self._leftovers: set[Path] = set()
         try:
             self._db = sqlite3.connect(self.db_path, check_same_thread=False,
                                        isolation_level=None)  # we issue BEGIN ourselves
@@ -140,6 +144,15 @@ class Store:
     def _open_schema(self) -> None:
         db = self._db
         db.execute("PRAGMA busy_timeout = 5000")
+        # A damaged page (in an index, or the settings table) would otherwise pass the
+        # start-up sweep and fail later: every photo link, or the web app's start, with a
+        # traceback. The check reads every page once: milliseconds for a day of photos.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            lines = [line for p in problems for line in p.splitlines()
+                     if line.strip() and not line.startswith("***")]
+            raise sqlite3.DatabaseError("database disk image is malformed: "
+                                        + (lines[0][:200] if lines else "quick_check failed"))
         # WAL: web threads and other processes can read while the station writes.
         db.execute("PRAGMA journal_mode = WAL")
         # A committed row must survive a power cut, or its visitor's link would break.
@@ -182,6 +195,7 @@ class Store:
         if not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
         now = time.time() if now is None else now
+        self._remove_leftovers()
         token = secrets.token_urlsafe(16)  # 128 bits
         # A new name every time: replacing an existing file fails on Windows while a
         # download holds it open, and a name is never reused for another visitor.
@@ -204,11 +218,21 @@ class Store:
                         raise OSError("the file vanished before it was recorded (another "
                                       "booth process swept the photos folder?)")
                     names = {k: p.name for k, p in extra.items()}
+                    # Never reuse an id: SQLite gives a deleted newest row's id to the next
+                    # row, and a staff gallery still showing the deleted photo would then
+                    # show, or delete, another visitor's photo under that id.
+                    new_id = self._db.execute(
+                        "SELECT MAX(COALESCE((SELECT MAX(id) FROM captures), 0), COALESCE("
+                        "(SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?), 0)) + 1",
+                        (_LAST_ID,)).fetchone()[0]
                     cur = self._db.execute(
-                        "INSERT INTO captures (token_hash, filename, raw_filename,"
-                        " thumb_filename, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (_hash(token), files[0].name, names.get("raw"), names.get("thumb"),
-                         now, now + ttl_seconds))
+                        "INSERT INTO captures (id, token_hash, filename, raw_filename,"
+                        " thumb_filename, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (new_id, _hash(token), files[0].name, names.get("raw"),
+                         names.get("thumb"), now, now + ttl_seconds))
+                    self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON "
+                                     "CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                     (_LAST_ID, str(new_id)))
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -216,7 +240,8 @@ class Store:
                     raise
         except BaseException as exc:
             for path in written:
-                _remove(path)
+                if not _remove(path) and path.exists():
+                    self._leftovers.add(path)
             if isinstance(exc, OSError):
                 raise BoothError(f"could not save the photo: {_reason(exc)}") from exc
             if isinstance(exc, sqlite3.OperationalError):  # disk full, database locked
@@ -224,6 +249,11 @@ class Store:
             raise
         return Capture(cur.lastrowid, token, files[0].name, files[0], now, now + ttl_seconds, 0,
                        extra.get("thumb"))
+
+    def _remove_leftovers(self) -> None:
+        for path in list(self._leftovers):
+            if _remove(path) or not path.exists():
+                self._leftovers.discard(path)
 
     def _capture(self, row: tuple) -> Capture:
         id_, filename, thumb, created_at, expires_at, downloads = row
@@ -295,6 +325,7 @@ class Store:
         return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
 
     def purge_expired(self, now: float | None = None) -> int:
+        self._remove_leftovers()  # the janitor calls this every minute
         return self._delete_where("expires_at <= ?", (time.time() if now is None else now,))
 
     def purge_older_than(self, seconds: float, now: float | None = None) -> int:
@@ -367,6 +398,11 @@ class Store:
                             removed += 1
                 for name in present - referenced - young:
                     removed += _remove(self.photos / name)
+                # The writability probe of a start-up killed at that very moment.
+                for probe in self.data_dir.glob(TMP_PREFIX + "*"):
+                    with contextlib.suppress(OSError):  # gone already: another sweep
+                        if not gentle or now - probe.stat().st_mtime >= _GENTLE_TMP_AGE:
+                            removed += _remove(probe)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

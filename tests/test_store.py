@@ -298,3 +298,12 @@ def test_sigkill_during_publish_leaves_only_whole_referenced_files(tmp_path: Pat
     # The test must have exercised something: photos stored, and kills that left debris.
     assert published > 0, f"seed {seed}"
     assert swept > 0, f"seed {seed}: no kill ever landed mid-publish"
+
+
+def test_sweep_removes_a_writability_probe_left_in_the_data_dir(tmp_path: Path) -> None:
+    """A start-up killed between creating and deleting its probe file leaves it behind."""
+    data = tmp_path / "data"
+    Store(data).close()
+    (data / ".tmp-probe").write_bytes(b"")
+    Store(data).close()
+    assert not (data / ".tmp-probe").exists()
