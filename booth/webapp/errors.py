@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from markupsafe import escape
+from werkzeug.exceptions import BadHost, HTTPException
 
 from booth.webapp.security import private
 
@@ -24,7 +25,17 @@ def not_found():
     return private(make_response(render_template("not_found.html"), 404))
 
 
+# For a request no URL can be built for: the usual pages link their stylesheet via url_for.
+_BARE = ("<!doctype html>\n<html lang=\"en\">\n<meta charset=\"utf-8\">\n<title>{title}</title>\n"
+         "<h1>{title}</h1>\n<p>{message}</p>\n</html>\n")
+
+
 def init(app: Flask) -> None:
+    @app.errorhandler(BadHost)
+    def handle_bad_host(exc):
+        title, message = _MESSAGES[400]
+        return make_response(_BARE.format(title=escape(title), message=escape(message)), 400)
+
     @app.errorhandler(404)
     def handle_404(exc):
         return not_found()

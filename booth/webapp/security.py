@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits.storage import MemoryStorage
+from werkzeug.exceptions import BadHost
+
+
+class LockedMemoryStorage(MemoryStorage):
+    """limits' in-memory storage, its expiry timer (re)started under a lock. Unlocked, two
+    requests at once can both find the timer stopped, and one then starts the other's new
+    Timer a second time: "threads can only be started once" (a 500) or a "KeyError: <Timer
+    ...>" traceback in the log, as scripts/two_process_load.py saw under 20 phones
+    (alisaifee/limits#26)."""
+
+    STORAGE_SCHEME = ["booth-memory"]  # registered with limits by this class statement
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._timer_lock = threading.RLock()
+        super().__init__(*args, **kwargs)
+
+    def incr(self, *args, **kwargs):
+        with self._timer_lock:
+            return super().incr(*args, **kwargs)
+
+    def decr(self, *args, **kwargs):
+        with self._timer_lock:
+            return super().decr(*args, **kwargs)
+
+    def acquire_entry(self, *args, **kwargs):
+        with self._timer_lock:
+            return super().acquire_entry(*args, **kwargs)
+
 
 csrf = CSRFProtect()
-limiter = Limiter(get_remote_address, storage_uri="memory://", default_limits=[],
+limiter = Limiter(get_remote_address, storage_uri="booth-memory://", default_limits=[],
                   headers_enabled=True)
 
 
@@ -42,6 +73,14 @@ def private(response: Response) -> Response:
 
 
 def init(app: Flask) -> None:
+    @app.before_request
+    def refuse_unusable_host() -> None:
+        """A Host header no URL can be built for (an empty or over-long label, e.g. "a..b"):
+        refused first, before the CSRF check or the staff guard build a page or redirect
+        with url_for, which would fail on it and end in a 500."""
+        if isinstance(request.routing_exception, BadHost):
+            raise request.routing_exception
+
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     limiter.init_app(app)

@@ -227,9 +227,15 @@ def _capture_or_404(capture_id: int) -> Capture | None:
 
 
 def _image(path):
-    if path is None or not path.is_file():
+    if path is None:
         return None
-    return private(send_file(path, mimetype="image/jpeg", conditional=False, max_age=0))
+    try:
+        # Opened here, not by send_file: a photo deleted between a check and send_file's
+        # stat() (a visitor's delete, the janitor) would end in a 500.
+        f = path.open("rb")
+    except OSError:  # gone, or not a file
+        return None
+    return private(send_file(f, mimetype="image/jpeg", conditional=False, max_age=0))
 
 
 def _no_photo():

@@ -1,0 +1,283 @@
+"""Soak test: the station's frame loop for a long time, watching memory and frame time.
+
+Runs the headless station pipeline in this process on a looping shared video, frame after
+frame, as fast as it goes: decode and scale to the camera size (booth.bench.LoopingVideo,
+which reopens the file at its end, as the station's video source does; not timed), then
+Pipeline.analyse + Station.compose_preview + Station.draw_ui (timed: the frame time). The
+screen walks through the station's states (attract, countdown, flash, processing), and every
+--capture-every frames the real PhotoMaker makes a photo (final composite, JPEG, thumbnail,
+store, QR, result screen) into a temporary store that keeps only the newest --keep photos
+(the rest deleted, expired ones purged), as a day at the booth does.
+
+    python scripts/soak.py                      # 100000 frames (about 25 min), a table
+    python scripts/soak.py --frames 3000 --json # a short run, one JSON object
+
+It reports the RSS after the warm-up (--warmup frames and one photo) and at the end, the
+highest RSS seen, and the median frame time of each tenth of the run (wall clock, and the
+process's CPU time, which another program on the machine does not inflate). Exit status 1
+if the RSS grew more than --max-rss-growth-mb after the warm-up, if the last tenth's median
+frame time is more than --max-drift above the first tenth's, if a photo failed, or if the
+photo folder holds more files than the photos kept. Contacts no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+PLATE = "scenes/sol46/PIA24542_large.jpg"
+VIDEO = "video/intel_asl_book.mp4"
+RSS_EVERY = 50  # frames between RSS samples
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=100_000,
+                    help="frames after the warm-up (default: 100000)")
+    ap.add_argument("--warmup", type=int, default=500,
+                    help="frames before the measured run (default: 500)")
+    ap.add_argument("--capture-every", type=int, default=500, metavar="N",
+                    help="take a photo every N frames (default: 500)")
+    ap.add_argument("--keep", type=int, default=10,
+                    help="photos the store keeps; older ones are deleted (default: 10)")
+    ap.add_argument("--max-rss-growth-mb", type=float, default=50.0,
+                    help="fail if the RSS grows more than this after the warm-up (default: 50)")
+    ap.add_argument("--max-drift", type=float, default=0.25,
+                    help="fail if the last tenth's median frame time is more than this share "
+                         "above the first tenth's (default: 0.25)")
+    ap.add_argument("--drift-clock", choices=("wall", "cpu", "both"), default="wall",
+                    help="which frame time the drift check uses: wall clock, the process's "
+                         "CPU time, or fail only when both drift (a slowdown this process "
+                         "causes shows in both; a busy machine only in the wall clock) "
+                         "(default: wall)")
+    ap.add_argument("--source", type=Path, help=f"the video (default: the shared {VIDEO})")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--progress", action="store_true",
+                    help="a line on stderr after each tenth of the run")
+    ap.add_argument("--assets", type=Path,
+                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
+                                 "assets"),
+                    help="the shared media folder (default: $BOOTH_ASSETS or "
+                         "../shared/assets)")
+    args = ap.parse_args(argv)
+    if args.frames < 10:
+        ap.error("--frames must be at least 10")
+    if args.warmup < 1 or args.capture_every < 2 or args.keep < 1:
+        ap.error("--warmup, --capture-every and --keep must be positive (capture-every >= 2)")
+    return args
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def state_at(i: int, every: int):
+    """The station's state for frame i of each capture cycle of `every` frames: mostly the
+    attract screen, a countdown before the shutter, then the flash and the processing
+    screen (the frozen shot) after it."""
+    from booth.station import State
+
+    pos = i % every
+    countdown = min(60, every // 4)
+    after = min(10, every // 8)
+    if pos >= every - countdown:
+        return State.COUNTDOWN
+    if pos < after:
+        return State.CAPTURE
+    if pos < 2 * after:
+        return State.PROCESSING
+    return State.ATTRACT
+
+
+def deciles(values: list[float]) -> list[float]:
+    """Median of each tenth of the run, in ms."""
+    n = len(values)
+    return [round(statistics.median(values[k * n // 10:(k + 1) * n // 10]) * 1000, 3)
+            for k in range(10)]
+
+
+def run(args: argparse.Namespace) -> dict:
+    import cv2
+
+    from booth.bench import LoopingVideo
+    from booth.config import Config
+    from booth.display import HeadlessDisplay
+    from booth.screens import Screens
+    from booth.station import Machine, PhotoMaker, Station
+    from booth.store import Store
+    from booth.wiring import load_pipeline
+
+    cfg = Config()
+    cfg.scene.plate = str(args.assets / PLATE)
+    source = args.source or args.assets / VIDEO
+    st = cfg.station
+    with tempfile.TemporaryDirectory(prefix="booth-soak-") as tmp:
+        os.environ.setdefault("BOOTH_CACHE_DIR", str(Path(tmp) / "cache"))
+        video = LoopingVideo(str(source), cfg.camera.width, cfg.camera.height)
+        pipeline = load_pipeline(cfg, mirror=st.mirror)
+        screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
+                          st.countdown_seconds)
+        store = Store(Path(tmp) / "data")
+        maker = PhotoMaker(pipeline, screens, store, "http://192.0.2.1:8000",
+                           retention_hours=cfg.store.retention_hours,
+                           jpeg_quality=cfg.store.jpeg_quality)
+        machine = Machine(st.countdown_seconds, st.result_seconds)
+        station = Station(None, pipeline, screens, maker, HeadlessDisplay(), machine)
+        station.camera_ok = True
+        screen = screens.base.copy()
+
+        wall: list[float] = []
+        cpu: list[float] = []
+        capture_ms: list[float] = []
+        failures: list[str] = []
+        rss_samples: list[tuple[int, float]] = []
+        max_files = 0
+        reopened = 0
+        start_rss = None
+        began = time.monotonic()
+        total = args.warmup + args.frames
+        shown = None
+        for i in range(total):
+            if i == args.warmup:  # warm-up over: settle, then the baseline
+                gc.collect()
+                start_rss = rss_mb()
+                began = time.monotonic()
+            cap_before = video.cap
+            frame = video.read()
+            reopened += video.cap is not cap_before
+            # Cycles count from the end of the warm-up, which ends with the first photo.
+            state = state_at(i - args.warmup, args.capture_every)
+            now = time.monotonic()
+            if state is not shown:
+                machine.state, machine.since = state, now
+                shown = state
+            t0, c0 = time.perf_counter(), time.process_time()
+            analysis = pipeline.analyse(frame, t0)
+            station.compose_preview(screen, state, frame, analysis)
+            station.draw_ui(screen, state, now, analysis)
+            t1, c1 = time.perf_counter(), time.process_time()
+            if i >= args.warmup:
+                wall.append(t1 - t0)
+                cpu.append(c1 - c0)
+            if (i - args.warmup) % args.capture_every == args.capture_every - 1:
+                outcome = maker.make(frame.copy(), analysis)
+                station._freeze(frame, analysis)  # the preview at the shutter, as run() does
+                if outcome.ok:
+                    capture_ms.append(outcome.seconds * 1000)
+                else:
+                    failures.append(outcome.error)
+                old = store.captures(limit=10 * args.keep + 100)[args.keep:]
+                store.delete([c.id for c in old])
+                store.purge_expired()
+                max_files = max(max_files, sum(1 for _ in os.scandir(store.photos)))
+            if i % RSS_EVERY == 0 or i == total - 1:
+                rss_samples.append((i, rss_mb()))
+            if args.progress and i >= args.warmup and (i - args.warmup + 1) % max(
+                    1, args.frames // 10) == 0:
+                done = i - args.warmup + 1
+                print(f"soak: {done}/{args.frames} frames, RSS {rss_samples[-1][1]:.0f} MB, "
+                      f"median {statistics.median(wall[-1000:]) * 1000:.2f} ms",
+                      file=sys.stderr, flush=True)
+        elapsed = time.monotonic() - began
+        gc.collect()
+        end_rss = rss_mb()
+        photos = store.count()
+        store.close()
+        video.cap.release()
+    cv2.destroyAllWindows()
+
+    wall_d, cpu_d = deciles(wall), deciles(cpu)
+    wall_drift = wall_d[-1] / wall_d[0] - 1
+    cpu_drift = cpu_d[-1] / cpu_d[0] - 1
+    growth = end_rss - start_rss
+    measured = [mb for i, mb in rss_samples if i >= args.warmup]
+    errors = []
+    if growth > args.max_rss_growth_mb:
+        errors.append(f"RSS grew {growth:.1f} MB after the warm-up (limit "
+                      f"{args.max_rss_growth_mb:g} MB)")
+    drifted = {"wall": wall_drift > args.max_drift, "cpu": cpu_drift > args.max_drift}
+    if (all(drifted.values()) if args.drift_clock == "both" else
+            drifted["wall" if args.drift_clock == "wall" else "cpu"]):
+        errors.append(f"frame time drifted: last tenth's median {wall_d[-1]:.2f} ms vs first "
+                      f"{wall_d[0]:.2f} ms ({wall_drift:+.0%} wall, {cpu_drift:+.0%} CPU; "
+                      f"limit +{args.max_drift:.0%}, clock: {args.drift_clock})")
+    errors += [f"photo failed: {f}" for f in failures[:5]]
+    if max_files > 3 * args.keep:  # photo + thumbnail per kept photo, and the newest one
+        errors.append(f"the photo folder held {max_files} files for {args.keep} photos kept")
+    return {
+        "frames": args.frames,
+        "warmup_frames": args.warmup,
+        "seconds": round(elapsed, 1),
+        "fps": round(args.frames / elapsed, 1),
+        "rss_mb": {"after_warmup": round(start_rss, 1), "end": round(end_rss, 1),
+                   "max": round(max(measured), 1), "growth": round(growth, 1)},
+        "frame_ms_median": round(statistics.median(wall) * 1000, 3),
+        "frame_ms_by_tenth": wall_d,
+        "cpu_ms_by_tenth": cpu_d,
+        "drift": {"wall": round(wall_drift, 3), "cpu": round(cpu_drift, 3)},
+        "photos": {"made": len(capture_ms), "failed": len(failures),
+                   "median_ms": round(statistics.median(capture_ms), 1) if capture_ms else None,
+                   "kept_at_end": photos, "max_files_in_folder": max_files},
+        "video_reopened": reopened,
+        "limits": {"max_rss_growth_mb": args.max_rss_growth_mb, "max_drift": args.max_drift,
+                   "drift_clock": args.drift_clock},
+        "errors": errors,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    needed = [args.assets / PLATE] + ([] if args.source else [args.assets / VIDEO])
+    missing = [str(p) for p in needed if not p.is_file()]
+    if args.source is not None and not args.source.is_file():
+        missing.append(str(args.source))
+    if missing:
+        print(f"soak: missing {', '.join(missing)} (set BOOTH_ASSETS or pass --assets)",
+              file=sys.stderr)
+        return 2
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        rss = result["rss_mb"]
+        rows = [
+            ("frames", f"{result['frames']} after {result['warmup_frames']} of warm-up, "
+                       f"{result['seconds']} s ({result['fps']} fps)"),
+            ("RSS", f"{rss['after_warmup']} MB after warm-up -> {rss['end']} MB at the end "
+                    f"({rss['growth']:+} MB), max {rss['max']} MB"),
+            ("frame ms by tenth", " ".join(f"{v:.2f}" for v in result["frame_ms_by_tenth"])),
+            ("CPU ms by tenth", " ".join(f"{v:.2f}" for v in result["cpu_ms_by_tenth"])),
+            ("drift, last vs first", f"{result['drift']['wall']:+.1%} wall, "
+                                     f"{result['drift']['cpu']:+.1%} CPU"),
+            ("photos", f"{result['photos']['made']} made (median "
+                       f"{result['photos']['median_ms']} ms), {result['photos']['failed']} "
+                       f"failed, {result['photos']['kept_at_end']} kept, at most "
+                       f"{result['photos']['max_files_in_folder']} files"),
+            ("video reopened", str(result["video_reopened"])),
+            ("machine", result["machine"]),
+        ]
+        width = max(len(k) for k, _ in rows)
+        for key, value in rows:
+            print(f"{key:<{width}}  {value}")
+        for line in result["errors"]:
+            print(f"soak: error: {line}", file=sys.stderr)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
