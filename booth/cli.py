@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from datetime import datetime
@@ -241,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
                "purge": cmd_purge, "passwd": cmd_passwd}[args.command]
+    # A service manager stops the booth with SIGTERM: leave through the finally blocks
+    # (camera released, web server and database closed) and report a clean stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return handler(args)
     except BoothError as exc:

@@ -46,7 +46,7 @@ def served(tmp_path: Path):
         yield f"http://127.0.0.1:{port.group(1)}", data
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=10) == 0  # a clean stop, through its finally blocks
         proc.stderr.close()
 
 
