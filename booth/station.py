@@ -171,10 +171,6 @@ class Station:
         self.camera_ok = False
         self.fps = 0.0
         self._frozen: np.ndarray | None = None  # the preview at the shutter
-        # The live composite of the newest frame: the loop redraws the screen many times per
-        # camera frame (countdown, flash, events), but composites each frame only once.
-        self._live: np.ndarray | None = None
-        self._live_of: Analysis | None = None
 
     def _freeze(self, frame: np.ndarray, analysis: Analysis) -> None:
         self._frozen = self.screens.plate_small.copy()
@@ -266,12 +262,7 @@ class Station:
         if state in (State.CAPTURE, State.PROCESSING) and self._frozen is not None:
             lay.plate_region(screen)[:] = self._frozen
         elif frame is not None and analysis is not None:
-            region = lay.plate_region(screen)
-            if analysis is not self._live_of:
-                self.pipeline.render(region, frame, analysis)
-                self._live, self._live_of = region.copy(), analysis
-            else:
-                region[:] = self._live
+            self.pipeline.render(lay.plate_region(screen), frame, analysis)
 
     def draw_ui(self, screen: np.ndarray, state: State, now: float,
                 analysis: Analysis | None) -> None:
