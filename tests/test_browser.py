@@ -27,7 +27,7 @@ from booth.store import Capture, Store
 from booth.webapp import create_app
 from booth.webapp.security import limiter
 from booth.webapp.visitor import download_name
-from tests.conftest import asset
+from tests.conftest import asset, unavailable
 
 CHROMIUM = os.environ.get("BOOTH_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -40,20 +40,14 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 TIMEOUT_MS = 10_000
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI must run the browser tests (install chromium)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install '.[test]')")
+        unavailable("playwright is not installed (pip install '.[test]')")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set "
+        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set "
                      "BOOTH_CHROMIUM)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -171,9 +165,11 @@ def test_phone_views_downloads_and_deletes_its_photo(booth: Booth, phone):
 
 def test_share_button_shares_the_photo_file_where_the_browser_can(booth: Booth, browser):
     """Chromium on Linux has no Web Share API, so this one test stands in a recording
-    navigator.share (the page's script, the server and the bytes are all real)."""
+    navigator.share (the page's script, the server and the bytes are all real). Polling a
+    predicate is script evaluation the page's CSP forbids ('unsafe-eval'), which failed this
+    test now and then: its context bypasses the CSP (the other tests keep it)."""
     capture = booth.publish(PEOPLE[1])
-    context = browser.new_context(**PHONE)
+    context = browser.new_context(**PHONE, bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script("""
         navigator.canShare = d => !!(d && d.files && d.files.every(f => f instanceof File));
@@ -191,7 +187,7 @@ def test_share_button_shares_the_photo_file_where_the_browser_can(booth: Booth, 
         share = page.locator("#share")
         assert share.is_visible()
         share.click()
-        page.wait_for_function("window.shared !== undefined")
+        page.wait_for_function("() => window.shared !== undefined")
         shared = page.evaluate("window.shared")
     finally:
         context.close()
