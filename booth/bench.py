@@ -40,9 +40,18 @@ def cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class LoopingVideo:
+    """A video file, scaled to the camera's size and looping, one frame per advance(): a frame
+    source the caller paces itself (scripts/soak.py steps the station with it)."""
+
+    name = "looping video"
+    problem = ""
+
     def __init__(self, path: str, width: int, height: int) -> None:
         self.path, self.size = path, (width, height)
         self.cap = self._open()
+        self.reopened = 0
+        self._frame: np.ndarray | None = None
+        self._seq = 0
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self.path)
@@ -57,8 +66,25 @@ class LoopingVideo:
         if not ok:
             self.cap.release()
             self.cap = self._open()
+            self.reopened += 1
             ok, frame = self.cap.read()
         return cover(frame, *self.size)
+
+    def advance(self) -> None:
+        self._frame = self.read()
+        self._seq += 1
+
+    def start(self) -> None:
+        self.advance()
+
+    def latest(self) -> tuple[np.ndarray | None, int]:
+        return self._frame, self._seq
+
+    def status(self) -> str:
+        return "ok"
+
+    def close(self) -> None:
+        self.cap.release()
 
 
 class CameraLikeVideo:
@@ -66,13 +92,19 @@ class CameraLikeVideo:
     the camera's frame rate, the newest frame waiting for the frame loop (as CameraSource
     does). Decoding then costs the frame loop only CPU contention, as in the station."""
 
+    name = "camera-like video"
+    problem = ""
+
     def __init__(self, video: LoopingVideo, fps: float) -> None:
         self.video, self.interval = video, 1.0 / fps
         self.decode_seconds: list[float] = []
         self._frame: np.ndarray | None = None
+        self._seq = 0
         self._ready = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="bench-camera", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
@@ -83,24 +115,28 @@ class CameraLikeVideo:
             self.decode_seconds.append(time.perf_counter() - t0)
             with self._ready:
                 self._frame = frame
+                self._seq += 1
                 self._ready.notify()
             due += self.interval
             time.sleep(max(0.0, due - time.perf_counter()))
 
-    def wait(self) -> None:
-        """Until a new frame is there (waiting is not part of any frame's time)."""
+    def wait_newer(self, seq: int) -> None:
+        """Until a frame newer than `seq` is there (waiting is not part of any frame's time)."""
         with self._ready:
-            while self._frame is None:
+            while self._seq <= seq:
                 self._ready.wait()
 
-    def latest(self) -> np.ndarray:
+    def latest(self) -> tuple[np.ndarray | None, int]:
         with self._ready:
-            frame, self._frame = self._frame, None
-        return frame
+            return self._frame, self._seq
+
+    def status(self) -> str:
+        return "ok"
 
     def close(self) -> None:
         self._stop = True
         self._thread.join(timeout=2)
+        self.video.close()
 
 
 def peak_rss_mb() -> float:
@@ -119,34 +155,29 @@ def _summary(samples: list[float]) -> dict[str, float]:
             "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 3)}
 
 
-def _preview(camera: CameraLikeVideo, pipeline, station, screen: np.ndarray, frames: int):
-    """Per-stage times of `frames` preview frames (after a short warm-up)."""
-    from booth.station import State
-
+def _preview(camera: CameraLikeVideo, station, frames: int):
+    """Per-stage times of `frames` steps of the station loop (after a short warm-up), each on
+    a new camera frame, the station on its attract screen."""
     stages: dict[str, list[float]] = {name: [] for name in STAGES}
     totals: list[float] = []
     warmup = 10
-    frame = analysis = None
-    for i in range(frames + warmup):
-        camera.wait()
-        t0 = time.perf_counter()
-        frame = camera.latest()
-        t1 = time.perf_counter()
-        analysis = pipeline.analyse(frame, t1)
-        t2 = time.perf_counter()
-        station.compose_preview(screen, State.ATTRACT, frame, analysis)
-        t3 = time.perf_counter()
-        station.draw_ui(screen, State.ATTRACT, t3, analysis)
-        t4 = time.perf_counter()
-        cv2.cvtColor(screen, cv2.COLOR_BGR2RGB)  # what imshow's Qt back end does
-        t5 = time.perf_counter()
-        if i >= warmup:
-            for name, value in zip(STAGES, (t1 - t0, pipeline.timings["segment"],
-                                            pipeline.timings["place"], t3 - t2, t4 - t3,
-                                            t5 - t4), strict=True):
-                stages[name].append(value)
-            totals.append(t5 - t0)
-    return stages, totals, frame, analysis
+    pipeline, renderer = station.pipeline, station.renderer
+    with station:
+        for i in range(frames + warmup):
+            camera.wait_newer(station.frame_seq)
+            t0 = time.perf_counter()
+            screen = station.step()
+            t1 = time.perf_counter()
+            cv2.cvtColor(screen, cv2.COLOR_BGR2RGB)  # what imshow's Qt back end does
+            t2 = time.perf_counter()
+            if i >= warmup:
+                for name, value in zip(STAGES, (
+                        station.timings["read"], pipeline.timings["segment"],
+                        pipeline.timings["place"], renderer.timings["composite"],
+                        renderer.timings["ui"], t2 - t1), strict=True):
+                    stages[name].append(value)
+                totals.append(t2 - t0)
+    return stages, totals
 
 
 def _captures(maker, frame: np.ndarray, analysis, count: int) -> list[float]:
@@ -203,37 +234,29 @@ def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
 
 
 def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
-    from booth.display import HeadlessDisplay
-    from booth.screens import Screens
-    from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
-    from booth.wiring import load_pipeline
+    from booth.wiring import assemble_station, load_pipeline
 
     if not Path(source).is_file():
         raise BoothError(f"no such video: {source}; bench needs a video file")
     camera = CameraLikeVideo(LoopingVideo(source, cfg.camera.width, cfg.camera.height),
                              cfg.camera.fps)
     pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
-    st = cfg.station
-    screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                      st.countdown_seconds)
     with tempfile.TemporaryDirectory(prefix="booth-bench-") as tmp:
         store = Store(Path(tmp))
-        maker = PhotoMaker(pipeline, screens, store, "http://192.0.2.1:8000",
-                           retention_hours=cfg.store.retention_hours,
-                           jpeg_quality=cfg.store.jpeg_quality)
-        station = Station(None, pipeline, screens, maker, HeadlessDisplay(),
-                          Machine(st.countdown_seconds, st.result_seconds))
-        station.camera_ok = True
-        screen = screens.base.copy()
+        station = assemble_station(cfg, pipeline, camera, store, "http://192.0.2.1:8000",
+                                   log=lambda msg: None)
+        camera.start()
         try:
-            stages, totals, frame, analysis = _preview(camera, pipeline, station, screen,
-                                                       frames)
+            stages, totals = _preview(camera, station, frames)
         finally:
             camera.close()
+        frame, analysis, maker = station.frame, station.analysis, station.maker
         captures = _captures(maker, frame, analysis, 7)
-        effect_ms = _effect_costs(pipeline, frame, screens.layout.plate_region(screen), maker,
-                                  statistics.median(captures))
+        # Each effect on and off in alternation, up to 150 times (a short run, fewer).
+        effect_ms = _effect_costs(pipeline, frame, station.screens.layout.plate_region(
+            station.renderer.screen), maker, statistics.median(captures),
+            rounds=max(3, min(150, frames // 2)))
         store.close()
     frame_ms = statistics.median(totals) * 1000
     report = {
@@ -247,7 +270,7 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "frames": frames,
         "input": f"{cfg.camera.width}x{cfg.camera.height}",
-        "display": f"{st.display_width}x{st.display_height}",
+        "display": f"{cfg.station.display_width}x{cfg.station.display_height}",
         "model": cfg.segmentation.model,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",

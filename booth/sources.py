@@ -1,9 +1,10 @@
-"""Frame sources for the station: a camera, a video file, a still image or a folder of images.
+"""Frame sources for the station: a camera (USB, device path, or a network camera's rtsp:// or
+http:// MJPEG stream), a video file, a still image or a folder of images.
 
-All deliver BGR uint8 frames through one small interface, so the station loop never cares where
-pictures come from. Threaded sources keep only the newest frame: a slow consumer skips frames
-instead of building a backlog. A delivered array is shared with every caller and the source never
-writes to it again; copy it before drawing on it.
+All deliver BGR uint8 frames through one small interface, `FrameSource`, so the station loop
+never cares where pictures come from. Threaded sources keep only the newest frame: a slow
+consumer skips frames instead of building a backlog. A delivered array is shared with every
+caller and the source never writes to it again; copy it before drawing on it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.quiet import quiet_stderr
 
@@ -39,11 +42,41 @@ def _read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
-class FrameSource:
-    """The shared interface; holds the newest frame and its sequence number (0 before any)."""
+class FrameSource(Protocol):
+    """What the station needs of a source of pictures.
+
+    A back-end with a separate, better still camera (a DSLR through gphoto2: a live view for
+    the preview, the sensor's full resolution at the shutter) plugs in here with one more
+    method, `capture_still() -> np.ndarray | None`, the photo taken at the shutter: the
+    station's PhotoMaker would make the photo from it instead of the preview frame. No
+    back-end in this package has one yet; open_source() is where a new scheme (gphoto2://)
+    would be recognised."""
 
     name: str
     problem: str  # why status() is "reconnecting"; "" when "ok"
+
+    def start(self) -> None:
+        """Open the source; raises BoothError saying what to do if it cannot be used at all
+        (a camera that is not there yet is not such a case: it reconnects)."""
+        ...
+
+    def latest(self) -> tuple[np.ndarray | None, int]:
+        """The newest frame and its sequence number (0 before any); never waits."""
+        ...
+
+    def status(self) -> str:
+        """"ok", or "reconnecting" while it cannot deliver frames."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ThreadedSource:
+    """What the sources here share: the newest frame under a lock, its sequence number, a
+    status, and a thread that delivers frames."""
+
+    name: str
+    problem: str
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -55,12 +88,7 @@ class FrameSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Open the source; raises BoothError saying what to do if it cannot open at all."""
-        raise NotImplementedError
-
     def latest(self) -> tuple[np.ndarray | None, int]:
-        """The newest frame and its sequence number; never waits for a frame."""
         with self._lock:
             return self._frame, self._seq
 
@@ -71,7 +99,10 @@ class FrameSource:
         self._stop.set()
         _join(self._thread, 2.0)
 
-    def __enter__(self) -> FrameSource:
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> ThreadedSource:
         self.start()
         return self
 
@@ -89,7 +120,7 @@ class FrameSource:
         self._thread.start()
 
 
-class ImageSource(FrameSource):
+class ImageSource(ThreadedSource):
     """One still image, delivered once (sequence number 1)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -107,7 +138,7 @@ class ImageSource(FrameSource):
         self._publish(image)
 
 
-class FolderSource(FrameSource):
+class FolderSource(ThreadedSource):
     """Cycles the images of a folder in name order, seconds_per_image each."""
 
     def __init__(self, path: str | Path, seconds_per_image: float = 5.0) -> None:
@@ -147,7 +178,7 @@ class FolderSource(FrameSource):
                     break
 
 
-class VideoFileSource(FrameSource):
+class VideoFileSource(ThreadedSource):
     """A video file decoded in its own thread, paced at its fps when realtime, looping."""
 
     def __init__(self, path: str | Path, loop: bool = True, realtime: bool = True) -> None:
@@ -213,7 +244,7 @@ class VideoFileSource(FrameSource):
                 cap.release()
 
 
-class CameraSource(FrameSource):
+class CameraSource(ThreadedSource):
     """A camera (index, device path or stream URL) read in its own thread, under a watchdog.
 
     After an unplug OpenCV may keep isOpened() true while read() repeats the last frame or
@@ -224,10 +255,11 @@ class CameraSource(FrameSource):
     """
 
     def __init__(self, device: int | str, width: int = 1280, height: int = 720, fps: int = 30,
-                 stall_seconds: float = 1.5) -> None:
+                 stall_seconds: float = 1.5, clock: Clock = SYSTEM) -> None:
         self.device = device
         self.width, self.height, self.fps = width, height, fps
         self.stall_seconds = stall_seconds
+        self.clock = clock  # the watchdog's: stalls and reconnect delays are measured on it
         super().__init__(f"camera {device}" if isinstance(device, int) else str(device))
         self._gen = 0
         self._flowing = False  # the current reader has delivered a frame
@@ -241,21 +273,23 @@ class CameraSource(FrameSource):
         self._first = threading.Event()
 
     def start(self) -> None:
+        """Open the camera and wait (a few seconds at most) for its first frame. A camera that
+        is not there (yet: a kiosk boots faster than its USB camera) or sends nothing is no
+        error: the source says "reconnecting" and keeps trying, with backoff."""
         if self._thread is not None:
             return
         cap = self._open()
-        if not cap.isOpened():
-            cap.release()
-            if isinstance(self.device, int):
-                raise BoothError(f"{self.name} is not available; check the cable, close other "
-                                 f"programs using it, or try {self._other_index()}")
-            raise BoothError(f"cannot open camera stream {self.device}; check the address")
+        if cap is None:
+            self._status, self.problem = "reconnecting", self._unavailable()
         self._run_thread(self._watch, cap)
-        if not self._first.wait(FIRST_FRAME_SECONDS):
-            self.close()
-            hint = (f"check the cable or try {self._other_index()}"
-                    if isinstance(self.device, int) else "check that the stream is running")
-            raise BoothError(f"{self.name} did not deliver a frame; {hint}")
+        if cap is not None:
+            self._first.wait(FIRST_FRAME_SECONDS)
+
+    def _unavailable(self) -> str:
+        if isinstance(self.device, int):
+            return (f"{self.name} is not available; check the cable, close other programs "
+                    f"using it, or try --source {1 if self.device == 0 else 0}")
+        return f"cannot open camera {self.device}; check the address and that it is running"
 
     def close(self) -> None:
         self._stop.set()
@@ -264,12 +298,14 @@ class CameraSource(FrameSource):
         _join(self._thread, 2.0)
         _join(self._reader, 1.0)  # a reader stuck in read() releases its capture when it returns
 
-    def _other_index(self) -> str:
-        return f"--source {1 if self.device == 0 else 0}"
-
-    def _open(self) -> cv2.VideoCapture:
+    def _open(self) -> cv2.VideoCapture | None:
+        """An opened capture, or None."""
         with quiet_stderr():  # back ends warn on fd 2 for every failed (re)connect attempt
-            return self._open_device()
+            cap = self._open_device()
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
 
     def _open_device(self) -> cv2.VideoCapture:
         if isinstance(self.device, int) and sys.platform.startswith("linux"):
@@ -320,7 +356,7 @@ class CameraSource(FrameSource):
                 return
             self._frame, self._signature = frame, signature
             self._seq += 1
-            self._last_new = time.monotonic()
+            self._last_new = self.clock.monotonic()
             if not self._flowing:
                 self._flowing = True
                 self._status, self.problem = "ok", ""
@@ -331,45 +367,43 @@ class CameraSource(FrameSource):
             self._gen += 1
             gen = self._gen
             self._flowing = self._failed = self._repeating = False
-            self._last_new = time.monotonic()
+            self._last_new = self.clock.monotonic()
         self._reader = threading.Thread(target=self._read_loop, args=(cap, gen),
                                         name=f"{self.name} reader {gen}", daemon=True)
         self._reader.start()
 
     def _stalled(self) -> str | None:
         """Wait until the current reader stalls and say how; None when closing."""
-        while not self._stop.wait(WATCH_INTERVAL):
+        while not self.clock.wait(self._stop, WATCH_INTERVAL):
             with self._lock:
                 failed, flowing, last_new = self._failed, self._flowing, self._last_new
             if failed:
                 return "stopped delivering frames"
             limit = self.stall_seconds if flowing else FIRST_FRAME_SECONDS
-            if time.monotonic() - last_new > limit:
+            if self.clock.monotonic() - last_new > limit:
                 return ("repeats the same frame" if self._repeating
                         else f"delivered no new frame for {limit:g} s")
         return None
 
-    def _watch(self, cap: cv2.VideoCapture) -> None:
+    def _watch(self, cap: cv2.VideoCapture | None) -> None:
         delay = BACKOFF_FIRST
         while True:
-            self._begin(cap)
-            problem = self._stalled()
-            if problem is None:
-                return
-            with self._lock:
-                self._gen += 1  # abandon the reader: it releases its capture when read() returns
-                if self._flowing:
-                    delay = BACKOFF_FIRST  # it worked for a while: start the backoff afresh
-                self._status, self.problem = "reconnecting", f"{self.name} {problem}"
+            if cap is not None:
+                self._begin(cap)
+                problem = self._stalled()
+                if problem is None:
+                    return
+                with self._lock:
+                    self._gen += 1  # abandon the reader: it releases its capture on return
+                    if self._flowing:
+                        delay = BACKOFF_FIRST  # it worked for a while: start the backoff afresh
+                    self._status, self.problem = "reconnecting", f"{self.name} {problem}"
             cap = None
             while cap is None:
-                if self._stop.wait(delay):
+                if self.clock.wait(self._stop, delay):
                     return
                 delay = min(delay * 2, BACKOFF_MAX)
                 cap = self._open()
-                if not cap.isOpened():
-                    cap.release()
-                    cap = None
 
 
 def open_source(spec: str, *, width: int = 1280, height: int = 720, fps: int = 30,
@@ -388,7 +422,8 @@ def open_source(spec: str, *, width: int = 1280, height: int = 720, fps: int = 3
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             return ImageSource(path)
         return VideoFileSource(path)
-    if spec and path.exists():  # a device node such as /dev/video0
+    if spec and (path.exists() or spec.startswith("/dev/")):
+        # A device node such as /dev/video0, there or not yet (a USB camera still waking up).
         return CameraSource(spec, **camera)
     raise BoothError(f"no such file or camera: {spec}; use a camera index such as 0, a video "
                      "file, an image or a folder")

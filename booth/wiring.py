@@ -77,14 +77,34 @@ def serve_web(cfg: Config) -> int:
     return 0
 
 
+def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: str, *,
+                     machine=None, clock=None, **station_options):
+    """The station as `booth run` has it (screens, renderer, photo maker, state machine),
+    for `booth run`, `booth bench` and the scripts alike."""
+    from booth.clock import SYSTEM
+    from booth.machine import Machine
+    from booth.renderer import Renderer
+    from booth.screens import Screens
+    from booth.station import PhotoMaker, Station
+
+    st, clock = cfg.station, clock or SYSTEM
+    screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
+                      st.countdown_seconds, when=clock.now())
+    maker = PhotoMaker(pipeline, screens, store, base_url,
+                       retention_hours=cfg.store.retention_hours,
+                       jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
+    machine = machine or Machine(st.countdown_seconds, st.result_seconds)
+    return Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
+                   **station_options)
+
+
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
                 save_screens: Path | None) -> int:
     from booth.display import HeadlessDisplay, WindowDisplay
+    from booth.machine import Machine
     from booth.network import public_base_url
-    from booth.screens import Screens
     from booth.sources import open_source
-    from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
 
     st = cfg.station
@@ -93,39 +113,32 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             save_screens.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BoothError(f"cannot create {save_screens}: {exc.strerror}") from None
-    store = Store(cfg.data_path())
-    frames = None
-    display = None
-    web = janitor = None
+    # The window first: without a display the booth says so before loading anything.
+    display = HeadlessDisplay() if headless else WindowDisplay(
+        fullscreen=st.fullscreen and not windowed, size=(st.display_width, st.display_height))
+    store = frames = web = janitor = None
     try:
+        store = Store(cfg.data_path())
         pipeline = load_pipeline(cfg, mirror=st.mirror)
         frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
-        frames.start()
+        frames.start()  # a camera that is not there yet does not stop the station
         web, janitor = start_web(cfg, store)
         base_url, warning = public_base_url(cfg.server.public_url, web.port)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
-        screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                          st.countdown_seconds)
-        maker = PhotoMaker(pipeline, screens, store, base_url,
-                           retention_hours=cfg.store.retention_hours,
-                           jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)
-        display = HeadlessDisplay() if headless else WindowDisplay(
-            fullscreen=st.fullscreen and not windowed,
-            size=(st.display_width, st.display_height))
-        machine = Machine(st.countdown_seconds, st.result_seconds, auto_capture)
-        station = Station(frames, pipeline, screens, maker, display, machine,
-                          max_captures=max_captures, save_screens=save_screens,
-                          report=lambda status: report_status(store, status))
-        return station.run()
+        station = assemble_station(
+            cfg, pipeline, frames, store, base_url,
+            machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
+            report=lambda status: report_status(store, status))
+        return station.run(display, max_captures=max_captures, save_screens=save_screens)
     finally:
         if web is not None:
             web.close()
             janitor.stop()
-        if display is not None:
-            display.close()
+        display.close()
         if frames is not None:
             frames.close()
-        store.close()
+        if store is not None:
+            store.close()

@@ -1,13 +1,13 @@
 """Soak test: the station's frame loop for a long time, watching memory and frame time.
 
-Runs the headless station pipeline in this process on a looping shared video, frame after
-frame, as fast as it goes: decode and scale to the camera size (booth.bench.LoopingVideo,
-which reopens the file at its end, as the station's video source does; not timed), then
-Pipeline.analyse + Station.compose_preview + Station.draw_ui (timed: the frame time). The
-screen walks through the station's states (attract, countdown, flash, processing), and every
---capture-every frames the real PhotoMaker makes a photo (final composite, JPEG, thumbnail,
-store, QR, result screen) into a temporary store that keeps only the newest --keep photos
-(the rest deleted, expired ones purged), as a day at the booth does.
+Runs the headless station in this process on a looping shared video, frame after frame, as
+fast as it goes: decode and scale to the camera size (booth.bench.LoopingVideo, which reopens
+the file at its end, as the station's video source does; not timed), then one Station.step()
+(timed: the frame time), on a clock that moves 1/30 s per frame as a camera's frames do. The
+station's own state machine walks through attract, countdown, flash, processing and result,
+taking a photo about every --capture-every frames with the real PhotoMaker (final composite,
+JPEG, thumbnail, store, QR, result screen) into a temporary store that keeps only the newest
+--keep photos (the rest deleted, expired ones purged), as a day at the booth does.
 
     python scripts/soak.py                      # 100000 frames (about 25 min), a table
     python scripts/soak.py --frames 3000 --json # a short run, one JSON object
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import os
 import platform
@@ -84,24 +85,6 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def state_at(i: int, every: int):
-    """The station's state for frame i of each capture cycle of `every` frames: mostly the
-    attract screen, a countdown before the shutter, then the flash and the processing
-    screen (the frozen shot) after it."""
-    from booth.station import State
-
-    pos = i % every
-    countdown = min(60, every // 4)
-    after = min(10, every // 8)
-    if pos >= every - countdown:
-        return State.COUNTDOWN
-    if pos < after:
-        return State.CAPTURE
-    if pos < 2 * after:
-        return State.PROCESSING
-    return State.ATTRACT
-
-
 def deciles(values: list[float]) -> list[float]:
     """Median of each tenth of the run, in ms."""
     n = len(values)
@@ -109,35 +92,36 @@ def deciles(values: list[float]) -> list[float]:
             for k in range(10)]
 
 
+def machine_for(every: int):
+    """A state machine that takes a photo about every `every` frames at 30 frames a second:
+    the attract screen, a 1 s countdown, the flash, the photo being made, 1 s of result."""
+    from booth.machine import FLASH_SECONDS, Machine
+
+    attract = max(0.1, (every - 30 - 30) / 30 - FLASH_SECONDS - 0.5)
+    return Machine(countdown_seconds=1, result_seconds=1, auto_capture_seconds=attract)
+
+
 def run(args: argparse.Namespace) -> dict:
     import cv2
 
     from booth.bench import LoopingVideo
+    from booth.clock import ManualClock
     from booth.config import Config
-    from booth.display import HeadlessDisplay
-    from booth.screens import Screens
-    from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
-    from booth.wiring import load_pipeline
+    from booth.wiring import assemble_station, load_pipeline
 
     cfg = Config()
     cfg.scene.plate = str(args.assets / PLATE)
     source = args.source or args.assets / VIDEO
-    st = cfg.station
+    clock = ManualClock()  # a camera's 30 frames a second, however long a step takes
     with tempfile.TemporaryDirectory(prefix="booth-soak-") as tmp:
-        os.environ.setdefault("BOOTH_CACHE_DIR", str(Path(tmp) / "cache"))
+        cfg.cache_dir = str(Path(tmp) / "cache")
         video = LoopingVideo(str(source), cfg.camera.width, cfg.camera.height)
-        pipeline = load_pipeline(cfg, mirror=st.mirror)
-        screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                          st.countdown_seconds)
+        pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
         store = Store(Path(tmp) / "data")
-        maker = PhotoMaker(pipeline, screens, store, "http://192.0.2.1:8000",
-                           retention_hours=cfg.store.retention_hours,
-                           jpeg_quality=cfg.store.jpeg_quality)
-        machine = Machine(st.countdown_seconds, st.result_seconds)
-        station = Station(None, pipeline, screens, maker, HeadlessDisplay(), machine)
-        station.camera_ok = True
-        screen = screens.base.copy()
+        station = assemble_station(cfg, pipeline, video, store, "http://192.0.2.1:8000",
+                                   machine=machine_for(args.capture_every), clock=clock,
+                                   out=io.StringIO(), log=lambda msg: None)
 
         wall: list[float] = []
         cpu: list[float] = []
@@ -145,58 +129,49 @@ def run(args: argparse.Namespace) -> dict:
         failures: list[str] = []
         rss_samples: list[tuple[int, float]] = []
         max_files = 0
-        reopened = 0
         start_rss = None
         began = time.monotonic()
         total = args.warmup + args.frames
-        shown = None
-        for i in range(total):
-            if i == args.warmup:  # warm-up over: settle, then the baseline
-                gc.collect()
-                start_rss = rss_mb()
-                began = time.monotonic()
-            cap_before = video.cap
-            frame = video.read()
-            reopened += video.cap is not cap_before
-            # Cycles count from the end of the warm-up, which ends with the first photo.
-            state = state_at(i - args.warmup, args.capture_every)
-            now = time.monotonic()
-            if state is not shown:
-                machine.state, machine.since = state, now
-                shown = state
-            t0, c0 = time.perf_counter(), time.process_time()
-            analysis = pipeline.analyse(frame, t0)
-            station.compose_preview(screen, state, frame, analysis)
-            station.draw_ui(screen, state, now, analysis)
-            t1, c1 = time.perf_counter(), time.process_time()
-            if i >= args.warmup:
-                wall.append(t1 - t0)
-                cpu.append(c1 - c0)
-            if (i - args.warmup) % args.capture_every == args.capture_every - 1:
-                outcome = maker.make(frame.copy(), analysis)
-                station._freeze(frame, analysis)  # the preview at the shutter, as run() does
-                if outcome.ok:
-                    capture_ms.append(outcome.seconds * 1000)
-                else:
-                    failures.append(outcome.error)
-                old = store.captures(limit=10 * args.keep + 100)[args.keep:]
-                store.delete([c.id for c in old])
-                store.purge_expired()
-                max_files = max(max_files, sum(1 for _ in os.scandir(store.photos)))
-            if i % RSS_EVERY == 0 or i == total - 1:
-                rss_samples.append((i, rss_mb()))
-            if args.progress and i >= args.warmup and (i - args.warmup + 1) % max(
-                    1, args.frames // 10) == 0:
-                done = i - args.warmup + 1
-                print(f"soak: {done}/{args.frames} frames, RSS {rss_samples[-1][1]:.0f} MB, "
-                      f"median {statistics.median(wall[-1000:]) * 1000:.2f} ms",
-                      file=sys.stderr, flush=True)
+        outcome = None
+        with station:
+            for i in range(total):
+                if i == args.warmup:  # warm-up over: settle, then the baseline
+                    gc.collect()
+                    start_rss = rss_mb()
+                    began = time.monotonic()
+                video.advance()
+                clock.advance(1 / 30)
+                t0, c0 = time.perf_counter(), time.process_time()
+                station.step()
+                t1, c1 = time.perf_counter(), time.process_time()
+                if i >= args.warmup:
+                    wall.append(t1 - t0)
+                    cpu.append(c1 - c0)
+                if station.outcome is not outcome:  # a photo was made (or failed)
+                    outcome = station.outcome
+                    if outcome.ok:
+                        capture_ms.append(outcome.seconds * 1000)
+                    else:
+                        failures.append(outcome.error)
+                    old = store.captures(limit=10 * args.keep + 100)[args.keep:]
+                    store.delete([c.id for c in old])
+                    store.purge_expired()
+                    max_files = max(max_files, sum(1 for _ in os.scandir(store.photos)))
+                if i % RSS_EVERY == 0 or i == total - 1:
+                    rss_samples.append((i, rss_mb()))
+                if args.progress and i >= args.warmup and (i - args.warmup + 1) % max(
+                        1, args.frames // 10) == 0:
+                    done = i - args.warmup + 1
+                    print(f"soak: {done}/{args.frames} frames, RSS {rss_samples[-1][1]:.0f} "
+                          f"MB, median {statistics.median(wall[-1000:]) * 1000:.2f} ms",
+                          file=sys.stderr, flush=True)
         elapsed = time.monotonic() - began
         gc.collect()
         end_rss = rss_mb()
         photos = store.count()
         store.close()
-        video.cap.release()
+        video.close()
+        reopened = video.reopened
     cv2.destroyAllWindows()
 
     wall_d, cpu_d = deciles(wall), deciles(cpu)

@@ -103,35 +103,28 @@ def station_process(args: argparse.Namespace) -> int:
     result. Everything else is as `booth run --headless` has it."""
     from booth.config import load_config
     from booth.display import HeadlessDisplay
-    from booth.screens import Screens
+    from booth.machine import Machine
     from booth.sources import open_source
-    from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
-    from booth.wiring import load_pipeline, report_status, start_web
+    from booth.wiring import assemble_station, load_pipeline, report_status, start_web
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # finally: blocks run
     cfg = load_config(str(args.config))
     cfg.data_dir = str(args.data_dir)
     cfg.server.host, cfg.server.port = "127.0.0.1", 0  # its own web app: loopback only
-    st = cfg.station
     store = Store(cfg.data_path())
     frames = web = janitor = None
     try:
-        pipeline = load_pipeline(cfg, mirror=st.mirror)
+        pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
         frames = open_source(str(args.assets / VIDEO), width=cfg.camera.width,
                              height=cfg.camera.height, fps=cfg.camera.fps,
                              stall_seconds=cfg.camera.stall_seconds)
         frames.start()
         web, janitor = start_web(cfg, store)  # as `booth run`: its own web app and janitor
-        screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                          st.countdown_seconds)
-        maker = PhotoMaker(pipeline, screens, store, args.base_url,
-                           retention_hours=cfg.store.retention_hours,
-                           jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)
-        machine = Machine(0.25, 0.25, 0.05)
-        station = Station(frames, pipeline, screens, maker, HeadlessDisplay(), machine,
-                          report=lambda status: report_status(store, status))
-        return station.run()
+        station = assemble_station(cfg, pipeline, frames, store, args.base_url,
+                                   machine=Machine(0.25, 0.25, 0.05),
+                                   report=lambda status: report_status(store, status))
+        return station.run(HeadlessDisplay())
     finally:
         if web is not None:
             web.close()
