@@ -5,7 +5,9 @@ Why OpenCV's window and not pygame/SDL2 (measured under Xvfb, 1920x1080, no wind
 presenting a 1920x1080 frame took 23-36 ms (median), too slow for a 30 fps preview, against
 5-8 ms for OpenCV's imshow into a window of the same size. OpenCV's own fullscreen request
 needs a window manager (without one the window stayed 400x300), so the window is also sized
-to the screen and put at its corner, which is fullscreen wherever nothing else manages windows.
+to the screen and put at its corner, which is fullscreen wherever nothing else manages windows;
+and since OpenCV's Qt window shows an image at its own size (a 1280x720 screen sat in the middle
+of a 1600x900 window), the booth scales each screen to the window itself.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ class WindowDisplay:
         self.title = title
         self._events: list[str] = []
         screen = screen_size()
+        # Fullscreen: each screen is scaled (kept in proportion, centred) onto this canvas.
+        self._canvas = (np.zeros((screen[1], screen[0], 3), np.uint8)
+                        if fullscreen and screen and screen != size else None)
         try:
             # Qt warns on fd 2 about fonts and plugins it does not need: not for the console.
             with quiet_stderr():
@@ -116,6 +121,15 @@ class WindowDisplay:
             self._events.append("press")
 
     def show(self, screen: np.ndarray) -> None:
+        if self._canvas is not None:
+            ch, cw = self._canvas.shape[:2]
+            h, w = screen.shape[:2]
+            scale = min(cw / w, ch / h)
+            fw, fh = round(w * scale), round(h * scale)
+            x, y = (cw - fw) // 2, (ch - fh) // 2
+            self._canvas[y:y + fh, x:x + fw] = cv2.resize(screen, (fw, fh),
+                                                          interpolation=cv2.INTER_LINEAR)
+            screen = self._canvas
         cv2.imshow(self.title, screen)
 
     def poll(self, wait_ms: int) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Protocol
 
@@ -141,9 +140,11 @@ class ImageSource(ThreadedSource):
 class FolderSource(ThreadedSource):
     """Cycles the images of a folder in name order, seconds_per_image each."""
 
-    def __init__(self, path: str | Path, seconds_per_image: float = 5.0) -> None:
+    def __init__(self, path: str | Path, seconds_per_image: float = 5.0,
+                 clock: Clock = SYSTEM) -> None:
         self.path = Path(path)
         self.seconds_per_image = seconds_per_image
+        self.clock = clock
         self._files: list[Path] = []
         super().__init__(self.path.name)
 
@@ -169,7 +170,7 @@ class FolderSource(ThreadedSource):
 
     def _cycle(self, index: int) -> None:
         count = len(self._files)
-        while not self._stop.wait(self.seconds_per_image):
+        while not self.clock.wait(self._stop, self.seconds_per_image):
             for _ in range(count):  # skip files that are unreadable or gone since start()
                 index = (index + 1) % count
                 image = _read_image(self._files[index])
@@ -181,10 +182,12 @@ class FolderSource(ThreadedSource):
 class VideoFileSource(ThreadedSource):
     """A video file decoded in its own thread, paced at its fps when realtime, looping."""
 
-    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = True) -> None:
+    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = True,
+                 clock: Clock = SYSTEM) -> None:
         self.path = Path(path)
         self.loop = loop
         self.realtime = realtime
+        self.clock = clock
         super().__init__(self.path.name)
 
     def start(self) -> None:
@@ -215,14 +218,14 @@ class VideoFileSource(ThreadedSource):
                 cap, frame = self._open()
             except BoothError as exc:  # the file was replaced or removed while playing
                 self._status, self.problem = "reconnecting", str(exc)
-                if self._stop.wait(1.0):
+                if self.clock.wait(self._stop, 1.0):
                     return None, None
                 continue
             self._status, self.problem = "ok", ""
             return cap, frame
 
     def _play(self, cap: cv2.VideoCapture | None, interval: float) -> None:
-        due = time.monotonic()
+        due = self.clock.monotonic()
         try:
             while cap is not None and not self._stop.is_set():
                 ok, frame = cap.read()
@@ -235,8 +238,8 @@ class VideoFileSource(ThreadedSource):
                         return
                 if self.realtime:
                     # Never more than one frame of debt: after a hiccup, go on rather than race.
-                    due = max(due + interval, time.monotonic() - interval)
-                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                    due = max(due + interval, self.clock.monotonic() - interval)
+                    if self.clock.wait(self._stop, due - self.clock.monotonic()):
                         return
                 self._publish(frame)
         finally:

@@ -34,7 +34,9 @@ from booth.config import Config
 from booth.passwords import set_password
 from booth.screens import Screens
 from booth.sources import BACKOFF_FIRST, CameraSource
-from booth.station import Machine, PhotoMaker, State, Station
+from booth.machine import Machine, State
+from booth.renderer import Renderer
+from booth.station import PhotoMaker, Station
 from booth.store import Store
 from booth.webapp import create_app
 from booth.webapp.security import limiter
@@ -80,7 +82,7 @@ class FaultyCamera(CameraSource):
         self.t0 = time.monotonic()
         super().start()
 
-    def _open(self) -> cv2.VideoCapture:
+    def _open(self) -> cv2.VideoCapture | None:
         self.opens.append(time.monotonic())
         return super()._open()
 
@@ -183,10 +185,10 @@ def run_station(source: FaultyCamera, store: Store, seconds: float, *,
     try:
         display = RecordingDisplay(seconds - (time.monotonic() - source.t0), source, screens,
                                    machine, presses)
-        station = Station(source, pipeline, screens,
+        station = Station(source, Renderer(pipeline, screens),
                           PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1),
-                          display, machine, report=report, log=lambda msg: None)
-        station.run()
+                          machine, report=report, log=lambda msg: None)
+        station.run(display)
     finally:
         source.close()
     if save is not None and display.banner_screen is not None:

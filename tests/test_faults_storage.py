@@ -35,7 +35,9 @@ import pytest
 
 from booth.screens import Screens
 from booth.sources import VideoFileSource
-from booth.station import Machine, PhotoMaker, State, Station
+from booth.machine import Machine, State
+from booth.renderer import Renderer
+from booth.station import PhotoMaker, Station
 from booth.store import TMP_PREFIX, Store
 from booth.wiring import load_pipeline
 from tests.conftest import PLATE, ROOT, asset, plate_config
@@ -425,15 +427,15 @@ def _run_with_fault(rig, data: Path, fault: Fault, moment: str, partial: int | N
     out, log = io.StringIO(), []
     source = VideoFileSource(asset(VIDEO))
     source.start()
-    station = Station(source, pipeline, screens,
+    station = Station(source, Renderer(pipeline, screens),
                       PhotoMaker(pipeline, screens, store, "http://booth.test",
                                  retention_hours=1),
-                      visitor, Machine(countdown_seconds=0.5, result_seconds=30,
-                                       auto_capture_seconds=0.2),
+                      Machine(countdown_seconds=0.5, result_seconds=30,
+                              auto_capture_seconds=0.2),
                       out=out, log=log.append)
     visitor.station = station
     try:
-        station.run()
+        station.run(visitor)
     finally:
         source.close()
         fault.stop()  # (already stopped unless the run went wrong)
