@@ -65,7 +65,7 @@ class ManualClock:
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         with self._moved:
-            deadline = self._t + seconds
+            deadline = self._t + seconds - 1e-9  # a wait of exactly one advance() ends there
             while not event.is_set() and self._t < deadline:
                 # Setting an Event does not notify this condition: look again now and then.
                 self._moved.wait(0.005)
