@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -332,3 +333,95 @@ def test_camera_hung_read_is_abandoned(short_clip: Path) -> None:
         assert _readers_alive(source) == 2
         source.release()  # the hung read returns: that reader sees it is stale and leaves
         _wait_until(lambda: _readers_alive(source) <= 1, 5, "the stale reader exiting")
+
+
+# --- IP cameras: a real MJPEG stream over HTTP on loopback ------------------------------------
+
+
+class MjpegCamera:
+    """An IP camera on loopback: /video.mjpg streams the frames as multipart JPEG at 30 fps,
+    as network cameras do. stop() takes it off the network; start() brings it back on the
+    same port."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                      for f in frames]
+        self.port = 0
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        jpegs = self.jpegs
+        stopping = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/video.mjpg":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for i in range(100_000):
+                        if stopping.is_set():
+                            return
+                        jpeg = jpegs[i % len(jpegs)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                         + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                                         + jpeg + b"\r\n")
+                        time.sleep(1 / 30)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.server.allow_reuse_address = True
+        self.port = self.server.server_address[1]
+        self._stopping = stopping
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self._stopping.set()
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def ip_camera(book_frames: list[np.ndarray]):
+    camera = MjpegCamera(book_frames[:60])
+    camera.start()
+    yield camera
+    camera.stop()
+
+
+def test_ip_camera_mjpeg_stream_delivers_drops_out_and_comes_back(ip_camera, book_frames):
+    url = f"http://127.0.0.1:{ip_camera.port}/video.mjpg"
+    source = open_source(f" {url} ", stall_seconds=0.5)
+    assert isinstance(source, CameraSource) and source.name == url
+    source.start()
+    try:
+        _wait_until(lambda: source.latest()[1] >= 5, 10, "frames from the stream")
+        frame, _ = source.latest()
+        assert frame.shape == (480, 640, 3) and source.status() == "ok"
+        # The very picture the camera sent (JPEG at quality 90: a few levels off at most).
+        error = min(np.abs(frame.astype(int) - f.astype(int)).mean() for f in book_frames[:60])
+        assert error < 4
+        ip_camera.stop()  # the camera's network cable
+        _wait_until(lambda: source.status() == "reconnecting", 10, "reconnecting")
+        lost = source.latest()[1]
+        ip_camera.start()
+        _wait_until(lambda: source.status() == "ok" and source.latest()[1] > lost + 5, 20,
+                    "the stream again")
+    finally:
+        source.close()
+
+
+def test_rtsp_and_http_urls_are_cameras() -> None:
+    for url in ("rtsp://192.0.2.10:554/stream1", "http://192.0.2.10/video.mjpg"):
+        source = open_source(url)
+        assert isinstance(source, CameraSource) and source.device == url
