@@ -31,11 +31,11 @@ import numpy as np
 import pytest
 
 from booth.config import Config
+from booth.machine import Machine, State
 from booth.passwords import set_password
+from booth.renderer import Renderer
 from booth.screens import Screens
 from booth.sources import BACKOFF_FIRST, CameraSource
-from booth.machine import Machine, State
-from booth.renderer import Renderer
 from booth.station import PhotoMaker, Station
 from booth.store import Store
 from booth.webapp import create_app

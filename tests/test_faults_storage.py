@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.screens import Screens
-from booth.sources import VideoFileSource
 from booth.machine import Machine, State
 from booth.renderer import Renderer
+from booth.screens import Screens
+from booth.sources import VideoFileSource
 from booth.station import PhotoMaker, Station
 from booth.store import TMP_PREFIX, Store
 from booth.wiring import load_pipeline

@@ -77,34 +77,35 @@ def test_serve_starts_without_a_camera_and_serves_a_photo(served):
 
 
 def test_station_and_server_processes_share_a_data_dir_cleanly(served):
-    """This process publishes a photo every 50 ms while 10 phones (each its own loopback
-    address) download theirs and now and then delete one, through `booth serve`."""
+    """This process publishes 60 photos while 10 phones (each its own loopback address)
+    download theirs, 30 requests each, and now and then delete one, through `booth serve`.
+    Bounded by counts, not by time: a stress test, not a benchmark (scripts/load_bench.py
+    and scripts/two_process_load.py measure)."""
     base, data = served
     store = Store(data)
     published: list[tuple[str, bytes]] = []
     errors: list[str] = []
     ok = []
-    stop = threading.Event()
+    done = threading.Event()
 
     def station():
-        i = 0
-        while not stop.is_set():
-            capture = store.publish(jpeg(i, (640, 480)), ttl_seconds=3600)
-            published.append((capture.token, capture.path.read_bytes()))
-            i += 1
-            time.sleep(0.05)
+        try:
+            for i in range(60):
+                capture = store.publish(jpeg(i, (640, 480)), ttl_seconds=3600)
+                published.append((capture.token, capture.path.read_bytes()))
+        finally:
+            done.set()
 
     def phone(n: int):
-        k = 0
         deleted = set()
-        while not stop.is_set():
+        for k in range(30):
             # Each visitor opens their own photos, and leaves deleted ones alone.
             mine = [p for p in published[n::10] if p[0] not in deleted]
+            while not mine and not done.wait(0.01):
+                mine = [p for p in published[n::10] if p[0] not in deleted]
             if not mine:
-                time.sleep(0.01)
-                continue
+                return
             token, expected = mine[-1 - k % min(3, len(mine))]
-            k += 1
             status, body, _ = get(f"{base}/p/{token}/photo.jpg", client=10 + n)
             if status == 200:
                 ok.append(token)
@@ -112,7 +113,7 @@ def test_station_and_server_processes_share_a_data_dir_cleanly(served):
                     errors.append(f"half-read photo {token}")
             else:
                 errors.append(f"{status} for {token}")
-            if k % 7 == 0:
+            if k % 7 == 6:
                 deleted.add(token)
                 store.delete([store.resolve(token).id])
 
@@ -120,13 +121,12 @@ def test_station_and_server_processes_share_a_data_dir_cleanly(served):
         threading.Thread(target=phone, args=(n,)) for n in range(10)]
     for t in threads:
         t.start()
-    time.sleep(4)
-    stop.set()
     for t in threads:
-        t.join(timeout=20)
+        t.join(timeout=60)
     store.close()
+    assert not any(t.is_alive() for t in threads)
     assert not errors, errors[:5]
-    assert len(published) > 30 and len(ok) > 100
+    assert len(published) == 60 and len(ok) == 300
 
 
 def test_janitor_purges_expired_photos_file_thumbnail_and_row(tmp_path: Path):

@@ -1,9 +1,11 @@
-"""Long-running behaviour, in short: the soak (memory and frame time over many frames) and
-the two-process load (a station and `booth serve` on one data dir under 20 phones).
+"""Smoke runs of the long-running benchmarks: the soak (memory and frame time over many
+frames) and the two-process load (a station and `booth serve` on one data dir under phones).
 
-Both run the scripts themselves, as separate processes, so what they measure (the RSS, the
-stderr of each process) is theirs alone. The full runs are `python scripts/soak.py` and
-`python scripts/two_process_load.py`; their results are in the README.
+Both run the scripts themselves, as separate processes, for a few seconds: enough to show
+that they run end to end and report, and that nothing fails (no failed photo, no 5xx, no
+"database is locked"). They assert no speed or memory figure: those are measured by the full
+runs, `python scripts/soak.py` and `python scripts/two_process_load.py`, and their results are
+in the README.
 """
 
 from __future__ import annotations
@@ -26,35 +28,30 @@ def script(name: str, *args: str, timeout: float) -> tuple[int, dict, str]:
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
-def test_soak_memory_and_frame_time_stay_flat():
-    """2200 frames (about 35 s): the station's frame loop with a photo every 200 frames into
-    a store that keeps 10. The RSS must not grow more than 50 MB after the warm-up, and the
-    last tenth's median frame time must not be 25% above the first tenth's. On a shared
-    machine another program can slow the wall clock for seconds, so the drift check fails
-    only when the process's own CPU time per frame drifted too (a slowdown the loop causes
-    itself, a growing list or cache, shows in both)."""
+def test_soak_smoke_run():
+    """300 frames, a photo about every 100: the station's own state machine takes them."""
     asset("scenes/sol46/PIA24542_large.jpg")
-    rc, report, stderr = script("soak.py", "--frames", "2200", "--warmup", "200",
-                                "--capture-every", "200", "--drift-clock", "both",
-                                timeout=300)
+    rc, report, stderr = script("soak.py", "--frames", "300", "--warmup", "20",
+                                "--capture-every", "100", "--keep", "2",
+                                "--max-drift", "100", "--max-rss-growth-mb", "1000",
+                                timeout=240)
     assert rc == 0, (report["errors"], stderr[-2000:])
-    assert report["errors"] == []
-    assert report["rss_mb"]["growth"] <= 50
-    assert len(report["frame_ms_by_tenth"]) == 10
-    assert report["photos"]["made"] >= 11 and report["photos"]["failed"] == 0
-    assert report["photos"]["kept_at_end"] == 10
-    assert report["photos"]["max_files_in_folder"] <= 22  # photo + thumbnail, and no leftovers
-    assert report["video_reopened"] >= 18  # the 109-frame clip looped, reopened each time
+    assert report["errors"] == [] and report["frames"] == 300
+    assert len(report["frame_ms_by_tenth"]) == 10 and report["frame_ms_median"] > 0
+    assert report["photos"]["made"] >= 1 and report["photos"]["failed"] == 0
+    assert report["photos"]["kept_at_end"] <= 2 + 1  # and one being made as the run ended
+    assert report["photos"]["max_files_in_folder"] <= 2 * 3  # photo + thumbnail, no leftovers
+    assert report["video_reopened"] >= 2  # the 109-frame clip looped
 
 
-def test_station_and_serve_processes_under_twenty_phones():
-    """25 s of the two-process load: a photo about every second from a station process,
-    20 phones downloading and deleting through `booth serve`, staff browsing the gallery."""
+def test_two_process_load_smoke_run():
+    """8 s: a station process taking a photo about every second, 5 phones downloading and
+    deleting through `booth serve`, staff browsing the gallery."""
     asset("scenes/sol46/PIA24542_large.jpg")
-    rc, report, stderr = script("two_process_load.py", "--seconds", "25", timeout=240)
+    rc, report, stderr = script("two_process_load.py", "--seconds", "8", "--clients", "5",
+                                timeout=240)
     assert rc == 0 and report["errors"] == 0, (report["error_samples"], stderr[-2000:])
-    assert report["photos_taken"] >= 12  # about one a second
-    assert report["downloads"] >= 200 and report["deletes"] >= 2
-    assert report["staff_requests"] >= 10
+    assert report["photos_taken"] >= 3
+    assert report["downloads"] >= 20 and report["staff_requests"] >= 2
     for name, lines in report["stderr_samples"].items():
         assert not any("locked" in line or "Traceback" in line for line in lines), name
