@@ -1,9 +1,13 @@
 """Camera faults on a running station: the unattended booth must notice and heal by itself.
 
-Each test runs the real Station loop in this process for a few seconds, with a real video file
-as the camera device of a real CameraSource (watchdog, reader threads, reconnect), the real
-pipeline and a display that records what was shown. The faults are made by small subclasses
-that only pace, hang, repeat or fail the real read(), or by taking the device path away:
+Each test runs the real Station loop in this process for a few seconds of an injected clock
+(booth.clock.ManualClock), with a real video file as the camera device of a real CameraSource
+(watchdog, reader threads, reconnect), the real pipeline and a display that records what was
+shown. The display moves the clock 1/60 s at each poll, as a 60 Hz screen's loop would; the
+camera delivers a frame every 1/30 s of it, and the watchdog's stalls and backoff are measured
+on it, so every time below is the clock's, exact up to a step. The faults are made by small
+subclasses that only pace, hang, repeat or fail the real read(), or by taking the device path
+away:
 
 - the camera stops delivering frames (read() blocks),
 - it delivers the same frame forever,
@@ -30,6 +34,7 @@ import cv2
 import numpy as np
 import pytest
 
+from booth.clock import ManualClock
 from booth.config import Config
 from booth.machine import Machine, State
 from booth.passwords import set_password
@@ -47,6 +52,8 @@ VIDEO = "video/intel_asl_book.mp4"  # 640x480, 30 fps, a person signing
 PROMISE = 2.0  # seconds from the last frame to the banner
 REDRAW = 0.25  # the screen is redrawn at least this often, whatever the camera does
 FAULT_AT = 1.0  # seconds after the camera starts
+TICK = 1 / 60  # the clock's step at each poll of the display
+NEVER = threading.Event()  # a wait on the clock that only time ends
 
 
 class FaultyCamera(CameraSource):
@@ -57,18 +64,19 @@ class FaultyCamera(CameraSource):
     Between fault_start and fault_end (seconds after start()) read() does what `fault` says:
     "hang" blocks until fault_end, "repeat" hands back the last real frame again and again,
     "error" returns (False, None). Every open and every stall the watchdog reports is
-    recorded with its time.monotonic()."""
+    recorded with the clock's time."""
 
     def __init__(self, device: str, fault: str | None = None,
                  window: tuple[float, float] = (FAULT_AT, FAULT_AT)) -> None:
         camera = Config().camera  # the shipped settings, stall_seconds among them
         super().__init__(device, width=camera.width, height=camera.height, fps=camera.fps,
-                         stall_seconds=camera.stall_seconds)
+                         stall_seconds=camera.stall_seconds, clock=ManualClock())
         self.fault, self.window = fault, window
         self.t0 = 0.0
         self.opens: list[float] = []
         self.stalls: list[tuple[float, str]] = []
         self._held: np.ndarray | None = None
+        self._last_cap: cv2.VideoCapture | None = None
 
     @property
     def fault_start(self) -> float:
@@ -79,24 +87,33 @@ class FaultyCamera(CameraSource):
         return self.t0 + self.window[1]
 
     def start(self) -> None:
-        self.t0 = time.monotonic()
+        self.t0 = self.clock.monotonic()
         super().start()
 
     def _open(self) -> cv2.VideoCapture | None:
-        self.opens.append(time.monotonic())
+        self.opens.append(self.clock.monotonic())
         return super()._open()
+
+    def _paced(self, cap: cv2.VideoCapture) -> bool:
+        """False at the first read of a capture."""
+        first = cap is not self._last_cap
+        self._last_cap = cap
+        return not first
 
     def _stalled(self) -> str | None:
         problem = super()._stalled()
         if problem is not None:
-            self.stalls.append((time.monotonic(), problem))
+            self.stalls.append((self.clock.monotonic(), problem))
         return problem
 
     def _read_frame(self, cap: cv2.VideoCapture) -> tuple[bool, np.ndarray | None]:
-        time.sleep(1 / 30)
-        faulty = self.fault_start <= time.monotonic() < self.fault_end
+        # A frame every 1/30 s of the clock; the first one of each opening at once.
+        if self._paced(cap) and self.clock.wait(self._stop, 1 / 30):
+            return False, None
+        now = self.clock.monotonic()
+        faulty = self.fault_start <= now < self.fault_end
         if faulty and self.fault == "hang":
-            time.sleep(max(0.0, self.fault_end - time.monotonic()))
+            self.clock.wait(self._stop, self.fault_end - now)
         elif faulty and self.fault == "error":
             return False, None
         ok, frame = cap.read()
@@ -138,28 +155,31 @@ class Shown:
 
 
 class RecordingDisplay:
-    """Records what each show() put on screen; quits after `seconds`. `presses(display)` is
-    asked at every poll whether the visitor presses now."""
+    """Records what each show() put on screen; moves the clock TICK at each poll; quits
+    after `seconds` of it. `presses(display)` is asked at every poll whether the visitor
+    presses now."""
 
-    def __init__(self, seconds: float, source: CameraSource, screens: Screens,
+    def __init__(self, seconds: float, source: FaultyCamera, screens: Screens,
                  machine: Machine, presses: Callable[[RecordingDisplay], bool] | None = None,
                  ) -> None:
         self.source, self.machine, self.presses = source, machine, presses
+        self.clock = source.clock
         self.has_banner = banner_detector(screens)
         self.shown: list[Shown] = []
         self.banner_screen: np.ndarray | None = None
-        self.end = time.monotonic() + seconds
+        self.end = source.t0 + seconds
 
     def show(self, screen: np.ndarray) -> None:
         banner = self.has_banner(screen)
-        self.shown.append(Shown(time.monotonic(), self.source.latest()[1], self.machine.state,
-                                banner))
+        self.shown.append(Shown(self.clock.monotonic(), self.source.latest()[1],
+                                self.machine.state, banner))
         if banner and self.banner_screen is None:
             self.banner_screen = screen.copy()
 
     def poll(self, wait_ms: int) -> list[str]:
-        time.sleep(wait_ms / 1000)
-        if time.monotonic() > self.end:
+        self.clock.advance(TICK)
+        time.sleep(0.004)  # the camera's threads see each step of the clock (they poll 5 ms)
+        if self.clock.monotonic() > self.end:
             return ["quit"]
         return ["press"] if self.presses is not None and self.presses(self) else []
 
@@ -177,17 +197,18 @@ def store(tmp_path: Path):
 def run_station(source: FaultyCamera, store: Store, seconds: float, *,
                 machine: Machine | None = None, presses=None, report=None,
                 save: Path | None = None) -> tuple[RecordingDisplay, Station]:
-    """Start the camera, run the real station on it for `seconds`, close the camera."""
+    """Start the camera, run the real station on it for `seconds` of the camera's clock,
+    close the camera."""
     pipeline = load_pipeline(plate_config(), mirror=True)
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
     machine = machine or Machine(3, 30)
     source.start()
     try:
-        display = RecordingDisplay(seconds - (time.monotonic() - source.t0), source, screens,
-                                   machine, presses)
+        display = RecordingDisplay(seconds, source, screens, machine, presses)
         station = Station(source, Renderer(pipeline, screens),
-                          PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1),
-                          machine, report=report, log=lambda msg: None)
+                          PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
+                                     clock=source.clock),
+                          machine, clock=source.clock, report=report, log=lambda msg: None)
         station.run(display)
     finally:
         source.close()
@@ -282,18 +303,21 @@ def test_camera_device_path_that_vanishes_and_returns(tmp_path: Path, store: Sto
     source = FaultyCamera(str(device))
     moves: dict[str, float] = {}
 
+    clock = source.clock
+    no_stop = threading.Event()
+
     def unplug_and_replug() -> None:
         while not source.t0:  # set by source.start() in run_station
             time.sleep(0.01)
-        time.sleep(max(0.0, source.t0 + FAULT_AT - time.monotonic()))
+        clock.wait(no_stop, source.t0 + FAULT_AT - clock.monotonic())
         device.rename(away)
-        moves["unplugged"] = time.monotonic()
-        deadline = time.monotonic() + 10
+        moves["unplugged"] = clock.monotonic()
+        deadline = time.monotonic() + 30  # real seconds: only a bound on a broken run
         while len(source.opens) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)
+            time.sleep(0.002)
+        clock.wait(no_stop, 0.3)
         away.rename(device)
-        moves["replugged"] = time.monotonic()
+        moves["replugged"] = clock.monotonic()
 
     cable = threading.Thread(target=unplug_and_replug, daemon=True)
     cable.start()
@@ -309,7 +333,7 @@ def test_camera_device_path_that_vanishes_and_returns(tmp_path: Path, store: Sto
     assert len(attempts) == 3, "two attempts while unplugged, the third one succeeds"
     intervals = np.diff([noticed, *attempts])
     expected = BACKOFF_FIRST * np.array([1, 2, 4])
-    assert np.all(np.abs(intervals - expected) < 0.25), intervals
+    assert np.all(np.abs(intervals - expected) < 0.1), intervals
     assert attempts[1] < moves["replugged"] < attempts[2]
 
 
@@ -334,19 +358,21 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
 
     pages: list[tuple[float, str]] = []
     stop = threading.Event()
+    source = FaultyCamera(str(asset(VIDEO)), "error", (FAULT_AT, FAULT_AT + 2.0))
+    clock = source.clock
 
     def watch_staff_page() -> None:
-        while not stop.wait(0.2):
+        while not clock.wait(stop, 0.2):
             text = client.get("/staff").text
             status = re.search(r'aria-label="Station status">\s*<div[^>]*>\s*<b>([^<]+)</b>',
                                text)
-            pages.append((time.monotonic(), status.group(1) if status else text))
+            pages.append((clock.monotonic(), status.group(1) if status else text))
 
     pressed: dict[str, float] = {}
 
     def presses(display: RecordingDisplay) -> bool:
         shown = display.shown
-        now = time.monotonic()
+        now = clock.monotonic()
         if "down" not in pressed and shown[-1].banner:
             pressed["down"] = now  # the countdown would end while the camera is still down
             return True
@@ -357,7 +383,6 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
                 return True
         return False
 
-    source = FaultyCamera(str(asset(VIDEO)), "error", (FAULT_AT, FAULT_AT + 2.0))
     watcher = threading.Thread(target=watch_staff_page, daemon=True)
     watcher.start()
     try:
