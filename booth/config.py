@@ -1,7 +1,10 @@
-"""Typed configuration from an optional TOML file.
+"""Typed configuration from an optional TOML file and the environment: the one place where
+settings and environment variables are read; the rest of the package is given a Config.
 
 Every setting has a default; a file only lists what it changes. Unknown keys, wrong types and
-out-of-range values are refused with one line naming the setting and what it accepts.
+out-of-range values are refused with one line naming the setting and what it accepts. Two
+environment variables count too: BOOTH_PLATE (a path to the plate; it wins over the file) and
+BOOTH_CACHE_DIR (where downloaded plates go, unless the file says).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -23,6 +27,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 APP_NAME = "selfie-booth"
+ENV_PLATE = "BOOTH_PLATE"
+ENV_CACHE_DIR = "BOOTH_CACHE_DIR"
 
 
 def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -30,11 +36,17 @@ def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
 
 
+def _internal(default: Any) -> Any:
+    """Known to the booth, not a setting: a file that names it is refused like a typo."""
+    return field(default=default, metadata={"internal": True})
+
+
 @dataclass
 class SceneConfig:
     name: str = _opt("sol46", doc="scene folder under overlays/")
     plate: str = _opt("", doc="path to the plate image (else BOOTH_PLATE, the cache, a download)")
     plate_url: str = _opt("", doc="where to download the plate (default: the scene's URL)")
+    plate_from: str = _internal("the config's [scene] plate")  # for messages about `plate`
 
 
 @dataclass
@@ -94,8 +106,7 @@ class Config:
         return Path(self.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
     def cache_path(self) -> Path:
-        return Path(self.cache_dir or os.environ.get("BOOTH_CACHE_DIR")
-                    or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+        return Path(self.cache_dir or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 _KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
@@ -125,7 +136,7 @@ def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
 
 def _build(cls: type, data: dict, prefix: str) -> Any:
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{prefix}{unknown[0]}"
@@ -143,11 +154,20 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def load_config(path: str | os.PathLike | None) -> Config:
-    """Read a config file (None: all defaults). Raises BoothError on any problem."""
-    if path is None:
-        return Config()
-    p = Path(path)
+def load_config(path: str | os.PathLike | None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read a config file (None: all defaults) and the environment (default: os.environ).
+    Raises BoothError on any problem."""
+    cfg = Config() if path is None else _read(Path(path))
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV_PLATE):
+        cfg.scene.plate, cfg.scene.plate_from = environ[ENV_PLATE], ENV_PLATE
+    if not cfg.cache_dir and environ.get(ENV_CACHE_DIR):
+        cfg.cache_dir = environ[ENV_CACHE_DIR]
+    return cfg
+
+
+def _read(p: Path) -> Config:
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

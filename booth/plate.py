@@ -1,7 +1,7 @@
 """Obtain a scene's plate image: a configured path, the cache, or a verified download.
 
 The plate is never shipped with the project; NASA serves it, and a kiosk that is offline can
-be given a copy with BOOTH_PLATE or [scene] plate in the config.
+be given a copy with BOOTH_PLATE or [scene] plate in the config (booth.config reads both).
 """
 
 from __future__ import annotations
@@ -107,14 +107,13 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
         tmp.unlink(missing_ok=True)
 
 
-def obtain_plate(scene: Scene, *, configured: str = "", url: str = "", cache_dir: Path,
+def obtain_plate(scene: Scene, *, configured: str = "",
+                 origin: str = "the config's [scene] plate", url: str = "", cache_dir: Path,
                  out: TextIO = sys.stderr) -> Path:
-    """Path to a verified copy of the scene's plate, downloading it once if needed."""
-    env = os.environ.get("BOOTH_PLATE", "")
-    if env:
-        return _check(Path(env), scene, "BOOTH_PLATE")
+    """Path to a verified copy of the scene's plate, downloading it once if needed.
+    configured: a path given by the operator (origin says where: the config, BOOTH_PLATE)."""
     if configured:
-        return _check(Path(configured), scene, "the config's [scene] plate")
+        return _check(Path(configured), scene, origin)
     cached = cache_dir / "plates" / scene.plate.file
     if cached.is_file() and sha256_of(cached) == scene.plate.sha256:
         return cached

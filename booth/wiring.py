@@ -20,8 +20,8 @@ from booth.scene import Scene, load_scene
 
 def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
     scene = load_scene(cfg.scene.name)
-    path = obtain_plate(scene, configured=cfg.scene.plate, url=cfg.scene.plate_url,
-                        cache_dir=cfg.cache_path())
+    path = obtain_plate(scene, configured=cfg.scene.plate, origin=cfg.scene.plate_from,
+                        url=cfg.scene.plate_url, cache_dir=cfg.cache_path())
     plate = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if plate is None:
         raise BoothError(f"plate {path} cannot be decoded; delete it so it is downloaded again")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from booth.bench import cover
-from booth.config import Config
+from booth.config import load_config
 from booth.graphics import INK, font, to_bgr, to_pil
 from booth.wiring import load_pipeline
 
@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("contact-sheet.jpg"))
     args = parser.parse_args()
     os.environ.setdefault("BOOTH_PLATE", str(args.assets / "scenes/sol46/PIA24542_large.jpg"))
-    pipeline = load_pipeline(Config(), mirror=True)
+    pipeline = load_pipeline(load_config(None), mirror=True)
     rows = []
     for name, frame in pictures(args.assets):
         analysis = pipeline.analyse(frame)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from booth.config import Config
+from booth.config import load_config
 from booth.wiring import load_pipeline
 
 BAND = 10  # pixels either side of the reference edge
@@ -39,7 +39,7 @@ def boundary_error(alpha: np.ndarray, reference: np.ndarray) -> float:
 
 def measure(assets: Path) -> list[dict]:
     os.environ.setdefault("BOOTH_PLATE", str(assets / "scenes/sol46/PIA24542_large.jpg"))
-    pipeline = load_pipeline(Config(), mirror=False)
+    pipeline = load_pipeline(load_config(None), mirror=False)
     rows = []
     for ref_path in sorted((assets / "people" / "reference_alpha").glob("*.png")):
         photo = next(p for p in (assets / "people").glob(ref_path.stem + ".*"))

@@ -144,14 +144,6 @@ def test_compose_the_astronaut(tmp_path):
 
 # --- run -----------------------------------------------------------------------------------
 
-def test_run_a_camera_that_does_not_exist(tmp_path):
-    result = booth("run", "--headless", "--source", "97", "--data-dir", tmp_path / "data",
-                   cwd=tmp_path)
-    line = error_line(result)
-    assert line.startswith("booth: error: camera 97 is not available; ")
-    assert "--source 0" in line
-
-
 def test_run_an_unreadable_video(tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(np.random.default_rng(9).bytes(50_000))

@@ -25,7 +25,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 
 def test_no_file_gives_the_defaults():
-    cfg = load_config(None)
+    cfg = load_config(None, environ={})
     assert cfg == Config()
     assert cfg.scene.name == "sol46"
     assert (cfg.camera.width, cfg.camera.height, cfg.camera.fps) == (1280, 720, 30)
@@ -35,11 +35,11 @@ def test_no_file_gives_the_defaults():
 
 
 def test_an_empty_file_gives_the_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == Config()
+    assert load_config(write(tmp_path, ""), environ={}) == Config()
 
 
 def test_a_file_changes_only_what_it_lists(tmp_path):
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(environ={}, path=write(tmp_path, """
 data_dir = "/srv/booth"
 
 [camera]
@@ -64,6 +64,28 @@ public_url = "http://192.168.1.20:8000"
     assert cfg.station.countdown_seconds == 3
     assert cfg.scene == Config().scene
     assert cfg.store == Config().store
+
+
+def test_the_environment_is_read_by_load_config_only(tmp_path, monkeypatch):
+    """BOOTH_PLATE wins over the file's plate (and messages say it came from there);
+    a Config made in code reads no environment."""
+    config = write(tmp_path, f'[scene]\nplate = "{tmp_path / "file.jpg"}"\n')
+    env = {"BOOTH_PLATE": str(tmp_path / "env.jpg"), "BOOTH_CACHE_DIR": str(tmp_path / "c")}
+    cfg = load_config(config, environ=env)
+    assert (cfg.scene.plate, cfg.scene.plate_from) == (env["BOOTH_PLATE"], "BOOTH_PLATE")
+    assert cfg.cache_path() == tmp_path / "c"
+    cfg = load_config(config, environ={})
+    assert cfg.scene.plate == str(tmp_path / "file.jpg")
+    assert cfg.scene.plate_from == "the config's [scene] plate"
+    monkeypatch.setenv("BOOTH_PLATE", str(tmp_path / "env.jpg"))
+    assert Config().scene.plate == ""
+    assert load_config(None).scene.plate == str(tmp_path / "env.jpg")  # os.environ by default
+
+
+def test_internal_fields_are_not_settings(tmp_path):
+    message = error_of(tmp_path, '[scene]\nplate_from = "BOOTH_PLATE"\n')
+    assert message.startswith("config: unknown setting 'scene.plate_from'")
+    assert "plate_from" not in message.split(";", 1)[1]
 
 
 def test_cache_dir_comes_from_the_file_then_the_environment(tmp_path, monkeypatch):

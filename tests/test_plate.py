@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from booth.config import load_config
 from booth.errors import BoothError
 from booth.plate import download, obtain_plate, sha256_of
 from booth.scene import load_scene
@@ -119,9 +120,15 @@ def test_the_scene_names_the_shared_plate(scene):
     assert (scene.plate.width, scene.plate.height) == (1920, 1412)
 
 
+def from_environment(scene, **kw) -> Path:
+    """obtain_plate as the booth calls it: with what load_config read from the environment."""
+    cfg = load_config(None)
+    return obtain_plate(scene, configured=cfg.scene.plate, origin=cfg.scene.plate_from, **kw)
+
+
 def test_booth_plate_is_used_after_verification(scene, plate_path, server, tmp_path):
     assert os.environ["BOOTH_PLATE"] == str(plate_path)
-    got = obtain_plate(scene, url=server.url(), cache_dir=tmp_path / "cache")
+    got = from_environment(scene, url=server.url(), cache_dir=tmp_path / "cache")
     assert got == plate_path
     assert sha256_of(got) == PLATE_SHA256
     assert server.requests == []
@@ -133,7 +140,7 @@ def test_booth_plate_with_the_wrong_content(scene, tmp_path, monkeypatch, server
     wrong.write_bytes(os.urandom(50_000))
     monkeypatch.setenv("BOOTH_PLATE", str(wrong))
     with pytest.raises(BoothError) as info:
-        obtain_plate(scene, url=server.url(), cache_dir=tmp_path / "cache")
+        from_environment(scene, url=server.url(), cache_dir=tmp_path / "cache")
     message = one_line(info)
     assert message.startswith(f"plate {wrong} (from BOOTH_PLATE) is not {PLATE_FILE}: ")
     assert f"its SHA-256 is {sha256_of(wrong)[:12]}..., expected {PLATE_SHA256[:12]}..." \
@@ -148,7 +155,7 @@ def test_booth_plate_that_does_not_exist(scene, tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / PLATE_FILE
     monkeypatch.setenv("BOOTH_PLATE", str(missing))
     with pytest.raises(BoothError) as info:
-        obtain_plate(scene, cache_dir=tmp_path / "cache")
+        from_environment(scene, cache_dir=tmp_path / "cache")
     assert one_line(info) == (f"plate {missing} (from BOOTH_PLATE) does not exist; fix the "
                               "path or unset it to download the plate")
 

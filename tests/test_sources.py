@@ -421,7 +421,10 @@ def test_ip_camera_mjpeg_stream_delivers_drops_out_and_comes_back(ip_camera, boo
         source.close()
 
 
-def test_rtsp_and_http_urls_are_cameras() -> None:
-    for url in ("rtsp://192.0.2.10:554/stream1", "http://192.0.2.10/video.mjpg"):
+def test_urls_and_device_paths_are_cameras() -> None:
+    """Network cameras, and a device path even before the device exists (a USB camera
+    still waking up at boot)."""
+    for url in ("rtsp://192.0.2.10:554/stream1", "http://192.0.2.10/video.mjpg",
+                "/dev/video97"):
         source = open_source(url)
         assert isinstance(source, CameraSource) and source.device == url
