@@ -21,23 +21,25 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
-import os
-import platform
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PLATE = "scenes/sol46/PIA24542_large.jpg"
+from common import (
+    PLATE,
+    add_assets_argument,
+    composites,
+    machine,
+    missing_media,
+    percentile,
+    report,
+    serve,
+)
+
 PEOPLE = ("people/p3m_p_a09f6d7a.jpg", "people/p3m_p_bd6af989.jpg", "people/rembg_girl-1.jpg",
           "people/rembg_girl-2.jpg", "people/rembg_girl-3.jpg", "people/bgm_0001_img.png",
           "people/skimage_astronaut.png")
@@ -59,11 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="serve from a thread of this process instead of a `booth serve` "
                          "process (the phones then share its Python interpreter)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--assets", type=Path,
-                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
-                                 "assets"),
-                    help="the shared media folder (default: $BOOTH_ASSETS or "
-                         "../shared/assets)")
+    add_assets_argument(ap)
     args = ap.parse_args(argv)
     if not 1 <= args.phones <= 200:
         ap.error("--phones must be between 1 and 200")
@@ -74,34 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_photos(assets: Path, count: int) -> list[bytes]:
+def make_photos(assets: Path, count: int, cache: Path) -> list[bytes]:
     """count distinct full-size composites, as the station makes them (and mirrored)."""
-    import cv2
+    from booth.photo import encode_jpeg
 
-    from booth.config import Config
-    from booth.photo import encode_jpeg, with_band
-    from booth.quiet import quiet_stderr
-    from booth.wiring import load_pipeline
-
-    cfg = Config()
-    cfg.scene.plate = str(assets / PLATE)
-    pipeline = load_pipeline(cfg, mirror=False)
-    pictures = {}
-    photos = []
-    for i in range(count):
-        person, mirrored = PEOPLE[i % len(PEOPLE)], (i // len(PEOPLE)) % 2 == 1
-        if (person, mirrored) not in pictures:
-            with quiet_stderr():  # libpng warns on fd 2 about files it decodes fine
-                frame = cv2.imread(str(assets / person), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise SystemExit(f"load_bench: cannot read {assets / person}")
-            if mirrored:
-                frame = cv2.flip(frame, 1)
-            analysis = pipeline.analyse(frame)
-            pictures[person, mirrored] = with_band(pipeline.final(frame, analysis),
-                                                   pipeline.scene, datetime.now())
-        photos.append(encode_jpeg(pictures[person, mirrored], QUALITIES[i % len(QUALITIES)]))
-    return photos
+    people = [(PEOPLE[i % len(PEOPLE)], (i // len(PEOPLE)) % 2 == 1) for i in range(count)]
+    return [encode_jpeg(photo, QUALITIES[i % len(QUALITIES)])
+            for i, photo in enumerate(composites("load_bench", assets, people, cache))]
 
 
 class Server:
@@ -126,38 +103,14 @@ class Server:
             return
         config = data.parent / "booth.toml"
         config.write_text(f"[server]\nphoto_requests_per_minute = {limit}\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "booth", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--data-dir", str(data), "--config", str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            found = re.search(r"serving on http://\S+?:(\d+)", line)
-            if found:
-                self.port = int(found.group(1))
-                # Keep draining its stderr, so a chatty server never blocks on a full pipe.
-                threading.Thread(target=self.proc.stderr.read, daemon=True).start()
-                return
-        self.close()
-        raise SystemExit("load_bench: `booth serve` did not start:\n" + "".join(lines))
+        self.proc, self.port = serve(data, config)
 
     def close(self) -> None:
         if self.web is not None:
             self.web.close()
             self.store.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self.proc.stop()
 
 
 @dataclass
@@ -209,40 +162,38 @@ def run_phone(phone: Phone, port: int, rounds: int, timeout: float, start: threa
         conn.close()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def table(result: dict) -> list[tuple[str, str]]:
+    """The report as rows of a table."""
+    lat = result["latency_ms"]
+    return [
+        ("phones x rounds", f"{result['phones']} x {result['rounds']} ({result['server']}, "
+                            "8 threads)"),
+        ("photo size", f"{result['photo_mb']['min']}-{result['photo_mb']['max']} MB "
+                       f"(mean {result['photo_mb']['mean']} MB)"),
+        ("requests", str(result["requests"])),
+        ("errors", str(result["errors"])),
+        *([("not run", f"{result['not_run']} (--max-seconds was over)")]
+          if result["not_run"] else []),
+        ("latency median", f"{lat['median']} ms" if result["requests"] else "-"),
+        ("latency p95", f"{lat['p95']} ms" if result["requests"] else "-"),
+        ("latency max", f"{lat['max']} ms" if result["requests"] else "-"),
+        ("throughput", f"{result['throughput_mb_s']} MB/s "
+                       f"({result['requests_per_second']} downloads/s)"),
+        ("wall time", f"{result['wall_seconds']} s"),
+        ("machine", result["machine"]),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.assets / PLATE).is_file():
-        print(f"load_bench: the shared media are not in {args.assets} (set BOOTH_ASSETS or "
-              "pass --assets)", file=sys.stderr)
+    if missing_media("load_bench", args.assets, PLATE, *PEOPLE):
         return 2
     from booth.store import Store
 
     # Production's per-client limit, unless the rounds need more (a phone would hit 429).
     limit = max(PRODUCTION_LIMIT, args.rounds + 5)
     with tempfile.TemporaryDirectory(prefix="booth-bench-") as tmp:
-        own_cache = "BOOTH_CACHE_DIR" not in os.environ  # the plate cache, if any is made
-        if own_cache:
-            os.environ["BOOTH_CACHE_DIR"] = str(Path(tmp) / "cache")
-        try:
-            photos = make_photos(args.assets, args.phones)
-        finally:
-            if own_cache:
-                del os.environ["BOOTH_CACHE_DIR"]
+        photos = make_photos(args.assets, args.phones, Path(tmp) / "cache")
         data = Path(tmp) / "data"
         store = Store(data)
         phones = [Phone(i, store.publish(photo, ttl_seconds=3600).token, photo)
@@ -294,34 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(wall, 2),
         "throughput_mb_s": round(received / 1e6 / wall, 1) if wall > 0 else None,
         "requests_per_second": round(len(latencies) / wall, 1) if wall > 0 else None,
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(),
-                    "python": platform.python_version(), "system": platform.platform()},
+        "machine": machine(),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        lat = result["latency_ms"]
-        rows = [
-            ("phones x rounds", f"{args.phones} x {args.rounds} ({result['server']}, "
-                                "8 threads)"),
-            ("photo size", f"{result['photo_mb']['min']}-{result['photo_mb']['max']} MB "
-                           f"(mean {result['photo_mb']['mean']} MB)"),
-            ("requests", str(result["requests"])),
-            ("errors", str(result["errors"])),
-            *([("not run", f"{skipped} (--max-seconds was over)")] if skipped else []),
-            ("latency median", f"{lat['median']} ms" if latencies else "-"),
-            ("latency p95", f"{lat['p95']} ms" if latencies else "-"),
-            ("latency max", f"{lat['max']} ms" if latencies else "-"),
-            ("throughput", f"{result['throughput_mb_s']} MB/s "
-                           f"({result['requests_per_second']} downloads/s)"),
-            ("wall time", f"{result['wall_seconds']} s"),
-            ("machine", f"{os.cpu_count()} cores, {result['machine']['cpu']}"),
-        ]
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            print(f"{key:<{width}}  {value}")
-        for line in errors[:5]:
-            print(f"error: {line}", file=sys.stderr)
+    report("load_bench", result, args.json, table, errors[:5])
     return 1 if errors or skipped else 0
 
 

@@ -20,11 +20,10 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PLATE = "scenes/sol46/PIA24542_large.jpg"
+from common import PLATE, ROOT, add_assets_argument, composites, missing_media
+
 # The visitor's pages show the astronaut (NASA's portrait of Eileen Collins); the gallery
 # shows every composite.
 PEOPLE = ("people/p3m_p_a09f6d7a.jpg", "people/rembg_girl-2.jpg", "people/p3m_p_bd6af989.jpg",
@@ -58,41 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality (default: 85)")
     ap.add_argument("--full-page", action="store_true",
                     help="the whole scrolling page, not just the screen (for reviews)")
-    ap.add_argument("--assets", type=Path,
-                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
-                                 "assets"),
-                    help="the shared media folder (default: $BOOTH_ASSETS or "
-                         "../shared/assets)")
+    add_assets_argument(ap)
     ap.add_argument("--chromium", default=os.environ.get("BOOTH_CHROMIUM") or
                     "/usr/bin/chromium", help="the Chromium binary (default: /usr/bin/chromium)")
     return ap.parse_args(argv)
-
-
-def composites(assets: Path, people: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    """(photo, thumbnail) JPEGs exactly as the station makes them from each shared photo."""
-    import cv2
-
-    from booth.config import Config
-    from booth.photo import encode_jpeg, thumbnail, with_band
-    from booth.quiet import quiet_stderr
-    from booth.wiring import load_pipeline
-
-    cfg = Config()
-    cfg.scene.plate = str(assets / PLATE)
-    pipeline = load_pipeline(cfg, mirror=False)
-    made = []
-    for relative in people:
-        with quiet_stderr():  # libpng warns on fd 2 about files it decodes fine
-            frame = cv2.imread(str(assets / relative), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise SystemExit(f"screenshots: cannot read {assets / relative}")
-        analysis = pipeline.analyse(frame)
-        if not analysis.people.found:
-            raise SystemExit(f"screenshots: nobody found in {relative}")
-        photo = with_band(pipeline.final(frame, analysis), pipeline.scene, datetime.now())
-        made.append((encode_jpeg(photo, cfg.store.jpeg_quality),
-                     encode_jpeg(thumbnail(photo), 80)))
-    return made
 
 
 def save(png: bytes, path: Path, quality: int) -> Path:
@@ -118,9 +86,7 @@ def ready(page) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = args.only or list(SHOTS)
-    if not (args.assets / PLATE).is_file():
-        print(f"screenshots: the shared media are not in {args.assets} (set BOOTH_ASSETS or "
-              "pass --assets)", file=sys.stderr)
+    if missing_media("screenshots", args.assets, PLATE, *PEOPLE):
         return 1
     if not os.access(args.chromium, os.X_OK):
         print(f"screenshots: no Chromium at {args.chromium} (apt-get install chromium, or "
@@ -130,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from booth.config import Config
     from booth.passwords import set_password
+    from booth.photo import encode_jpeg, thumbnail
     from booth.server import WebServer
     from booth.store import Store
     from booth.webapp import create_app
@@ -139,14 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="booth-shots-") as tmp:
-        own_cache = "BOOTH_CACHE_DIR" not in os.environ  # the plate cache, if any is made
-        if own_cache:
-            os.environ["BOOTH_CACHE_DIR"] = str(Path(tmp) / "cache")
-        try:
-            photos = composites(args.assets, PEOPLE)
-        finally:
-            if own_cache:
-                del os.environ["BOOTH_CACHE_DIR"]
+        photos = [(encode_jpeg(photo, 90), encode_jpeg(thumbnail(photo), 80)) for photo in
+                  composites("screenshots", args.assets, [(p, False) for p in PEOPLE],
+                             Path(tmp) / "cache")]
         store = Store(Path(tmp) / "data")
         cfg = Config()
         cfg.server.photo_requests_per_minute = 10000

@@ -25,20 +25,22 @@ from __future__ import annotations
 import argparse
 import gc
 import io
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-PLATE = "scenes/sol46/PIA24542_large.jpg"
-VIDEO = "video/intel_asl_book.mp4"
+from common import (
+    PLATE,
+    VIDEO,
+    add_assets_argument,
+    config_for,
+    finish,
+    machine,
+)
+
 RSS_EVERY = 50  # frames between RSS samples
 
 
@@ -66,11 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--progress", action="store_true",
                     help="a line on stderr after each tenth of the run")
-    ap.add_argument("--assets", type=Path,
-                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
-                                 "assets"),
-                    help="the shared media folder (default: $BOOTH_ASSETS or "
-                         "../shared/assets)")
+    add_assets_argument(ap)
     args = ap.parse_args(argv)
     if args.frames < 10:
         ap.error("--frames must be at least 10")
@@ -106,16 +104,13 @@ def run(args: argparse.Namespace) -> dict:
 
     from booth.bench import LoopingVideo
     from booth.clock import ManualClock
-    from booth.config import Config
     from booth.store import Store
     from booth.wiring import assemble_station, load_pipeline
 
-    cfg = Config()
-    cfg.scene.plate = str(args.assets / PLATE)
     source = args.source or args.assets / VIDEO
     clock = ManualClock()  # a camera's 30 frames a second, however long a step takes
     with tempfile.TemporaryDirectory(prefix="booth-soak-") as tmp:
-        cfg.cache_dir = str(Path(tmp) / "cache")
+        cfg = config_for(args.assets, Path(tmp) / "cache")
         video = LoopingVideo(str(source), cfg.camera.width, cfg.camera.height)
         pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
         store = Store(Path(tmp) / "data")
@@ -210,48 +205,34 @@ def run(args: argparse.Namespace) -> dict:
         "limits": {"max_rss_growth_mb": args.max_rss_growth_mb, "max_drift": args.max_drift,
                    "drift_clock": args.drift_clock},
         "errors": errors,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"Python {platform.python_version()}",
+        "machine": machine(),
     }
+
+
+def table(result: dict) -> list[tuple[str, str]]:
+    """The report as rows of a table."""
+    rss = result["rss_mb"]
+    return [
+        ("frames", f"{result['frames']} after {result['warmup_frames']} of warm-up, "
+                   f"{result['seconds']} s ({result['fps']} fps)"),
+        ("RSS", f"{rss['after_warmup']} MB after warm-up -> {rss['end']} MB at the end "
+                f"({rss['growth']:+} MB), max {rss['max']} MB"),
+        ("frame ms by tenth", " ".join(f"{v:.2f}" for v in result["frame_ms_by_tenth"])),
+        ("CPU ms by tenth", " ".join(f"{v:.2f}" for v in result["cpu_ms_by_tenth"])),
+        ("drift, last vs first", f"{result['drift']['wall']:+.1%} wall, "
+                                 f"{result['drift']['cpu']:+.1%} CPU"),
+        ("photos", f"{result['photos']['made']} made (median "
+                   f"{result['photos']['median_ms']} ms), {result['photos']['failed']} "
+                   f"failed, {result['photos']['kept_at_end']} kept, at most "
+                   f"{result['photos']['max_files_in_folder']} files"),
+        ("video reopened", str(result["video_reopened"])),
+        ("machine", result["machine"]),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    needed = [args.assets / PLATE] + ([] if args.source else [args.assets / VIDEO])
-    missing = [str(p) for p in needed if not p.is_file()]
-    if args.source is not None and not args.source.is_file():
-        missing.append(str(args.source))
-    if missing:
-        print(f"soak: missing {', '.join(missing)} (set BOOTH_ASSETS or pass --assets)",
-              file=sys.stderr)
-        return 2
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        rss = result["rss_mb"]
-        rows = [
-            ("frames", f"{result['frames']} after {result['warmup_frames']} of warm-up, "
-                       f"{result['seconds']} s ({result['fps']} fps)"),
-            ("RSS", f"{rss['after_warmup']} MB after warm-up -> {rss['end']} MB at the end "
-                    f"({rss['growth']:+} MB), max {rss['max']} MB"),
-            ("frame ms by tenth", " ".join(f"{v:.2f}" for v in result["frame_ms_by_tenth"])),
-            ("CPU ms by tenth", " ".join(f"{v:.2f}" for v in result["cpu_ms_by_tenth"])),
-            ("drift, last vs first", f"{result['drift']['wall']:+.1%} wall, "
-                                     f"{result['drift']['cpu']:+.1%} CPU"),
-            ("photos", f"{result['photos']['made']} made (median "
-                       f"{result['photos']['median_ms']} ms), {result['photos']['failed']} "
-                       f"failed, {result['photos']['kept_at_end']} kept, at most "
-                       f"{result['photos']['max_files_in_folder']} files"),
-            ("video reopened", str(result["video_reopened"])),
-            ("machine", result["machine"]),
-        ]
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            print(f"{key:<{width}}  {value}")
-        for line in result["errors"]:
-            print(f"soak: error: {line}", file=sys.stderr)
-    return 1 if result["errors"] else 0
+    return finish("soak", args, [PLATE, args.source or VIDEO], run, table, "errors")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import json
 import os
 import random
 import re
@@ -50,11 +49,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-PLATE = "scenes/sol46/PIA24542_large.jpg"
-VIDEO = "video/intel_asl_book.mp4"
+from common import (
+    PLATE,
+    ROOT,
+    VIDEO,
+    Proc,
+    add_assets_argument,
+    finish,
+    percentile,
+    serve,
+)
+
 PASSWORD = "load test password"
 NEWEST = 6  # phones pick among the newest photos not being deleted
 DELETE_EVERY = 3  # the owner deletes every third photo...
@@ -76,11 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--logs", type=Path, metavar="DIR",
                     help="save each process's stderr in DIR (serve.log, station.log)")
-    ap.add_argument("--assets", type=Path,
-                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
-                                 "assets"),
-                    help="the shared media folder (default: $BOOTH_ASSETS or "
-                         "../shared/assets)")
+    add_assets_argument(ap)
     # The station process this script starts for --station fast (not for direct use).
     ap.add_argument("--station-process", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -135,59 +136,6 @@ def station_process(args: argparse.Namespace) -> int:
 
 
 # --- the harness -----------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process; stderr collected, stdout lines handed to `on_line`."""
-
-    def __init__(self, name: str, cmd: list[str], on_line=None) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1,
-                                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        self.stderr: list[str] = []
-        self.ready = threading.Event()
-        self._threads = [threading.Thread(target=self._err, daemon=True),
-                         threading.Thread(target=self._out, args=(on_line,), daemon=True)]
-        for t in self._threads:
-            t.start()
-
-    def _err(self) -> None:
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
-            self.ready.set()
-
-    def _out(self, on_line) -> None:
-        for line in self.proc.stdout:
-            if on_line is not None:
-                on_line(line.strip())
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.stderr):
-                found = re.search(pattern, line)
-                if found:
-                    return found
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise SystemExit(f"two_process_load: {self.name} did not start:\n"
-                         + "\n".join(self.stderr[-20:]))
-
-    def stop(self) -> int | None:
-        """SIGTERM, then the exit status (None if it had to be killed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-                return None
-        for t in self._threads:
-            t.join(timeout=5)
-        return self.proc.returncode
 
 
 @dataclass
@@ -394,11 +342,6 @@ def staff(port: int, shared: Shared, stop_at: float) -> None:
         shared.error(f"staff: {type(exc).__name__}: {exc}")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def run(args: argparse.Namespace) -> dict:
     shared = Shared(args.clients)
     with tempfile.TemporaryDirectory(prefix="booth-2proc-") as tmp:
@@ -421,10 +364,7 @@ def run(args: argparse.Namespace) -> dict:
                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if setup.returncode != 0:
             raise SystemExit(f"two_process_load: booth passwd failed: {setup.stderr}")
-        server = Proc("booth serve", [
-            sys.executable, "-m", "booth", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(data), "--config", str(config)])
-        port = int(server.wait_for(r"serving on http://\S+?:(\d+)", 30).group(1))
+        server, port = serve(data, config)
         base_url = f"http://127.0.0.1:{port}"
         db = sqlite3.connect(f"file:{data / 'booth.sqlite3'}?mode=ro", uri=True,
                              check_same_thread=False)
@@ -535,39 +475,29 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def table(result: dict) -> list[tuple[str, str]]:
+    lat = result["latency_ms"]
+    """The report as rows of a table."""
+    return [
+        ("run", f"{result['seconds']} s, {result['clients']} phones + 1 staff, "
+                f"{result['station']}"),
+        ("photos taken", f"{result['photos_taken']} ({result['photos_per_second']}/s)"),
+        ("downloads", f"{result['downloads']} ({result['mb_downloaded']} MB), "
+                      f"{result['photo_pages']} photo pages, {result['staff_requests']} "
+                      "staff requests"),
+        ("deletes", f"{result['deletes']} (404s where expected: "
+                    f"{result['expected_404']})"),
+        ("latency", f"median {lat['median']} ms, p95 {lat['p95']} ms, max {lat['max']} ms"),
+        ("exit status", ", ".join(f"{k} {v}" for k, v in result["exit_status"].items())),
+        ("errors", str(result["errors"])),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.station_process:
         return station_process(args)
-    missing = [str(args.assets / p) for p in (PLATE, VIDEO) if not (args.assets / p).is_file()]
-    if missing:
-        print(f"two_process_load: missing {', '.join(missing)} (set BOOTH_ASSETS or pass "
-              "--assets)", file=sys.stderr)
-        return 2
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        lat = result["latency_ms"]
-        rows = [
-            ("run", f"{result['seconds']} s, {result['clients']} phones + 1 staff, "
-                    f"{result['station']}"),
-            ("photos taken", f"{result['photos_taken']} ({result['photos_per_second']}/s)"),
-            ("downloads", f"{result['downloads']} ({result['mb_downloaded']} MB), "
-                          f"{result['photo_pages']} photo pages, {result['staff_requests']} "
-                          "staff requests"),
-            ("deletes", f"{result['deletes']} (404s where expected: "
-                        f"{result['expected_404']})"),
-            ("latency", f"median {lat['median']} ms, p95 {lat['p95']} ms, max {lat['max']} ms"),
-            ("exit status", ", ".join(f"{k} {v}" for k, v in result["exit_status"].items())),
-            ("errors", str(result["errors"])),
-        ]
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            print(f"{key:<{width}}  {value}")
-        for line in result["error_samples"]:
-            print(f"two_process_load: error: {line}", file=sys.stderr)
-    return 1 if result["errors"] else 0
+    return finish("two_process_load", args, [PLATE, VIDEO], run, table, "error_samples")
 
 
 if __name__ == "__main__":
