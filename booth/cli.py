@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("photo")
     compose.add_argument("-o", "--output", required=True, metavar="OUT.jpg")
     compose.add_argument("--mask-out", metavar="MASK.png", help="also write the cut-out's alpha")
+    compose.add_argument("--cutout-out", metavar="CUT.png",
+                         help="also write the cut-out: an RGBA PNG of the person at the photo's "
+                              "size (straight alpha, their own colours, no effects)")
     compose.add_argument("--mirror", action="store_true", help="mirror the person, as the "
                          "station's preview does")
 
@@ -148,10 +151,14 @@ def cmd_compose(args: argparse.Namespace) -> int:
     matte = pipeline.photo_matte(frame, analysis)
     result = with_band(pipeline.final(frame, analysis, matte), pipeline.scene, datetime.now())
     files = [(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))]
+    if args.mask_out or args.cutout_out:
+        colours, alpha = pipeline.cutout(frame, analysis, matte)
+        alpha8 = (alpha * 255 + 0.5).astype(np.uint8)
     if args.mask_out:
-        alpha = pipeline.photo_alpha(frame, analysis, matte)
-        _, png = cv2.imencode(".png", (alpha * 255 + 0.5).astype(np.uint8))
-        files.append((Path(args.mask_out), png.tobytes()))
+        files.append((Path(args.mask_out), cv2.imencode(".png", alpha8)[1].tobytes()))
+    if args.cutout_out:
+        rgba = np.dstack([colours, alpha8])  # OpenCV writes BGRA as a PNG's RGBA
+        files.append((Path(args.cutout_out), cv2.imencode(".png", rgba)[1].tobytes()))
     written: list[Path] = []
     for target, data in files:
         try:
@@ -162,8 +169,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
             # mkdir(exist_ok=True) says "File exists" when a file sits where a folder must be
             reason = (f"{exc.filename} is a file, not a folder"
                       if isinstance(exc, FileExistsError) else exc.strerror or str(exc))
-            raise BoothError(f"cannot write {target}: {reason}; give -o (and --mask-out) a "
-                             "path in a folder you can write to") from None
+            raise BoothError(f"cannot write {target}: {reason}; give -o (and --mask-out, "
+                             "--cutout-out) a path in a folder you can write to") from None
         written.append(target)
     print(args.output)
     return 0

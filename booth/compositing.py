@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from booth.effects import contact_shadow, light_wrap
+from booth.matting import clean_edge_colours, fade_edges
 from booth.placement import People, Transform
 
 # Model confidence mapped to alpha: below LO is room, above HI is person. Centred above 0.5,
@@ -74,6 +75,7 @@ class Look:
     glow: np.ndarray | None = None  # the plate at canvas size, blurred (effects.glow)
     shadow: float = 0.0
     shadow_px: int = 0
+    edge_colours_px: int = 0  # blur-fusion radius for the visitor's edge colours; 0: as seen
 
 
 def person_region(bbox: tuple[float, float, float, float], m: np.ndarray, frame_w: int,
@@ -139,6 +141,13 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
         hit = _intersect(keep, region)
         if hit:
             alpha[hit[1] - y0:hit[3] - y0, hit[0] - x0:hit[2] - x0] = 0.0
+    # Whatever the matte holds beyond the region fades out inside it: the region's edge never
+    # shows as a line. The canvas's own edges stay hard (a visitor cut off by the bottom of
+    # the camera frame is cut off by the bottom of the photo).
+    ch, cw = canvas.shape[:2]
+    fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
+    if look.edge_colours_px:
+        clean_edge_colours(fg, alpha, look.edge_colours_px)
     bg = canvas[y0:y1, x0:x1]
     if look.colour is not None:
         fg = cv2.LUT(fg, look.colour)

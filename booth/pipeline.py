@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from booth.compositing import Look, Matte, alpha_from_confidence, composite
 from booth.effects import colour_lut, colour_stats, glow, motion, smooth_mask
+from booth.matting import estimate_foreground
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.refine import refined_alpha
 from booth.scene import Scene
@@ -88,7 +90,8 @@ class Pipeline:
         wrap_px = round(e.light_wrap_width * canvas_h)
         return Look(analysis.colour, e.light_wrap, wrap_px,
                     self._glow(canvas_w, canvas_h, wrap_px) if e.light_wrap > 0 else None,
-                    e.shadow, round(e.shadow_height * canvas_h))
+                    e.shadow, round(e.shadow_height * canvas_h),
+                    max(2, round(e.edge_colours * canvas_h)) if e.edge_colours > 0 else 0)
 
     def _glow(self, width: int, height: int, wrap_px: int) -> np.ndarray:
         """The blurred plate at a canvas size, made once per size (the plate never moves)."""
@@ -100,19 +103,22 @@ class Pipeline:
         return self._glows[key]
 
     def render(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
-               matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR
-               ) -> np.ndarray | None:
+               matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR,
+               colours_estimated: bool = False) -> np.ndarray | None:
         """Composite into `canvas` (a copy of the plate at any size) in place; returns the
-        alpha used over the person region, or None when nobody was drawn."""
+        alpha used over the person region, or None when nobody was drawn.
+        `colours_estimated`: frame already holds the visitor's own colours at the edge."""
         if not analysis.drawable:
             return None
         h, w = canvas.shape[:2]
         if matte is None:
             matte = Matte.from_confidence(analysis.people.mask, frame.shape[1], frame.shape[0])
+        look = self.look(analysis, w, h)
+        if colours_estimated:
+            look = dataclasses.replace(look, edge_colours_px=0)
         return composite(canvas, frame, analysis.people, matte, analysis.transform,
                          mirror=self.mirror, stage_px=self.stage_box(w, h),
-                         keep_px=self.keep_boxes(w, h), look=self.look(analysis, w, h),
-                         interpolation=interpolation)
+                         keep_px=self.keep_boxes(w, h), look=look, interpolation=interpolation)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's)."""
@@ -135,11 +141,36 @@ class Pipeline:
         alpha[y0:y0 + mh, x0:x0 + mw] = matte.values
         return alpha
 
+    def cutout(self, frame: np.ndarray, analysis: Analysis,
+               matte: Matte | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The saved photo's cut-out at the frame's own size, no effects: the visitor's
+        estimated colours (BGR uint8) and the alpha (float32 0..1)."""
+        alpha = self.photo_alpha(frame, analysis, matte)
+        return self._photo_colours(frame, alpha, matte), alpha
+
+    def _photo_colours(self, frame: np.ndarray, alpha: np.ndarray,
+                       matte: Matte | None) -> np.ndarray:
+        """The frame with the visitor's own colours estimated at their soft edges (over the
+        refined matte's box only; with the preview's matte, the whole frame)."""
+        if self.effects.edge_colours <= 0:
+            return frame
+        if matte is None:
+            return estimate_foreground(frame, alpha)
+        x0, y0 = int(matte.to_frame[0, 2]), int(matte.to_frame[1, 2])
+        mh, mw = matte.values.shape
+        colours = frame.copy()
+        colours[y0:y0 + mh, x0:x0 + mw] = estimate_foreground(
+            frame[y0:y0 + mh, x0:x0 + mw], matte.values)
+        return colours
+
     def final(self, frame: np.ndarray, analysis: Analysis,
               matte: Matte | None = None) -> np.ndarray:
         """The saved photo's picture area: the full-resolution plate with the people in it
         (`matte`: the photo_matte() already made for this frame, if any)."""
         canvas = self.plate.copy()
-        self.render(canvas, frame, analysis, matte or self.photo_matte(frame, analysis),
-                    interpolation=cv2.INTER_CUBIC)
+        matte = matte or self.photo_matte(frame, analysis)
+        if matte is not None and self.effects.edge_colours > 0:
+            frame = self._photo_colours(frame, matte.values, matte)
+        self.render(canvas, frame, analysis, matte, interpolation=cv2.INTER_CUBIC,
+                    colours_estimated=matte is not None)
         return canvas

@@ -43,12 +43,20 @@ def missing_media(prog: str, assets: Path, *relative: str | Path) -> bool:
     return bool(missing)
 
 
-def config_for(assets: Path, cache: Path):
-    """Default settings with the shared plate, and a cache of the script's own."""
+def assets_and_out(doc: str, out: str) -> argparse.Namespace:
+    """--assets and --out, for the scripts that draw one picture from the media."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_assets_argument(parser)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    return parser.parse_args()
+
+
+def config_for(assets: Path, cache: Path | None = None):
+    """Default settings with the shared plate (and a plate cache of the script's own)."""
     from booth.config import Config
 
     cfg = Config()
-    cfg.scene.plate, cfg.cache_dir = str(assets / PLATE), str(cache)
+    cfg.scene.plate, cfg.cache_dir = str(assets / PLATE), str(cache or "")
     return cfg
 
 

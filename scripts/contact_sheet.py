@@ -7,16 +7,14 @@ Every shared photo and a few frames of each shared video, so anyone can look at 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from common import assets_and_out, config_for
 
 from booth.bench import cover
-from booth.config import load_config
 from booth.graphics import INK, font, to_bgr, to_pil
 from booth.wiring import load_pipeline
 
@@ -57,13 +55,8 @@ def pictures(assets: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=Path, default=Path(
-        os.environ.get("BOOTH_ASSETS", Path(__file__).resolve().parents[2] / "shared/assets")))
-    parser.add_argument("--out", type=Path, default=Path("contact-sheet.jpg"))
-    args = parser.parse_args()
-    os.environ.setdefault("BOOTH_PLATE", str(args.assets / "scenes/sol46/PIA24542_large.jpg"))
-    pipeline = load_pipeline(load_config(None), mirror=True)
+    args = assets_and_out(__doc__, "contact-sheet.jpg")
+    pipeline = load_pipeline(config_for(args.assets), mirror=True)
     rows = []
     for name, frame in pictures(args.assets):
         analysis = pipeline.analyse(frame)

@@ -121,13 +121,15 @@ def test_shadow_only_where_the_camera_sees_feet(pipeline):
 def test_every_effect_switches_off_in_the_scene_file(tmp_path: Path, pipeline):
     source = (Path(__file__).resolve().parents[1] / "overlays/sol46/scene.toml").read_text()
     off = source.split("[effects]")[0] + (
-        "[effects]\nrefine = false\ntemporal = 0\ncolour = 0\nlight_wrap = 0\nshadow = 0\n")
+        "[effects]\nrefine = false\nedge_colours = 0\ntemporal = 0\ncolour = 0\nlight_wrap = 0\n"
+        "shadow = 0\n")
     path = tmp_path / "scene.toml"
     path.write_text(off)
     cfg = plate_config()
     cfg.scene.name = str(path)
     plain = load_pipeline(cfg, mirror=False)
-    assert plain.effects == Effects(refine=False, temporal=0, colour=0, light_wrap=0, shadow=0)
+    assert plain.effects == Effects(refine=False, edge_colours=0, temporal=0, colour=0,
+                                    light_wrap=0, shadow=0)
     assert plain.refiner is None
     frame = cv2.imread(str(asset("people/rembg_girl-2.jpg")))
     analysis = plain.analyse(frame)
