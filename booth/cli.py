@@ -169,8 +169,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
             # mkdir(exist_ok=True) says "File exists" when a file sits where a folder must be
             reason = (f"{exc.filename} is a file, not a folder"
                       if isinstance(exc, FileExistsError) else exc.strerror or str(exc))
-            raise BoothError(f"cannot write {target}: {reason}; give -o (and --mask-out, --cutout-out) a "
-                             "path in a folder you can write to") from None
+            raise BoothError(f"cannot write {target}: {reason}; give -o (and --mask-out, "
+                             "--cutout-out) a path in a folder you can write to") from None
         written.append(target)
     print(args.output)
     return 0
