@@ -5,7 +5,8 @@ so one mask pixel covers five or more camera pixels. For the photo, the region a
 people is segmented again on its own (the square model, letterboxed so nobody is stretched,
 and once more mirrored: the two looks disagree where the model guesses, and their mean is
 steadier), then a guided filter snaps the soft edge to the real edges of the full-resolution
-frame. A dim crop is brightened before the model sees it (the model loses people in the dark).
+frame (twice: wide to find the edge, fine to lay it on the pixels). A dim crop is brightened
+before the model sees it (the model loses people in the dark).
 Measured by scripts/mask_quality.py; the figures are in the README.
 """
 
@@ -25,6 +26,10 @@ class RefineSettings:
     margin: float = 0.2  # around the people's box, as a share of its size
     radius: float = 0.02  # guided filter radius, as a share of the frame's shorter side
     eps: float = 1e-3  # guided filter regularisation, for 0..1 intensities
+    # A second, fine guided filter over the stretched alpha lays its edge on the picture's
+    # own edges pixel by pixel (rim delta E 4.38 -> 4.18 on the tuning part).
+    fine_radius: float = 0.005
+    fine_eps: float = 1e-4
     # The refined confidence is stretched from [low, high] to [0, 1]. A fairly soft edge
     # scored best on the evaluation set's tuning part: with the visitor's colours estimated
     # at the edge (booth.matting), softness no longer carries the room in.
@@ -97,6 +102,9 @@ def refined_alpha(frame: np.ndarray, bbox: tuple[float, float, float, float],
         guided = cv2.ximgproc.guidedFilter(crop, confidence, radius, settings.eps * 255 * 255)
         alpha = np.clip((guided - settings.low) * (1.0 / (settings.high - settings.low)),
                         0.0, 1.0, out=guided)
+        fine = max(1, round(min(h, w) * settings.fine_radius))
+        alpha = cv2.ximgproc.guidedFilter(crop, alpha, fine, settings.fine_eps * 255 * 255)
+        np.clip(alpha, 0.0, 1.0, out=alpha)
         sides = _reaches_inner_edge(alpha, box, w, h)
         if attempt or not any(sides):
             fade_edges(alpha, max(2, radius // 2), sides)  # still cut: fade, never a seam

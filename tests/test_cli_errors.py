@@ -99,7 +99,8 @@ def test_compose_to_an_unwritable_place(tmp_path):
     result = booth("compose", asset(ASTRONAUT), "-o", blocker / "out.jpg", cwd=tmp_path)
     line = error_line(result)
     assert line == (f"booth: error: cannot write {blocker / 'out.jpg'}: {blocker} is a file, "
-                    "not a folder; give -o (and --mask-out) a path in a folder you can write to")
+                    "not a folder; give -o (and --mask-out, --cutout-out) a path in a folder you "
+                    "can write to")
     assert blocker.read_text() == "not a folder"
 
 
@@ -110,7 +111,7 @@ def test_compose_keeps_no_output_when_the_mask_cannot_be_written(tmp_path):
                    cwd=tmp_path)
     line = error_line(result)
     assert line == (f"booth: error: cannot write {tmp_path / 'taken.png'}: Is a directory; "
-                    "give -o (and --mask-out) a path in a folder you can write to")
+                    "give -o (and --mask-out, --cutout-out) a path in a folder you can write to")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"]  # no out.jpg, no temp
     assert list((tmp_path / "taken.png").iterdir()) == []
 
