@@ -75,6 +75,18 @@ def _confidence(segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
     return 0.5 * (letterboxed(segmenter, crop) + mirrored)
 
 
+def _wide_guided(crop: np.ndarray, confidence: np.ndarray, radius: int,
+                 eps: float) -> np.ndarray:
+    """The wide guided filter, run at half size: it only has to find the edge (the fine one
+    lays it on the pixels), and at half size it costs a quarter (same scores)."""
+    h, w = confidence.shape
+    half = (max(1, w // 2), max(1, h // 2))
+    guided = cv2.ximgproc.guidedFilter(cv2.resize(crop, half, interpolation=cv2.INTER_AREA),
+                                       cv2.resize(confidence, half, interpolation=cv2.INTER_AREA),
+                                       max(1, radius // 2), eps * 255 * 255)
+    return cv2.resize(guided, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _reaches_inner_edge(alpha: np.ndarray, box: tuple[int, int, int, int], width: int,
                         height: int) -> tuple[bool, bool, bool, bool]:
     """Which sides of the box cut through the person without being the frame's edge."""
@@ -99,7 +111,7 @@ def refined_alpha(frame: np.ndarray, bbox: tuple[float, float, float, float],
         crop = frame[y0:y1, x0:x1]
         confidence = _confidence(segmenter, _exposed(crop, settings))
         radius = max(2, round(min(h, w) * settings.radius))
-        guided = cv2.ximgproc.guidedFilter(crop, confidence, radius, settings.eps * 255 * 255)
+        guided = _wide_guided(crop, confidence, radius, settings.eps)
         alpha = np.clip((guided - settings.low) * (1.0 / (settings.high - settings.low)),
                         0.0, 1.0, out=guided)
         fine = max(1, round(min(h, w) * settings.fine_radius))
