@@ -21,10 +21,11 @@ _CUT_OFF_MARGIN = 0.02
 _MAX_SCALE = 2.5
 # A photo is only taken of someone the model is sure of: a solid core of at least this share
 # of the frame, and most of what looks like a person solid (a blurred, half-transparent hand
-# near the lens is mostly doubt). Real visitors in the test media: core 0.09-0.25 of the
-# frame, 84-99 % of it solid; ghosts: 14-68 % solid.
+# near the lens is mostly doubt). Visitors in the test media, a dim room included: core
+# 0.06-0.25 of the frame, 68-99 % of it solid; faded, smeared figures: 13-56 % solid (fainter
+# ones are not found at all; a figure clear enough to be seen as a person may pass).
 _CONFIDENT_CORE = 0.02
-_CONFIDENT_SOLID = 0.75
+_CONFIDENT_SOLID = 0.6
 
 
 @dataclass(frozen=True)

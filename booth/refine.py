@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from booth.matting import fade_edges
-from booth.segmentation import Segmenter
+from booth.segmentation import Segmenter, exposed
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,6 @@ class RefineSettings:
     # at the edge (booth.matting), softness no longer carries the room in.
     low: float = 0.25
     high: float = 0.85
-    bright: float = 230.0  # a crop whose 99th percentile is darker is brightened to this...
-    max_gain: float = 4.0  # ...by at most this much
 
 
 def letterboxed(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
@@ -61,12 +59,6 @@ def crop_box(bbox: tuple[float, float, float, float], width: int, height: int,
     mx, my = (u1 - u0) * margin * width + 8, (v1 - v0) * margin * height + 8
     return (max(0, int(u0 * width - mx)), max(0, int(v0 * height - my)),
             min(width, int(np.ceil(u1 * width + mx))), min(height, int(np.ceil(v1 * height + my))))
-
-
-def _exposed(crop: np.ndarray, settings: RefineSettings) -> np.ndarray:
-    """The crop as the model should see it: a dim one brightened."""
-    gain = min(settings.max_gain, settings.bright / max(float(np.percentile(crop, 99)), 1.0))
-    return cv2.convertScaleAbs(crop, alpha=gain) if gain > 1.2 else crop
 
 
 def _confidence(segmenter: Segmenter, crop: np.ndarray) -> np.ndarray:
@@ -109,7 +101,7 @@ def refined_alpha(frame: np.ndarray, bbox: tuple[float, float, float, float],
     for attempt in range(2):
         x0, y0, x1, y1 = box
         crop = frame[y0:y1, x0:x1]
-        confidence = _confidence(segmenter, _exposed(crop, settings))
+        confidence = _confidence(segmenter, exposed(crop))
         radius = max(2, round(min(h, w) * settings.radius))
         guided = _wide_guided(crop, confidence, radius, settings.eps)
         alpha = np.clip((guided - settings.low) * (1.0 / (settings.high - settings.low)),
