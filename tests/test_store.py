@@ -150,7 +150,7 @@ def test_sweep_runs_at_start_up(tmp_path: Path) -> None:
 def test_failed_commit_removes_the_files(store: Store) -> None:
     blocker = sqlite3.connect(store.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    store._db.execute("PRAGMA busy_timeout = 50")  # fail fast instead of after 5 s
+    store.db.conn.execute("PRAGMA busy_timeout = 50")  # fail fast instead of after 5 s
     try:
         with pytest.raises(BoothError, match="could not save the photo: database is locked"):
             store.publish(b"x", ttl_seconds=60, raw_jpeg=b"raw")
