@@ -64,9 +64,13 @@ class WebServer:
 
     def __init__(self, app: Flask, host: str, port: int, threads: int = 8,
                  **settings) -> None:
+        # Behind a configured reverse proxy the app's ProxyFix reads X-Forwarded-*; without
+        # one, waitress drops them before the app sees them.
+        behind_proxy = bool(app.extensions["booth.config"].server.trusted_proxies)
+        settings = {**SETTINGS, "clear_untrusted_proxy_headers": not behind_proxy, **settings}
         try:
             self._server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                                  **{**SETTINGS, **settings})
+                                                  **settings)
         except OSError as exc:
             raise BoothError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); another "
                              "program may use that port: pass --port with another one") from None
