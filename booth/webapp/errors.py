@@ -18,6 +18,7 @@ _MESSAGES = {
     413: ("Too much", "That request was too large."),
     429: ("Slow down", "Too many requests from this device. Wait a few minutes and try "
           "again."),
+    503: ("Busy", "The booth is busy for a moment. Try again in a few seconds."),
 }
 
 

@@ -5,7 +5,9 @@ Everything here is per app (made in create_app): two apps in one process share n
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, request
@@ -15,7 +17,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from limits import parse_many
 from limits.storage import MemoryStorage
-from werkzeug.exceptions import BadHost, TooManyRequests
+from werkzeug.exceptions import BadHost, ServiceUnavailable, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booth.config import Config
@@ -27,7 +29,7 @@ class LockedMemoryStorage(MemoryStorage):
     new Timer a second time: "threads can only be started once" (a 500) or a "KeyError:
     <Timer ...>" traceback in the log, as scripts/two_process_load.py saw under 20 phones
     (alisaifee/limits#26); and its per-key locks are dropped while in use. Under this lock
-    an increment and the count it returns are one step, so RateLimits.take cannot race."""
+    an increment and the count it returns are one step, so RateLimits.require cannot race."""
 
     STORAGE_SCHEME = ["booth-memory"]  # registered with limits by this class statement
 
@@ -59,7 +61,7 @@ class RateLimits:
     on this app's own Flask-Limiter storage.
 
     A request is counted *before* the work it would buy (a password check, a 404), in one
-    atomic increment-and-compare (fixed window): of N parallel requests exactly the limit
+    atomic increment-and-compare (fixed window): of N parallel requests at most the limit
     pass. Counting after the response, as Flask-Limiter's deduct_when does, lets a burst
     through while the first answers are still being computed."""
 
@@ -68,25 +70,37 @@ class RateLimits:
                                strategy="fixed-window", default_limits=[],
                                headers_enabled=False)  # no X-RateLimit-* headers
         self.photo = f"{photo_requests_per_minute} per minute"
+        # A password check (argon2id, 64 MiB) takes both cores for ~0.4 s: one at a time,
+        # so a burst of logins cannot hold every worker thread while pages wait.
+        self._password_check = threading.Lock()
 
     def _keys(self, limits: str, scope: str):
         client = get_remote_address() or "unknown"
         return [(item, (client, scope)) for item in parse_many(limits)]
 
-    def take(self, limits: str, scope: str) -> bool:
-        """Count one request against each limit; False if any is now exceeded."""
+    def require(self, limits: str, scope: str) -> None:
+        """Count one request against each limit, or refuse it with 429 (and count nothing:
+        what is refused costs nothing, so every count is a request that went through)."""
         strategy = self.limiter.limiter
         results = [strategy.hit(item, *ids) for item, ids in self._keys(limits, scope)]
-        return all(results)
+        if not all(results):
+            self.give_back(limits, scope)
+            raise TooManyRequests()
 
     def give_back(self, limits: str, scope: str) -> None:
-        """Undo take() (a successful login does not count as a failure)."""
+        """Undo require() (e.g. a successful login does not count as a failure)."""
         for item, ids in self._keys(limits, scope):
             self.limiter.storage.decr(item.key_for(*ids))
 
-    def require(self, limits: str, scope: str) -> None:
-        if not self.take(limits, scope):
-            raise TooManyRequests()
+    @contextlib.contextmanager
+    def password_check(self) -> Iterator[None]:
+        """Room for one password check, or 503 at once (never a wait on a worker thread)."""
+        if not self._password_check.acquire(blocking=False):
+            raise ServiceUnavailable(retry_after=2)
+        try:
+            yield
+        finally:
+            self._password_check.release()
 
 
 def rate_limits() -> RateLimits:

@@ -31,6 +31,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import ServiceUnavailable
 
 from booth.passwords import check_password, has_password
 from booth.store import Capture, Store
@@ -125,13 +126,13 @@ def login():
     # than the limit; a success is given back: only failures count.
     limits = rate_limits()
     limits.require(LOGIN_LIMIT, "login")
-    now = time.time()
-    store().end_sessions(older_than=now - _lifetime())  # shifts long over
-    # The session exists before the password is checked: a password set meanwhile ends it
-    # (booth.passwords.set_password), so a check of the old password logs nobody in.
-    session_id = store().start_session(now)
-    if not check_password(store(), request.form.get("password", "")):
-        store().end_session(session_id)
+    try:
+        with limits.password_check():
+            ok, session_id = _check_and_start(request.form.get("password", ""))
+    except ServiceUnavailable:
+        limits.give_back(LOGIN_LIMIT, "login")  # not checked: not counted
+        raise
+    if not ok:
         return _page("staff_login.html", 401, error="Wrong password. Try again.")
     limits.give_back(LOGIN_LIMIT, "login")
     store().end_session(session.get("staff"))  # a login on top of another one replaces it
@@ -139,6 +140,19 @@ def login():
     session["staff"] = session_id
     session.permanent = True  # PERMANENT_SESSION_LIFETIME: one shift
     return _to_gallery()
+
+
+def _check_and_start(password: str) -> tuple[bool, str]:
+    """(whether password is right, a new session id that is live only if it is)."""
+    now = time.time()
+    store().end_sessions(older_than=now - _lifetime())  # shifts long over
+    # The session exists before the password is checked: a password set meanwhile ends it
+    # (booth.passwords.set_password), so a check of the old password logs nobody in.
+    session_id = store().start_session(now)
+    if check_password(store(), password):
+        return True, session_id
+    store().end_session(session_id)
+    return False, session_id
 
 
 @bp.post("/logout")
