@@ -203,11 +203,17 @@ def test_fuzzed_photo_paths_never_500_and_never_leak_a_photo(app, store, path, q
 
 
 def test_delete_works_over_https_without_a_referer(app, store):
-    """Photo pages send no Referer; their forms must still work behind TLS."""
+    """Photo pages send no Referer to other sites; their forms must still work behind TLS,
+    with or without a Referer, and name their own Origin (a no-referrer page would send
+    "Origin: null", which is refused)."""
     capture = publish(store)
     client = app.test_client()
     page = client.get(f"/p/{capture.token}/delete", base_url="https://booth.example")
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    form = {"csrf_token": csrf_from(page.get_data(as_text=True))}
+    refused = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
+                          data=form, headers={"Origin": "null"})
+    assert refused.status_code == 403 and capture.path.exists()
     r = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
-                    data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+                    data=form, headers={"Origin": "https://booth.example"})
     assert r.status_code == 200 and not capture.path.exists()

@@ -120,7 +120,11 @@ def download(token: str, capture: Capture):
 
 @photo_route("/p/<token>/delete")
 def confirm_delete(token: str, capture: Capture):
-    return _page("confirm_delete.html", token=token)
+    response = _page("confirm_delete.html", token=token)
+    # Its form must name this site as its Origin (a no-referrer page sends "Origin: null",
+    # which the Origin check refuses); same-origin still sends no Referer to another site.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @photo_route("/p/<token>/delete", methods=("POST",))
