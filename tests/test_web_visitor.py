@@ -217,3 +217,13 @@ def test_delete_works_over_https_without_a_referer(app, store):
     r = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
                     data=form, headers={"Origin": "https://booth.example"})
     assert r.status_code == 200 and not capture.path.exists()
+
+
+def test_two_apps_in_one_process_share_no_limits(store):
+    """Limits (and CSRF) are made per app: one app's misses do not count in another's."""
+    first, second = (create_app(Config(), store, testing=True) for _ in range(2))
+    statuses = [first.test_client().get(f"/p/{'E' * 22}").status_code for _ in range(16)]
+    assert statuses[-1] == 429
+    assert second.test_client().get(f"/p/{'E' * 22}").status_code == 404
+    assert first.extensions["booth.limits"] is not second.extensions["booth.limits"]
+    assert first.extensions["csrf"] is not second.extensions["csrf"]
