@@ -77,6 +77,8 @@ class ServerConfig:
     port: int = _opt(8000, lo=1, hi=65535)
     photo_requests_per_minute: int = _opt(60, lo=1, hi=100000,
                                           doc="per phone, on the photo pages and images")
+    trusted_proxies: int = _opt(0, lo=0, hi=5, doc="reverse proxies in front of the booth "
+                                "whose X-Forwarded-For/-Proto/-Host are believed (0: none)")
 
 
 @dataclass

@@ -64,10 +64,10 @@ def serve_web(cfg: Config) -> int:
         from booth.network import public_base_url
 
         web, janitor = start_web(cfg, store, background=False)
-        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
+        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
-        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         try:
             web.serve_forever()
         finally:
@@ -103,7 +103,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
         frames.start()
         web, janitor = start_web(cfg, store)
-        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)

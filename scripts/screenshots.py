@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     from booth.server import WebServer
     from booth.store import Store
     from booth.webapp import create_app
-    from booth.webapp.security import limiter
     from booth.wiring import report_status
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config()
         cfg.server.photo_requests_per_minute = 10000
         app = create_app(cfg, store)
-        limiter.reset()
         server = WebServer(app, "127.0.0.1", 0)
         server.start()
         base = f"http://127.0.0.1:{server.port}"
@@ -216,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
                     browser.close()
         finally:
             server.close()
-            limiter.reset()
             store.close()
     for shot in written:
         print(shot)

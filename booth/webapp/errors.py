@@ -12,10 +12,13 @@ from booth.webapp.security import private
 _MESSAGES = {
     400: ("Something went wrong", "That request could not be understood. Go back and try "
           "again."),
+    403: ("Not allowed", "That form was sent from another site. Open the booth's page "
+          "and try again there."),
     405: ("Not allowed", "That page cannot be used like this."),
     413: ("Too much", "That request was too large."),
     429: ("Slow down", "Too many requests from this device. Wait a few minutes and try "
           "again."),
+    503: ("Busy", "The booth is busy for a moment. Try again in a few seconds."),
 }
 
 

@@ -2,8 +2,9 @@
 
 Every staff URL except GET /staff and POST /staff/login needs a logged-in session: other
 GETs are redirected to /staff and other POSTs refused with 403, before any view runs, so
-no data ever reaches a stranger. A session is logged in while session["staff"] holds the
-store's current session epoch (booth.passwords), which every new password renews.
+no data ever reaches a stranger. A session is logged in while session["staff"] holds the id
+of a live staff session in the store (booth.store.sessions): logout ends it, a new password
+ends them all, and a shift (8 hours) ends it too.
 Everything that changes state is a POST carrying the CSRF token (CSRFProtect is global).
 """
 
@@ -30,10 +31,11 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import ServiceUnavailable
 
-from booth.passwords import check_password, has_password, is_current_epoch, session_epoch
+from booth.passwords import check_password, has_password
 from booth.store import Capture, Store
-from booth.webapp.security import LOGIN_LIMIT, limiter, private
+from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
 from booth.webapp.visitor import expiry_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -54,15 +56,18 @@ def store() -> Store:
     return current_app.extensions["booth.store"]
 
 
+def _lifetime() -> float:
+    return current_app.permanent_session_lifetime.total_seconds()
+
+
 def logged_in() -> bool:
-    """Whether this request's session carries the current epoch and its login is younger
-    than PERMANENT_SESSION_LIFETIME. (Flask re-issues a permanent cookie on every request,
-    so the cookie's own expiry slides; the login time in the session does not.)"""
+    """Whether this request's session is a live staff session younger than
+    PERMANENT_SESSION_LIFETIME, while a password is set. (Flask re-issues a permanent cookie
+    on every request, so the cookie's own expiry slides; the session's start does not.)"""
     if "staff_ok" not in g:
-        since = session.get("staff_since")
-        lifetime = current_app.permanent_session_lifetime.total_seconds()
-        g.staff_ok = (isinstance(since, (int, float)) and 0 <= time.time() - since < lifetime
-                      and is_current_epoch(store(), session.get("staff")))
+        since = store().session_started(session.get("staff"))
+        g.staff_ok = (since is not None and 0 <= time.time() - since < _lifetime()
+                      and has_password(store()))
     return g.staff_ok
 
 
@@ -90,9 +95,9 @@ def guard():
     if path != bp.url_prefix and not path.startswith(bp.url_prefix + "/"):
         return None
     if "staff" in session and not logged_in():
-        # Stale: a new password was set, none is set any more, or the shift is over.
+        # Stale: logged out, a new password was set, none is set any more, or the shift
+        # is over.
         session.pop("staff")
-        session.pop("staff_since", None)
     if (request.endpoint, request.method) in _OPEN or logged_in():
         return None
     if request.method in ("GET", "HEAD"):
@@ -114,24 +119,46 @@ def index():
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_LIMIT, deduct_when=lambda response: response.status_code == 401)
 def login():
     if not has_password(store()):
         return _to_gallery()
-    # Read the epoch before the hash is checked: a password change meanwhile makes it stale.
-    epoch = session_epoch(store())
-    if not check_password(store(), request.form.get("password", "")):
+    # Counted before the password is checked, so a burst in parallel gets no more checks
+    # than the limit; a success is given back: only failures count.
+    limits = rate_limits()
+    limits.require(LOGIN_LIMIT, "login")
+    try:
+        with limits.password_check():
+            ok, session_id = _check_and_start(request.form.get("password", ""))
+    except ServiceUnavailable:
+        limits.give_back(LOGIN_LIMIT, "login")  # not checked: not counted
+        raise
+    if not ok:
         return _page("staff_login.html", 401, error="Wrong password. Try again.")
+    limits.give_back(LOGIN_LIMIT, "login")
+    store().end_session(session.get("staff"))  # a login on top of another one replaces it
     session.clear()
-    session["staff"] = epoch
-    session["staff_since"] = time.time()
+    session["staff"] = session_id
     session.permanent = True  # PERMANENT_SESSION_LIFETIME: one shift
     return _to_gallery()
+
+
+def _check_and_start(password: str) -> tuple[bool, str]:
+    """(whether password is right, a new session id that is live only if it is)."""
+    now = time.time()
+    store().end_sessions(older_than=now - _lifetime())  # shifts long over
+    # The session exists before the password is checked: a password set meanwhile ends it
+    # (booth.passwords.set_password), so a check of the old password logs nobody in.
+    session_id = store().start_session(now)
+    if check_password(store(), password):
+        return True, session_id
+    store().end_session(session_id)
+    return False, session_id
 
 
 @bp.post("/logout")
 def logout():
     was_in = logged_in()
+    store().end_session(session.get("staff"))  # the old cookie opens nothing any more
     session.clear()
     if was_in:
         flash("Logged out.")
