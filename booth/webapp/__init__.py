@@ -14,7 +14,7 @@ from flask import Flask
 from booth.config import Config
 from booth.resources import data_dir
 from booth.store import Store
-from booth.webapp import errors, security, staff, visitor
+from booth.webapp import errors, languages, security, staff, visitor
 
 
 def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
@@ -39,6 +39,7 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
     app.extensions["booth.config"] = cfg
     security.init(app)
     errors.init(app)
+    languages.init(app, cfg)
     app.register_blueprint(visitor.bp)
     app.register_blueprint(staff.bp)
     return app
