@@ -92,7 +92,7 @@ def _compile(po: Path) -> Translations:
     try:
         with po.open("rb") as f:
             catalog = read_po(f, abort_invalid=True)
-    except (OSError, PoFileError, ValueError) as exc:
+    except (OSError, PoFileError, ValueError) as exc:  # UnicodeDecodeError too
         raise BoothError(f"language file {po} cannot be read ({exc}); fix or remove it") from None
     buf = io.BytesIO()
     write_mo(buf, catalog)

@@ -296,7 +296,13 @@ class Screens:
         region = lay.photo_region(screen)
         region[:] = cv2.resize(photo, (region.shape[1], region.shape[0]),
                                interpolation=cv2.INTER_AREA)
-        fit_draw = self._fit_draw(screen)
+        self.result_blocks: list[tuple[Block, tuple[int, int, int, int]]] = []
+
+        def fit_draw(paras: list[Para], x: int, y: int, w: int, h: int) -> None:
+            fitted = fit(paras, w, h)
+            self.result_blocks.append((fitted, (x, y, w, h)))  # for the layout checks
+            render(fitted, x, y).draw(screen)
+
         fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
                  px, round(30 * u), pw, round(100 * u))
         size = min(pw, round(280 * u))
@@ -317,12 +323,6 @@ class Screens:
         fit_draw([Para(_("Press SPACE for a new photo"), round(20 * u), "Bold", INK)],
                  px, round(650 * u), pw, round(56 * u))
         return screen
-
-    @staticmethod
-    def _fit_draw(screen: np.ndarray):
-        def draw(paras: list[Para], x: int, y: int, w: int, h: int) -> None:
-            render(fit(paras, w, h), x, y).draw(screen)
-        return draw
 
     def draw(self, screen: np.ndarray, overlays: list[Overlay]) -> None:
         for overlay in overlays:

@@ -65,8 +65,8 @@ def check(page, axe: Path, code: str, where: str) -> None:
 
 
 @pytest.mark.parametrize("code", LANGUAGES)
-def test_every_page_has_no_axe_violations_in_every_language(booth: Booth, browser,
-                                                            axe_source: Path, code: str):
+def test_every_page_has_no_axe_violations_in_every_language(
+        booth: Booth, browser, axe_source: Path, code: str):  # noqa: F811 (fixtures)
     """The photo, delete, deleted, not-found, staff login, gallery and purge pages; the
     language comes from the browser's Accept-Language (its locale)."""
     kept, doomed = booth.publish(PEOPLE[0]), booth.publish(PEOPLE[1])
@@ -115,7 +115,8 @@ def test_every_page_has_no_axe_violations_in_every_language(booth: Booth, browse
         desktop.close()
 
 
-def test_switcher_changes_and_remembers_the_language_by_keyboard(booth: Booth, browser):
+def test_switcher_changes_and_remembers_the_language_by_keyboard(
+        booth: Booth, browser):  # noqa: F811 (fixtures)
     """A German phone picks Español with the keyboard alone; the choice sticks on every
     later page, over the browser's Accept-Language."""
     capture = booth.publish(PEOPLE[0])
@@ -166,7 +167,8 @@ def test_switcher_changes_and_remembers_the_language_by_keyboard(booth: Booth, b
 
 
 @pytest.mark.parametrize("code", LANGUAGES)
-def test_pages_reflow_at_200_percent_zoom(booth: Booth, browser, code: str):
+def test_pages_reflow_at_200_percent_zoom(
+        booth: Booth, browser, code: str):  # noqa: F811 (fixtures)
     """200 % zoom on a 390-pixel phone leaves 195 CSS pixels, and on a 1280-pixel desktop
     640: nothing may need sideways scrolling, and the actions stay on screen."""
     capture = booth.publish(PEOPLE[2])

@@ -29,9 +29,23 @@ def current() -> Language:
         langs = languages()
         chosen = request.cookies.get(COOKIE, "")
         if chosen not in langs:
-            chosen = request.accept_languages.best_match(langs.codes) or langs.default.code
-        g.booth_language = langs[chosen]
+            chosen = _negotiate([v for v, _q in request.accept_languages], langs.codes)
+        g.booth_language = langs[chosen] if chosen else langs.default
     return g.booth_language
+
+
+def _negotiate(wanted: list[str], codes: list[str]) -> str | None:
+    """The first wanted language (best first) that is offered, exactly (pt-BR: pt_BR) or by
+    its main language (fr-CH: fr; de: de_AT)."""
+    for tag in wanted:
+        tag = tag.replace("-", "_").lower()
+        for code in codes:
+            if code.lower() == tag:
+                return code
+        for code in codes:
+            if code.lower().split("_")[0] == tag.split("_")[0]:
+                return code
+    return None
 
 
 class _CatalogueDomain(Domain):
