@@ -329,6 +329,13 @@ class Screens:
             overlay.draw(screen)
 
 
+def screen_settings(cfg) -> dict:
+    """Screens' keyword arguments from the booth's configuration."""
+    return {"languages": Languages.from_config(cfg),
+            "retention_hours": cfg.store.retention_hours, "privacy_text": cfg.privacy.text,
+            "policy_url": cfg.privacy.policy_url}
+
+
 def until(when: datetime, lang: Language | None = None, now: datetime | None = None) -> str:
     """An expiry time as people say it: 14:32, 14:32 tomorrow, or 27 Nov 14:32."""
     lang = lang or shipped().default

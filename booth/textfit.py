@@ -75,23 +75,46 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
 def fit(paras: list[Para], width: int, height: int, *, gap: float = 0.1,
         para_gap: float = 0.35) -> Block:
     """The largest common scale (<= 1) at which every paragraph, wrapped to `width`, fits in
-    `height`. Sizes shrink together so the hierarchy between them stays."""
+    `height`. Sizes shrink together so the hierarchy between them stays; none goes below
+    MIN_SIZE, and if even that is too tall the last lines that fit end in an ellipsis."""
     scale = 1.0
     while True:
-        lines, y = [], 0
-        for i, p in enumerate(paras):
-            f = font(max(MIN_SIZE, round(p.size * scale)), p.weight)
-            h = _line_height(f)
-            if i:
-                y += round(h * para_gap)
-            for text in wrap(p.text, f, width):
-                lines.append(Line(text, f, p.colour, y, round(f.getlength(text)), h))
-                y += round(h * (1 + gap))
-        y -= round(lines[-1].height * gap) if lines else 0
-        smallest = min((round(p.size * scale) for p in paras), default=MIN_SIZE)
-        if y <= height or smallest <= MIN_SIZE:
+        sizes = [max(MIN_SIZE, round(p.size * scale)) for p in paras]
+        lines, y = _lay_out(paras, sizes, width, gap, para_gap)
+        if y <= height:
             return Block(tuple(lines), width, y, scale)
+        if all(size == MIN_SIZE for size in sizes):
+            return _cut(lines, width, height, scale)
         scale *= 0.95
+
+
+def _lay_out(paras: list[Para], sizes: list[int], width: int, gap: float,
+             para_gap: float) -> tuple[list[Line], int]:
+    lines: list[Line] = []
+    y = 0
+    for i, (p, size) in enumerate(zip(paras, sizes, strict=True)):
+        f = font(size, p.weight)
+        h = _line_height(f)
+        if i:
+            y += round(h * para_gap)
+        for text in wrap(p.text, f, width):
+            lines.append(Line(text, f, p.colour, y, round(f.getlength(text)), h))
+            y += round(h * (1 + gap))
+    return lines, y - (round(lines[-1].height * gap) if lines else 0)
+
+
+def _cut(lines: list[Line], width: int, height: int, scale: float) -> Block:
+    """The lines that fit in `height`, the last one ending in an ellipsis."""
+    kept = [line for line in lines if line.y + line.height <= height]
+    if kept and len(kept) < len(lines):
+        last = kept[-1]
+        text = last.text
+        while text and last.font.getlength(text + "…") > width:
+            text = text[:-1]
+        kept[-1] = Line(text + "…", last.font, last.colour, last.y,
+                        round(last.font.getlength(text + "…")), last.height)
+    bottom = max((line.y + line.height for line in kept), default=0)
+    return Block(tuple(kept), width, bottom, scale)
 
 
 def render(block: Block, x: int, y: int, *, align: str = "left", pad: int = 0,
