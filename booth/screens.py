@@ -313,7 +313,7 @@ class Screens:
         screen[qy:qy + size, qx:qx + size] = 255
         screen[qy + card:qy + size - card, qx + card:qx + size - card] = code
         ty = qy + size + round(14 * u)
-        fit_draw([Para(link, round(15 * u), "Regular", MUTED),
+        fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
                   Para(_("Available until %(when)s", when=until(expires, lang)), round(20 * u),
                        "Bold", ACCENT),
                   Para("(" + lang.duration(hours * 3600) + ")", round(17 * u), "Regular",

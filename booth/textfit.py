@@ -23,6 +23,7 @@ class Para:
     size: int
     weight: str = "Regular"
     colour: tuple[int, int, int] = (255, 255, 255)
+    wrap: bool = True  # False: one line, made smaller until it fits (a link)
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,16 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
 def fit(paras: list[Para], width: int, height: int, *, gap: float = 0.1,
         para_gap: float = 0.35) -> Block:
     """The largest common scale (<= 1) at which every paragraph, wrapped to `width`, fits in
-    `height`. Sizes shrink together so the hierarchy between them stays; none goes below
-    MIN_SIZE, and if even that is too tall the last lines that fit end in an ellipsis."""
+    `height` with no word broken. Sizes shrink together so the hierarchy between them stays;
+    none goes below MIN_SIZE, where over-long words are broken, and if even that is too tall
+    the last lines that fit end in an ellipsis."""
     scale = 1.0
     while True:
         sizes = [max(MIN_SIZE, round(p.size * scale)) for p in paras]
         lines, y = _lay_out(paras, sizes, width, gap, para_gap)
-        if y <= height:
+        words_fit = all(font(size, p.weight).getlength(word) <= width
+                        for p, size in zip(paras, sizes, strict=True) for word in p.text.split())
+        if y <= height and (words_fit or all(size == MIN_SIZE for size in sizes)):
             return Block(tuple(lines), width, y, scale)
         if all(size == MIN_SIZE for size in sizes):
             return _cut(lines, width, height, scale)
@@ -94,6 +98,9 @@ def _lay_out(paras: list[Para], sizes: list[int], width: int, gap: float,
     y = 0
     for i, (p, size) in enumerate(zip(paras, sizes, strict=True)):
         f = font(size, p.weight)
+        while not p.wrap and size > MIN_SIZE and f.getlength(p.text) > width:
+            size -= 1
+            f = font(size, p.weight)
         h = _line_height(f)
         if i:
             y += round(h * para_gap)

@@ -76,6 +76,9 @@ def test_wrap_and_shrink_keep_text_inside_its_box():
     assert all(line.width <= 200 for line in block.lines)
     assert "".join(line.text for line in block.lines[:-1]).replace(" ", "") \
         == long.replace(" ", "")  # the over-long words are broken, not dropped
+    # A word wider than the box makes the text smaller rather than break, where it can.
+    (line,) = fit([Para("Entschuldigung!", 46, "Black")], 322, 300).lines
+    assert line.text == "Entschuldigung!" and line.width <= 322
     assert wrap("one two three", font(20), 10_000) == ["one two three"]
     assert wrap("a\nb", font(20), 10_000) == ["a", "b"]
     # Far too much text for the box: the smallest readable size, cut with an ellipsis.
