@@ -1,9 +1,10 @@
 """Languages: gettext message catalogues (Babel), one .po file per language.
 
 The booth's catalogues are the .po files in `locales/` (shipped inside the package); a museum
-adds or overrides a language by putting `<code>.po` into `[languages] folder`, no code change
-(see locales/README.md). The .po files are compiled in memory when the booth starts (a few
-milliseconds), so there is no build step and no compiled file to keep in step with its source.
+adds a language, or adds to or changes one, by putting `<code>.po` into `[languages] folder`,
+no code change (see locales/README.md). The .po files are compiled in memory when the booth
+starts (a few milliseconds), so there is no build step and no compiled file to keep in step
+with its source, and the installed package works from any folder.
 
 English is the source language: its messages are the msgids themselves.
 This module knows nothing of Flask or OpenCV; the station and the web app both use it.
@@ -100,13 +101,22 @@ def _compile(po: Path) -> Translations:
     return Translations(buf)
 
 
-def _language_files(folders: Iterable[Path]) -> dict[str, Path]:
-    """code -> .po file; a later folder overrides an earlier one."""
-    files: dict[str, Path] = {}
+def _language_files(folders: Iterable[Path]) -> dict[str, list[Path]]:
+    """code -> its .po files, the shipped one first."""
+    files: dict[str, list[Path]] = {}
     for folder in folders:
         for po in sorted(folder.glob("*.po")):
-            files[po.stem] = po
+            files.setdefault(po.stem, []).append(po)
     return files
+
+
+def _catalogue(files: list[Path]) -> Translations:
+    """One language's catalogues merged: a museum's messages add to, or replace, the
+    booth's."""
+    translations = _compile(files[0])
+    for po in files[1:]:
+        translations.merge(_compile(po))
+    return translations
 
 
 class Languages:
@@ -129,13 +139,13 @@ class Languages:
                                  "create it or leave the setting empty")
             folders.append(extra)
         languages = {SOURCE: Language(SOURCE, NullTranslations())}
-        for code, po in _language_files(folders).items():
+        for code, files in _language_files(folders).items():
             try:
                 Locale.parse(code)
             except (ValueError, UnknownLocaleError):
-                raise BoothError(f"language file {po}: {code!r} is not a language code; name "
-                                 "it like es.po or pt_BR.po") from None
-            languages[code] = Language(code, _compile(po))
+                raise BoothError(f"language file {files[-1]}: {code!r} is not a language code; "
+                                 "name it like es.po or pt_BR.po") from None
+            languages[code] = Language(code, _catalogue(files))
         return cls(languages, default)
 
     @classmethod
