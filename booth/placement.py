@@ -19,6 +19,11 @@ from booth.scene import Stage
 _CUT_OFF_MARGIN = 0.02
 # Upper bound on k, so a tiny far-away figure is not blown up into mush.
 _MAX_SCALE = 2.5
+# Where a standing adult's head is in the frame (a share of its height from the top). A
+# visitor cut off by the frame's bottom is shown at most at that adult's scale: a child or a
+# wheelchair user, whose head is lower, is then as big as they are beside the adult, feet on
+# the same line, not magnified until their head reaches the stage's top (a giant face).
+_ADULT_HEAD_TOP = 0.12
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ def fit_to_stage(bbox: tuple[float, float, float, float], frame_aspect: float,
     left, right = stage.left * plate_aspect, stage.right * plate_aspect
     width_fit = (right - left) / max(u1 - u0, 1e-6)
     if v1 >= 1.0 - _CUT_OFF_MARGIN:
-        k = min((stage.bottom - stage.top) / max(1.0 - v0, 1e-6), width_fit, _MAX_SCALE)
+        top = min(v0, _ADULT_HEAD_TOP)
+        k = min((stage.bottom - stage.top) / max(1.0 - top, 1e-6), width_fit, _MAX_SCALE)
         oy = stage.bottom - k * 1.0
     else:
         k = min((stage.ground - stage.top) / max(v1 - v0, 1e-6), width_fit, _MAX_SCALE)
