@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -111,6 +112,7 @@ class Screens:
         self.plate_small = cv2.resize(plate, (lay.photo_w, lay.plate_h),
                                       interpolation=cv2.INTER_AREA)
         self._texts: dict[str, Texts] = {}
+        self._rendering = threading.Lock()  # one language drawn at a time
         self.date = (when or datetime.now()).date()
         self._u = u = height / 720  # type scale: sizes below are for a 720-pixel-high display
         self._px, self._pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
@@ -156,10 +158,23 @@ class Screens:
 
     @property
     def texts(self) -> Texts:
-        key = self.language.code
-        if key not in self._texts:
-            self._texts[key] = self._render(self.language)
-        return self._texts[key]
+        return self._texts.get(self.language.code) or self._texts_for(self.language)
+
+    def _texts_for(self, lang: Language) -> Texts:
+        with self._rendering:
+            if lang.code not in self._texts:
+                self._texts[lang.code] = self._render(lang)
+            return self._texts[lang.code]
+
+    def warm_up(self) -> threading.Thread:
+        """Draw every language now, on a thread, so a touch on a language button shows it
+        at once rather than after the second it takes to draw a language on a big display."""
+        def draw_all() -> None:
+            for lang in self.languages:
+                self._texts_for(lang)
+        thread = threading.Thread(target=draw_all, name="screens-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     # What the station draws, in the language shown now.
     base = property(lambda self: self.texts.base)
@@ -173,8 +188,9 @@ class Screens:
 
     def set_date(self, small_plate: np.ndarray, when: datetime) -> None:
         """A new day: the caption band's date changes, so every language is drawn again."""
-        self.date = when.date()
-        self._texts.clear()
+        with self._rendering:
+            self.date = when.date()
+            self._texts.clear()
 
     # --- drawing ---------------------------------------------------------------------------
 

@@ -109,6 +109,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
                           st.countdown_seconds, **screen_settings(cfg))
+        screens.warm_up()
         maker = PhotoMaker(pipeline, screens, store, base_url,
                            retention_hours=cfg.store.retention_hours,
                            jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)

@@ -306,3 +306,12 @@ def test_no_english_is_left_on_any_station_screen(plate, scene, code):
     assert other.keys() == english.keys()
     same = {name for name in english if english[name] == other[name]}
     assert same == set(), {name: other[name] for name in same}
+
+
+def test_warm_up_draws_every_language_ahead_of_a_touch(plate, scene):
+    screens = screens_for(plate, scene, (640, 360))
+    screens.warm_up().join(timeout=60)
+    assert sorted(screens._texts) == sorted(LANGUAGES)
+    drawn = screens._texts["de"]
+    screens.set_language("de")
+    assert screens.texts is drawn  # nothing is drawn on the frame loop
