@@ -249,3 +249,23 @@ def test_privacy_notice_and_the_museums_policy_link(tmp_path: Path):
             create_app(cfg, other, testing=True)
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ('[languages]\ndefault = "xx"\n', "[languages] default = 'xx' has no catalogue; use one of"),
+    ('[privacy]\npolicy_url = "ftp://x"\n', "policy_url = 'ftp://x' must be an http:// or"),
+])
+def test_bad_language_or_privacy_config_stops_serve_with_one_line(tmp_path: Path, setting,
+                                                                  message):
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "booth.toml"
+    config.write_text(setting, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "booth", "serve", "--config", str(config),
+                           "--data-dir", str(tmp_path / "data"), "--host", "127.0.0.1",
+                           "--port", "0"], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
