@@ -3,7 +3,10 @@ no English left on any page a visitor or staff member sees in another language."
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -257,10 +260,6 @@ def test_privacy_notice_and_the_museums_policy_link(tmp_path: Path):
 ])
 def test_bad_language_or_privacy_config_stops_serve_with_one_line(tmp_path: Path, setting,
                                                                   message):
-    import os
-    import subprocess
-    import sys
-
     config = tmp_path / "booth.toml"
     config.write_text(setting, encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "booth", "serve", "--config", str(config),
