@@ -117,6 +117,7 @@ class Screens:
         self._u = u = height / 720  # type scale: sizes below are for a 720-pixel-high display
         self._px, self._pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
         self.buttons = self._buttons()
+        self._texts_for(self.language)  # the default language is ready before the first frame
 
     # --- language ------------------------------------------------------------------------
 
