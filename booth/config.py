@@ -82,6 +82,18 @@ class ServerConfig:
 
 
 @dataclass
+class LanguagesConfig:
+    default: str = _opt("en", doc="the station's language at every attract; the web's fallback")
+    folder: str = _opt("", doc="a folder of more <code>.po files (new or changed languages)")
+
+
+@dataclass
+class PrivacyConfig:
+    text: str = _opt("", doc="the museum's own privacy notice (default: the booth's, translated)")
+    policy_url: str = _opt("", doc="the museum's privacy policy, e.g. https://museum.org/privacy")
+
+
+@dataclass
 class Config:
     data_dir: str = _opt("", doc="where photos and the database live")
     cache_dir: str = _opt("", doc="where downloaded plates are kept")
@@ -91,6 +103,8 @@ class Config:
     station: StationConfig = field(default_factory=StationConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    languages: LanguagesConfig = field(default_factory=LanguagesConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def data_path(self) -> Path:
         return Path(self.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -26,6 +26,11 @@ _MAX_SCALE = 2.5
 # ones are not found at all; a figure clear enough to be seen as a person may pass).
 _CONFIDENT_CORE = 0.02
 _CONFIDENT_SOLID = 0.6
+# Where a standing adult's head is in the frame (a share of its height from the top). A
+# visitor cut off by the frame's bottom is shown at most at that adult's scale: a child or a
+# wheelchair user, whose head is lower, is then as big as they are beside the adult, feet on
+# the same line, not magnified until their head reaches the stage's top (a giant face).
+_ADULT_HEAD_TOP = 0.12
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ def fit_to_stage(bbox: tuple[float, float, float, float], frame_aspect: float,
     left, right = stage.left * plate_aspect, stage.right * plate_aspect
     width_fit = (right - left) / max(u1 - u0, 1e-6)
     if v1 >= 1.0 - _CUT_OFF_MARGIN:
-        k = min((stage.bottom - stage.top) / max(1.0 - v0, 1e-6), width_fit, _MAX_SCALE)
+        top = min(v0, _ADULT_HEAD_TOP)
+        k = min((stage.bottom - stage.top) / max(1.0 - top, 1e-6), width_fit, _MAX_SCALE)
         oy = stage.bottom - k * 1.0
     else:
         k = min((stage.ground - stage.top) / max(v1 - v0, 1e-6), width_fit, _MAX_SCALE)

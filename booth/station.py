@@ -131,9 +131,11 @@ class PhotoMaker:
         self._band: tuple[object, np.ndarray] | None = None
 
     def band(self, when: datetime) -> np.ndarray:
-        if self._band is None or self._band[0] != when.date():
+        lang = self.screens.language  # the visitor's: it cannot change after the press
+        if self._band is None or self._band[0] != (when.date(), lang.code):
             h, w = self.pipeline.plate.shape[:2]
-            self._band = (when.date(), caption_band(w, band_height(h), self.pipeline.scene, when))
+            self._band = ((when.date(), lang.code),
+                          caption_band(w, band_height(h), self.pipeline.scene, when, lang))
         return self._band[1]
 
     def make(self, frame: np.ndarray, analysis: Analysis) -> Outcome:
@@ -225,6 +227,8 @@ class Station:
                               "fps": round(self.fps, 1), "updated_at": time.time()}
                     worker.submit(self.report, status)  # off the frame loop: it writes a DB
                 state = self.machine.state
+                if state is State.ATTRACT and shown_state is not State.ATTRACT:
+                    self.screens.set_language(self.screens.languages.default.code)
                 if state is State.RESULT and result_screen is not None:
                     screen = result_screen
                 else:
@@ -244,7 +248,10 @@ class Station:
                 for event in self.display.poll(5 if seq == last_seq else 1):
                     if event == "quit":
                         return 0
-                    if event == "press":
+                    if (self.machine.state is State.ATTRACT
+                            and self.screens.language_event(event)):
+                        continue  # a language button, not the shutter
+                    if event == "press" or event.startswith("tap "):
                         self.machine.press(self.clock())
         finally:
             worker.shutdown(wait=True)
@@ -273,7 +280,8 @@ class Station:
                 screens.step_in.draw(screen)
         elif state is State.COUNTDOWN:
             screens.draw(screen, screens.countdown_panel)
-            screens.digits[self.machine.countdown_number(now)].draw(screen)
+            left = 1.0 - (now - self.machine.since) / self.machine.countdown_seconds
+            screens.draw_countdown(screen, self.machine.countdown_number(now), left)
         elif state is State.CAPTURE:
             flash(screen, max(0.0, 1.0 - (now - self.machine.since) / FLASH_SECONDS))
         elif state is State.PROCESSING:

@@ -82,7 +82,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 save_screens: Path | None) -> int:
     from booth.display import HeadlessDisplay, WindowDisplay
     from booth.network import public_base_url
-    from booth.screens import Screens
+    from booth.screens import Screens, screen_settings
     from booth.sources import open_source
     from booth.station import Machine, PhotoMaker, Station
     from booth.store import Store
@@ -108,7 +108,8 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             print(f"booth: warning: {warning}", file=sys.stderr)
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                          st.countdown_seconds)
+                          st.countdown_seconds, **screen_settings(cfg))
+        screens.warm_up()
         maker = PhotoMaker(pipeline, screens, store, base_url,
                            retention_hours=cfg.store.retention_hours,
                            jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw)

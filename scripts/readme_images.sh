@@ -22,4 +22,6 @@ for state in ("attract", "result"):
     shot = sorted((tmp / "screens").glob(f"*-{state}.png"))[0]
     Image.open(shot).convert("RGB").save(f"docs/station-{state}.jpg", quality=85)
 PY
-echo "wrote docs/edge-crops.png docs/compose-example.jpg docs/station-attract.jpg docs/station-result.jpg"
+python scripts/station_screens.py --only attract --lang en de --format jpg --out docs
+echo "wrote docs/edge-crops.png docs/compose-example.jpg docs/station-attract.jpg" \
+    "docs/station-result.jpg docs/station-attract-en.jpg docs/station-attract-de.jpg"

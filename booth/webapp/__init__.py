@@ -14,7 +14,7 @@ from flask import Flask
 from booth.config import Config
 from booth.resources import data_dir
 from booth.store import Store
-from booth.webapp import errors, security, staff, visitor
+from booth.webapp import errors, languages, security, staff, visitor
 
 # Forms only; nothing is uploaded. waitress refuses larger bodies before reading them
 # (booth.server), so nothing is ever spooled to disk.
@@ -46,6 +46,7 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
     app.extensions["booth.config"] = cfg
     security.init(app, cfg)
     errors.init(app)
+    languages.init(app, cfg)
     app.register_blueprint(visitor.bp)
     app.register_blueprint(staff.bp)
     return app

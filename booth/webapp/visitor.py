@@ -16,8 +16,10 @@ from flask import (
     send_from_directory,
 )
 
+from booth.i18n import Language, shipped
 from booth.store import Capture, Store
 from booth.webapp.errors import not_found
+from booth.webapp.languages import current
 from booth.webapp.security import MISS_LIMIT, private, rate_limits
 
 bp = Blueprint("visitor", __name__)
@@ -32,15 +34,19 @@ def download_name(capture: Capture) -> str:
     return f"mars-selfie-{datetime.fromtimestamp(capture.created_at):%Y-%m-%d-%H%M}.jpg"
 
 
-def expiry_text(expires_at: float, now: float | None = None) -> str:
+def expiry_text(expires_at: float, now: float | None = None,
+                lang: Language | None = None) -> str:
+    """When a link expires, in the visitor's language: "today at 14:32", "mañana a las 14:32"."""
+    lang = lang or shipped().default
     when = datetime.fromtimestamp(expires_at)
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     days = (when.date() - today).days
     if days == 0:
-        return f"today at {when:%H:%M}"
+        return lang.gettext("today at %(time)s", time=lang.time(when))
     if days == 1:
-        return f"tomorrow at {when:%H:%M}"
-    return f"{when.day} {when:%B} at {when:%H:%M}"
+        return lang.gettext("tomorrow at %(time)s", time=lang.time(when))
+    return lang.gettext("%(date)s at %(time)s", date=lang.day_month(when, "MMMM"),
+                        time=lang.time(when))
 
 
 def _live(token: str) -> Capture | None:
@@ -103,7 +109,7 @@ def _page(template: str, **context):
 @photo_route("/p/<token>")
 def photo_page(token: str, capture: Capture):
     return _page("photo.html", token=token, filename=download_name(capture),
-                 expires=expiry_text(capture.expires_at))
+                 expires=expiry_text(capture.expires_at, lang=current()))
 
 
 @photo_route("/p/<token>/photo.jpg")
