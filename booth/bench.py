@@ -213,7 +213,7 @@ def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
 
     costs = {}
     try:
-        for name in ("temporal", "colour", "light_wrap", "shadow"):
+        for name in ("edge_colours", "temporal", "colour", "light_wrap", "shadow"):
             off = dataclasses.replace(effects, **{name: 0.0})
             forced = feet if name == "shadow" else None
             on_t, off_t = [], []

@@ -130,6 +130,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from booth.i18n import Languages
     from booth.photo import encode_jpeg, with_band
     from booth.quiet import quiet_stderr
     from booth.wiring import load_pipeline
@@ -149,7 +150,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")
     matte = pipeline.photo_matte(frame, analysis)
-    result = with_band(pipeline.final(frame, analysis, matte), pipeline.scene, datetime.now())
+    result = with_band(pipeline.final(frame, analysis, matte), pipeline.scene, datetime.now(),
+                       Languages.from_config(cfg).default)
     files = [(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))]
     if args.mask_out or args.cutout_out:
         colours, alpha = pipeline.cutout(frame, analysis, matte)

@@ -64,6 +64,16 @@ class Matte:
         """A full-resolution alpha over box (frame pixels), e.g. the refined one."""
         return cls(alpha, np.array([[1, 0, box[0]], [0, 1, box[1]], [0, 0, 1]], np.float64), 0.0)
 
+    def extent(self, frame_w: int, frame_h: int) -> tuple[float, float, float, float] | None:
+        """Where a full-resolution matte holds any of the person, as fractions of the frame
+        (the box the compositor must work on to draw all of it)."""
+        ys, xs = np.nonzero(self.values > 0.02)
+        if not len(ys):
+            return None
+        x0, y0 = self.to_frame[0, 2], self.to_frame[1, 2]
+        return ((x0 + xs.min()) / frame_w, (y0 + ys.min()) / frame_h,
+                (x0 + xs.max() + 1) / frame_w, (y0 + ys.max() + 1) / frame_h)
+
 
 @dataclass(frozen=True)
 class Look:

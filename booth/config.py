@@ -89,6 +89,20 @@ class ServerConfig:
     port: int = _opt(8000, lo=1, hi=65535)
     photo_requests_per_minute: int = _opt(60, lo=1, hi=100000,
                                           doc="per phone, on the photo pages and images")
+    trusted_proxies: int = _opt(0, lo=0, hi=5, doc="reverse proxies in front of the booth "
+                                "whose X-Forwarded-For/-Proto/-Host are believed (0: none)")
+
+
+@dataclass
+class LanguagesConfig:
+    default: str = _opt("en", doc="the station's language at every attract; the web's fallback")
+    folder: str = _opt("", doc="a folder of more <code>.po files (new or changed languages)")
+
+
+@dataclass
+class PrivacyConfig:
+    text: str = _opt("", doc="the museum's own privacy notice (default: the booth's, translated)")
+    policy_url: str = _opt("", doc="the museum's privacy policy, e.g. https://museum.org/privacy")
 
 
 @dataclass
@@ -101,6 +115,8 @@ class Config:
     station: StationConfig = field(default_factory=StationConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    languages: LanguagesConfig = field(default_factory=LanguagesConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def data_path(self) -> Path:
         return Path(self.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -28,13 +28,17 @@ from booth.quiet import quiet_stderr
 
 _PRESS_KEYS = {ord(" "), 13, 10}
 _QUIT_KEYS = {27, ord("q"), ord("Q")}
+# Languages from a keyboard: Tab (or L) for the next one, 1-9 for the n-th button.
+_LANGUAGE_KEYS = {9: "lang next", ord("l"): "lang next", ord("L"): "lang next",
+                  **{ord(str(n)): f"lang {n}" for n in range(1, 10)}}
 
 
 class Display(Protocol):
     def show(self, screen: np.ndarray) -> None: ...
 
     def poll(self, wait_ms: int) -> list[str]:
-        """Events since the last poll: "press" (button, touch, click) or "quit"."""
+        """Events since the last poll: "press" (button, key), "tap X Y" (a touch or click
+        at screen pixel X, Y), "lang next" or "lang N" (language keys), or "quit" (Esc, q)."""
         ...
 
     def close(self) -> None: ...
@@ -118,7 +122,7 @@ class WindowDisplay:
 
     def _on_mouse(self, event: int, x: int, y: int, flags: int, param: object) -> None:
         if event == cv2.EVENT_LBUTTONDOWN:
-            self._events.append("press")
+            self._events.append(f"tap {x} {y}")  # OpenCV gives image pixels
 
     def show(self, screen: np.ndarray) -> None:
         if self._canvas is not None:
@@ -139,6 +143,8 @@ class WindowDisplay:
             events.append("press")
         elif key in _QUIT_KEYS:
             events.append("quit")
+        elif key in _LANGUAGE_KEYS:
+            events.append(_LANGUAGE_KEYS[key])
         try:
             if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                 events.append("quit")  # closed with the window manager's button

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import font_lato
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
 
 # The booth's palette (RGB): Martian dusk.
 INK = (246, 236, 224)
@@ -62,27 +62,6 @@ class Overlay:
         sl = (slice(y0 - self.y, y1 - self.y), slice(x0 - self.x, x1 - self.x))
         roi = frame[y0:y1, x0:x1]
         roi[:] = (roi * self.inverse_alpha[sl] + self.premultiplied[sl]).astype(np.uint8)
-
-
-def text_overlay(lines: list[tuple[str, ImageFont.FreeTypeFont, tuple[int, int, int]]],
-                 x: int, y: int, *, align: str = "left", width: int | None = None,
-                 gap: float = 0.35, backdrop: tuple[int, int, int, int] | None = None,
-                 pad: int = 0) -> Overlay:
-    """Stacked lines of text as one overlay at (x, y); `backdrop` is an RGBA rounded box."""
-    heights = [f.getbbox("Ag")[3] for _, f, _ in lines]
-    widths = [int(f.getlength(t)) for t, f, _ in lines]
-    box_w = width or max(widths) + 2 * pad  # `width` is the whole box, padding included
-    box_h = int(sum(heights) + gap * sum(heights[:-1])) + 2 * pad
-    image = Image.new("RGBA", (box_w, box_h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    if backdrop:
-        draw.rounded_rectangle((0, 0, box_w - 1, box_h - 1), radius=max(pad, 4), fill=backdrop)
-    ty = pad
-    for (text, f, colour), w, h in zip(lines, widths, heights, strict=True):
-        tx = {"left": pad, "center": (box_w - w) // 2, "right": box_w - pad - w}[align]
-        draw.text((tx, ty), text, font=f, fill=colour)
-        ty += int(h * (1 + gap))
-    return Overlay.from_rgba(image, x, y)
 
 
 def to_bgr(image: Image.Image) -> np.ndarray:

@@ -21,10 +21,10 @@ _EPS = 1e-4
 def _means(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int,
            interpolation: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Local mean colour of fg under alpha and of bg under 1 - alpha (box of the given
-    radius), computed on pictures shrunk by a quarter of the radius (a large box blur is a
+    radius), computed on pictures shrunk by a third of the radius (a large box blur is a
     low-pass filter anyway): (fg mean, bg mean, shrink), both at the shrunk size."""
     h, w = alpha.shape
-    shrink = max(1, radius // 4)
+    shrink = max(1, radius // 3)
     if shrink > 1:
         size = (max(1, w // shrink), max(1, h // shrink))
         fg, alpha = (cv2.resize(fg, size, interpolation=interpolation),
@@ -40,53 +40,57 @@ def _means(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int,
     return mean_fg, mean_bg, shrink
 
 
-def _fuse(image: np.ndarray, fg: np.ndarray, bg: np.ndarray | None, alpha: np.ndarray,
-          radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """One blur-fusion pass (bg None: the image itself): (foreground estimate, local
-    background mean), at full size."""
-    mean_fg, mean_bg, shrink = _means(fg, bg, alpha, radius, cv2.INTER_AREA)
-    if shrink > 1:
-        size = alpha.shape[::-1]
-        mean_fg = cv2.resize(mean_fg, size, interpolation=cv2.INTER_LINEAR)
-        mean_bg = cv2.resize(mean_bg, size, interpolation=cv2.INTER_LINEAR)
-    a = alpha[:, :, None]
-    # F = F' + a (I - a F' - (1 - a) B'): the pixel's colour, the room's share removed.
-    residual = image - a * mean_fg - (1.0 - a) * mean_bg
-    return np.clip(mean_fg + a * residual, 0.0, 255.0), mean_bg
-
-
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The visitor's colour (uint8 BGR, same size) for every pixel of `image` (uint8 BGR)
-    under `alpha` (float32 0..1): a wide pass, then a narrow one starting from it. Where
-    alpha is 0 it holds the nearby visitor's colour, so a cut-out resized or feathered
-    later never pulls the room back in."""
-    side = min(alpha.shape)
-    wide, narrow = max(4, round(side * 0.06)), max(2, round(side * 0.01))
-    image_f = image.astype(np.float32)
-    fg, mean_bg = _fuse(image_f, image_f, None, alpha, wide)
-    fg, _ = _fuse(image_f, fg, mean_bg, alpha, narrow)
-    return (fg + 0.5).astype(np.uint8)
-
-
-def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int) -> None:
-    """The live preview's cheaper form, in place on fg (uint8 BGR): one blur-fusion pass,
-    its means left small and sampled, applied only where alpha is strictly between 0 and 1
-    (where it is 1 the pixel is the visitor's already; where it is 0 it is not drawn)."""
-    h, w = alpha.shape
-    edge = np.flatnonzero((alpha > 0.01) & (alpha < 0.99))  # flat indices: cheap to gather
-    if not len(edge):
-        return
-    # Linear shrinking is several times cheaper than area averaging here, and the box blur
-    # that follows smooths what it skips.
-    mean_fg, mean_bg, shrink = _means(fg, None, alpha, radius, cv2.INTER_LINEAR)
+def _edge_pass(image: np.ndarray, fg: np.ndarray, bg: np.ndarray | None, alpha: np.ndarray,
+               edge: np.ndarray, radius: int, interpolation: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """One blur-fusion pass at the edge pixels only (flat indices `edge`; bg None: the
+    image itself): (the visitor's colour there, the room's mean colour there), float32 Nx3.
+    The means stay small and are sampled: they are smooth."""
+    w = alpha.shape[1]
+    mean_fg, mean_bg, shrink = _means(fg, bg, alpha, radius, interpolation)
     sh, sw = mean_fg.shape[:2]
     small = np.minimum(edge // w // shrink, sh - 1) * sw + np.minimum(edge % w // shrink, sw - 1)
     f = mean_fg.reshape(-1, 3).take(small, axis=0)
     b = mean_bg.reshape(-1, 3).take(small, axis=0)
     a = alpha.reshape(-1).take(edge)[:, None]
-    pixels = fg.reshape(-1, 3)
-    colour = f + a * (pixels.take(edge, axis=0) - a * f - (1.0 - a) * b)
-    pixels[edge] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+    # F = F' + a (I - a F' - (1 - a) B'): the pixel's colour, the room's share removed.
+    colour = f + a * (image.reshape(-1, 3).take(edge, axis=0) - a * f - (1.0 - a) * b)
+    return np.clip(colour, 0.0, 255.0), b
+
+
+def _edge(alpha: np.ndarray) -> np.ndarray:
+    """Flat indices of the soft edge, where alpha is strictly between 0 and 1: where it is
+    1 the pixel is the visitor's already, where it is 0 it is not drawn."""
+    return np.flatnonzero((alpha > 0.01) & (alpha < 0.99))
+
+
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The visitor's colour (uint8 BGR, same size) at the soft edge of `image` (uint8 BGR)
+    under `alpha` (float32 0..1); elsewhere the image as it is. A wide pass, then a narrow
+    one starting from it (Forte and Pitie's two passes)."""
+    side = min(alpha.shape)
+    wide, narrow = max(4, round(side * 0.06)), max(2, round(side * 0.01))
+    out = image.copy()
+    edge = _edge(alpha)
+    if not len(edge):
+        return out
+    colour, room = _edge_pass(image, image, None, alpha, edge, wide, cv2.INTER_AREA)
+    pixels, rooms = out.reshape(-1, 3), image.copy()
+    pixels[edge] = colour + 0.5  # the first estimate, and the room's mean behind it,
+    rooms.reshape(-1, 3)[edge] = room + 0.5  # seed the narrow pass
+    colour, _ = _edge_pass(image, out, rooms, alpha, edge, narrow, cv2.INTER_AREA)
+    pixels[edge] = colour + 0.5
+    return out
+
+
+def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int) -> None:
+    """The live preview's cheaper form, in place on fg (uint8 BGR): the wide pass alone.
+    Linear shrinking is several times cheaper than area averaging here, and the box blur
+    that follows smooths what it skips."""
+    edge = _edge(alpha)
+    if len(edge):
+        colour, _ = _edge_pass(fg, fg, None, alpha, edge, radius, cv2.INTER_LINEAR)
+        fg.reshape(-1, 3)[edge] = colour + 0.5
 
 
 def fade_edges(alpha: np.ndarray, width: int,

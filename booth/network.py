@@ -28,10 +28,20 @@ def lan_addresses() -> list[str]:
     return [str(ip) for ip in found]
 
 
-def public_base_url(configured: str, port: int) -> tuple[str, str | None]:
-    """(base URL, warning or None). A configured URL wins; else the first LAN address."""
+_EVERY = {"", "0.0.0.0", "::"}
+
+
+def public_base_url(configured: str, host: str, port: int) -> tuple[str, str | None]:
+    """(base URL, warning or None). A configured URL wins; else the address the server
+    listens on, or the first LAN address when it listens on every network."""
     if configured:
         return configured.rstrip("/"), None
+    if host not in _EVERY:  # the QR code must not name an address nobody listens on
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        if host == "localhost" or host.startswith("127.") or host == "::1":
+            return url, (f"listening on {host} only, so phones cannot open the QR links; "
+                         "use --host 0.0.0.0 or set [server] public_url in the config")
+        return url, None
     addresses = lan_addresses()
     if addresses:
         return f"http://{addresses[0]}:{port}", None

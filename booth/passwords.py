@@ -1,24 +1,20 @@
-"""The staff password: only its argon2id hash is stored, in the store's settings.
+"""The staff password: only its argon2id hash is stored, in a file only the booth's user can
+read (data_dir/secrets, see booth.store.keys), never in the database.
 
 There is no default password: until `booth passwd` sets one, the staff pages stay locked.
-A random "session epoch" sits beside the hash; a staff session is valid only while it
-carries the current epoch, and every new password renews it, so changing the password
-logs out every staff session at once. No Flask here: the CLI uses this module too.
+Setting a password ends every staff session (booth.store.sessions), so changing it logs
+everyone out at once. No Flask here: the CLI uses this module too.
 """
 
 from __future__ import annotations
-
-import hmac
-import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
 from booth.errors import BoothError
 from booth.store import Store
+from booth.store.schema import PASSWORD_FILE
 
-HASH_KEY = "staff_password_hash"
-EPOCH_KEY = "staff_session_epoch"
 MIN_LENGTH = 8
 
 # argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile: t=3, m=64 MiB, p=4),
@@ -26,8 +22,12 @@ MIN_LENGTH = 8
 _hasher = PasswordHasher()
 
 
-def _new_epoch() -> str:
-    return secrets.token_urlsafe(24)
+def stored_hash(store: Store) -> str | None:
+    return store.secrets.read(PASSWORD_FILE)
+
+
+def store_hash(store: Store, hashed: str) -> None:
+    store.secrets.write(PASSWORD_FILE, hashed)
 
 
 def set_password(store: Store, password: str) -> None:
@@ -39,22 +39,22 @@ def set_password(store: Store, password: str) -> None:
     except UnicodeEncodeError:
         raise BoothError("the staff password contains characters that are not valid text; "
                          "type it again") from None
-    # The epoch is renewed before and after the hash is written: a crash in between logs
-    # everyone out rather than leaving old sessions valid, and a login that checked the old
-    # password while the hash changed gets an epoch that is already stale.
-    store.set_setting(EPOCH_KEY, _new_epoch())
-    store.set_setting(HASH_KEY, hashed)
-    store.set_setting(EPOCH_KEY, _new_epoch())
+    # Sessions end before and after the hash is written: a crash in between logs everyone
+    # out rather than leaving old sessions valid, and a login that checked the old password
+    # while the hash changed has its session ended too.
+    store.end_sessions()
+    store_hash(store, hashed)
+    store.end_sessions()
 
 
 def has_password(store: Store) -> bool:
-    return bool(store.get_setting(HASH_KEY))
+    return bool(stored_hash(store))
 
 
 def check_password(store: Store, password: str) -> bool:
     """True if password is the staff password. Never raises for wrong or malformed input
     (nor for a damaged stored hash: that simply matches nothing)."""
-    stored = store.get_setting(HASH_KEY)
+    stored = stored_hash(store)
     if not stored or not isinstance(password, str):
         return False
     try:
@@ -63,30 +63,11 @@ def check_password(store: Store, password: str) -> bool:
         return False
     try:
         if _hasher.check_needs_rehash(stored):
-            # Same password, so the epoch stays: nobody is logged out by an upgrade. Only if
+            # Same password, so sessions stay: nobody is logged out by an upgrade. Only if
             # the hash is still the one just checked: a new password set meanwhile wins.
-            # (The store has no compare-and-set, so this narrows the window to a moment.)
             upgraded = _hasher.hash(password)
-            if store.get_setting(HASH_KEY) == stored:
-                store.set_setting(HASH_KEY, upgraded)
+            if stored_hash(store) == stored:
+                store_hash(store, upgraded)
     except (Argon2Error, ValueError):  # an odd but verifiable hash: keep it as it is
         pass
     return True
-
-
-def is_current_epoch(store: Store, value: object) -> bool:
-    """Whether a session's value is the current epoch while a password is set (read-only:
-    unlike session_epoch(), it never writes to the store)."""
-    current = store.get_setting(EPOCH_KEY)
-    if not (isinstance(value, str) and current and has_password(store)):
-        return False
-    return hmac.compare_digest(value.encode(), current.encode())
-
-
-def session_epoch(store: Store) -> str:
-    """The value a staff session must carry to count as logged in.
-
-    A login should read it *before* check_password(): set_password() renews it after
-    writing the new hash, so a login that checked the old password during a change ends up
-    with a stale epoch instead of a valid session."""
-    return store.setting_or_create(EPOCH_KEY, _new_epoch)

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from booth.graphics import ACCENT, INK, MUTED, PANEL, fit_font, to_bgr, to_pil
+from booth.i18n import Language, shipped
 from booth.scene import Scene
 
 BAND_FRACTION = 0.085  # band height as a share of the plate's height
@@ -19,35 +20,38 @@ def band_height(plate_height: int) -> int:
     return max(24, round(plate_height * BAND_FRACTION))
 
 
-def format_date(when: datetime) -> str:
-    return f"{when.day} {when:%B %Y}"
-
-
-def caption_band(width: int, height: int, scene: Scene, when: datetime) -> np.ndarray:
-    """Caption, date and credit on a dark band; every size follows the band's height."""
+def caption_band(width: int, height: int, scene: Scene, when: datetime,
+                 lang: Language | None = None) -> np.ndarray:
+    """Caption, date and credit on a dark band, in the visitor's language (the scene's texts
+    are in the catalogue); every size follows the band's height, and each text shrinks to
+    fit its half of the band."""
+    lang = lang or shipped().default
+    caption, title, credit = (lang.gettext(t) if t else "" for t in
+                              (scene.caption, scene.title, scene.credit))
+    day = lang.date(when, "long")
     image = Image.new("RGB", (width, height), PANEL)
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, 0, width, max(1, round(height * 0.045)) - 1), fill=ACCENT)
     margin = round(height * 0.45)
     half = width // 2 - margin
-    title = fit_font(scene.caption, half, round(height * 0.34), "Bold")
-    date = fit_font(format_date(when), half, round(height * 0.24), "Regular")
-    draw.text((margin, round(height * 0.50)), scene.caption, font=title, fill=INK, anchor="ls")
-    draw.text((margin, round(height * 0.82)), format_date(when), font=date, fill=ACCENT,
-              anchor="ls")
+    draw.text((margin, round(height * 0.50)), caption, anchor="ls", fill=INK,
+              font=fit_font(caption, half, round(height * 0.34), "Bold"))
+    draw.text((margin, round(height * 0.82)), day, anchor="ls", fill=ACCENT,
+              font=fit_font(day, half, round(height * 0.24), "Regular"))
     right = width - margin
-    if scene.title:
-        sub = fit_font(scene.title, half, round(height * 0.22), "Regular")
-        draw.text((right, round(height * 0.50)), scene.title, font=sub, fill=INK, anchor="rs")
-    credit = fit_font(scene.credit, half, round(height * 0.20), "Regular")
-    draw.text((right, round(height * 0.82)), scene.credit, font=credit, fill=MUTED, anchor="rs")
+    if title:
+        draw.text((right, round(height * 0.50)), title, anchor="rs", fill=INK,
+                  font=fit_font(title, half, round(height * 0.22), "Regular"))
+    draw.text((right, round(height * 0.82)), credit, anchor="rs", fill=MUTED,
+              font=fit_font(credit, half, round(height * 0.20), "Regular"))
     return to_bgr(image)
 
 
-def with_band(picture: np.ndarray, scene: Scene, when: datetime) -> np.ndarray:
+def with_band(picture: np.ndarray, scene: Scene, when: datetime,
+              lang: Language | None = None) -> np.ndarray:
     """The photo: the picture (plate with or without people) above its caption band."""
     h, w = picture.shape[:2]
-    return np.vstack([picture, caption_band(w, band_height(h), scene, when)])
+    return np.vstack([picture, caption_band(w, band_height(h), scene, when, lang)])
 
 
 def thumbnail(bgr: np.ndarray, width: int = 480) -> np.ndarray:

@@ -15,7 +15,7 @@ from booth.matting import estimate_foreground
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.refine import refined_alpha
 from booth.scene import Scene
-from booth.segmentation import Segmenter
+from booth.segmentation import Segmenter, exposed
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Pipeline:
         placement over time, as in the live preview; None treats the frame as a still."""
         t0 = time.perf_counter()
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
-        mask = self.segmenter.segment(small)
+        mask = self.segmenter.segment(exposed(small))
         t1 = time.perf_counter()
         if now is not None and self.effects.temporal > 0:
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -169,8 +169,15 @@ class Pipeline:
         (`matte`: the photo_matte() already made for this frame, if any)."""
         canvas = self.plate.copy()
         matte = matte or self.photo_matte(frame, analysis)
-        if matte is not None and self.effects.edge_colours > 0:
-            frame = self._photo_colours(frame, matte.values, matte)
+        if matte is not None:
+            # The refined cut-out can reach past the small mask's box (a raised hand): the
+            # compositor works on all of it, placed as the preview placed the visitor.
+            extent = matte.extent(frame.shape[1], frame.shape[0])
+            if extent is not None:
+                people = dataclasses.replace(analysis.people, bbox=extent)
+                analysis = dataclasses.replace(analysis, people=people)
+            if self.effects.edge_colours > 0:
+                frame = self._photo_colours(frame, matte.values, matte)
         self.render(canvas, frame, analysis, matte, interpolation=cv2.INTER_CUBIC,
                     colours_estimated=matte is not None)
         return canvas

@@ -21,10 +21,16 @@ _CUT_OFF_MARGIN = 0.02
 _MAX_SCALE = 2.5
 # A photo is only taken of someone the model is sure of: a solid core of at least this share
 # of the frame, and most of what looks like a person solid (a blurred, half-transparent hand
-# near the lens is mostly doubt). Real visitors in the test media: core 0.09-0.25 of the
-# frame, 84-99 % of it solid; ghosts: 14-68 % solid.
+# near the lens is mostly doubt). Visitors in the test media, a dim room included: core
+# 0.06-0.25 of the frame, 68-99 % of it solid; faded, smeared figures: 13-56 % solid (fainter
+# ones are not found at all; a figure clear enough to be seen as a person may pass).
 _CONFIDENT_CORE = 0.02
-_CONFIDENT_SOLID = 0.75
+_CONFIDENT_SOLID = 0.6
+# Where a standing adult's head is in the frame (a share of its height from the top). A
+# visitor cut off by the frame's bottom is shown at most at that adult's scale: a child or a
+# wheelchair user, whose head is lower, is then as big as they are beside the adult, feet on
+# the same line, not magnified until their head reaches the stage's top (a giant face).
+_ADULT_HEAD_TOP = 0.12
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ def fit_to_stage(bbox: tuple[float, float, float, float], frame_aspect: float,
     left, right = stage.left * plate_aspect, stage.right * plate_aspect
     width_fit = (right - left) / max(u1 - u0, 1e-6)
     if v1 >= 1.0 - _CUT_OFF_MARGIN:
-        k = min((stage.bottom - stage.top) / max(1.0 - v0, 1e-6), width_fit, _MAX_SCALE)
+        top = min(v0, _ADULT_HEAD_TOP)
+        k = min((stage.bottom - stage.top) / max(1.0 - top, 1e-6), width_fit, _MAX_SCALE)
         oy = stage.bottom - k * 1.0
     else:
         k = min((stage.ground - stage.top) / max(v1 - v0, 1e-6), width_fit, _MAX_SCALE)

@@ -26,6 +26,7 @@ class View:
     analysis: Analysis | None
     camera_ok: bool
     countdown: int = 0  # the digit on show during the countdown
+    countdown_left: float = 0.0  # the share of the countdown still to run
     since: float = 0.0  # seconds in this state (the flash fades over FLASH_SECONDS)
 
 
@@ -67,7 +68,7 @@ class Renderer:
                 screens.step_in.draw(screen)
         elif state is State.COUNTDOWN:
             screens.draw(screen, screens.countdown_panel)
-            screens.digits[view.countdown].draw(screen)
+            screens.draw_countdown(screen, view.countdown, view.countdown_left)
         elif state is State.CAPTURE:
             flash(screen, max(0.0, 1.0 - view.since / FLASH_SECONDS))
         elif state is State.PROCESSING:

@@ -1,21 +1,28 @@
 """What the station shows: the live photo on the left, a panel that says what to do on the right.
 
 Everything that does not change per frame (panel text, countdown digits, the caption band) is
-rendered once; per frame the screen is a copy of a base image, the live composite and a few
-small overlays.
+rendered once per language, when that language is first shown; per frame the screen is a copy
+of a base image, the live composite and a few small overlays. Every text is fitted to its box
+by measuring it (booth.textfit), so no language runs off the screen.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from booth.graphics import ACCENT, INK, MUTED, PANEL, Overlay, fit_font, font, text_overlay
+from booth import privacy
+from booth.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
+from booth.i18n import Language, Languages, shipped
 from booth.photo import band_height, with_band
+from booth.textfit import Block, Para, fit, render
 
 PANEL_BGR = PANEL[::-1]
 
@@ -54,110 +61,284 @@ class Layout:
                       self.photo_x:self.photo_x + self.photo_w]
 
 
+# Touch targets: at least 15 mm on the station's screen. A 24-inch 16:9 screen is 298.9 mm
+# high, so on any display size a target must be this share of the display's height.
+SCREEN_HEIGHT_MM = 24 * 25.4 * 9 / (16**2 + 9**2) ** 0.5
+MIN_TARGET_MM = 15.0
+BUTTON = (40, 29, 22)  # an unselected language button (RGB)
+
+
+@dataclass(frozen=True)
+class Button:
+    code: str
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
+
+
+@dataclass
+class Texts:
+    """Everything drawn in one language, rendered once when it is first needed."""
+
+    base: np.ndarray  # the panel colour and the photo area's plate and caption band
+    attract: list[Overlay]
+    step_in: Overlay
+    countdown_panel: list[Overlay]
+    digits: dict[int, Overlay]
+    processing_panel: list[Overlay]
+    camera_banner: Overlay
+    failed_panel: list[Overlay]
+    blocks: list[tuple[str, Block, tuple[int, int, int, int]]]  # (name, text, box) for checks
+
+
 class Screens:
+    """The station's screens in every language; `language` is the one shown now."""
+
     def __init__(self, width: int, height: int, plate: np.ndarray, scene, countdown: int,
-                 when: datetime | None = None) -> None:
+                 when: datetime | None = None, *, languages: Languages | None = None,
+                 retention_hours: float = 24.0, privacy_text: str = "",
+                 policy_url: str = "") -> None:
         self.scene = scene
+        self.countdown = countdown
+        self.languages = languages or shipped()
+        self.language: Language = self.languages.default
+        self.retention_hours, self.privacy_text = retention_hours, privacy_text
+        self.policy_url = policy_url
         self.layout = lay = Layout.for_display(width, height, plate.shape[1], plate.shape[0])
-        self.base = np.empty((height, width, 3), np.uint8)
-        self.base[:] = PANEL_BGR
-        small = cv2.resize(plate, (lay.photo_w, lay.plate_h), interpolation=cv2.INTER_AREA)
-        self.set_date(small, when or datetime.now())
-        u = height / 720  # type scale: sizes below are for a 720-pixel-high display
-        px, pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
-        top = round(70 * u)
+        self.plate_small = cv2.resize(plate, (lay.photo_w, lay.plate_h),
+                                      interpolation=cv2.INTER_AREA)
+        self._texts: dict[str, Texts] = {}
+        self._rendering = threading.Lock()  # one language drawn at a time
+        self.date = (when or datetime.now()).date()
+        self._u = u = height / 720  # type scale: sizes below are for a 720-pixel-high display
+        self._px, self._pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
+        self.buttons = self._buttons()
+        self._texts_for(self.language)  # the default language is ready before the first frame
 
-        def panel(lines, y=top, **kw) -> Overlay:
-            return text_overlay(lines, px, y, width=pw, **kw)
+    # --- language ------------------------------------------------------------------------
 
-        self.attract = [
-            panel([("Stand on Mars", fit_font("Stand on Mars", pw, round(46 * u), "Black"), INK),
-                   ("beside Perseverance", font(round(24 * u)), MUTED),
-                   ("and Ingenuity", font(round(24 * u)), MUTED)]),
-            panel([("Press SPACE", fit_font("Press SPACE", pw, round(38 * u), "Bold"), PANEL),
-                   ("or touch the screen", fit_font("or touch the screen", pw - round(40 * u),
-                                                    round(26 * u)), PANEL)],
-                  y=round(330 * u), align="center", pad=round(20 * u),
-                  backdrop=(*ACCENT, 255)),
-            panel([("Your photo appears with a QR code:", font(round(17 * u)), MUTED),
-                   ("scan it to download it to your phone.", font(round(17 * u)), MUTED)],
-                  y=round(600 * u)),
-        ]
-        self.step_in = text_overlay(
-            [("Step into the picture!", font(round(30 * u), "Bold"), INK)],
-            lay.photo_x + round(24 * u), lay.photo_y + round(24 * u), pad=round(12 * u),
-            backdrop=(*PANEL, 200))
-        self.countdown_panel = [panel([("Get ready!", font(round(46 * u), "Black"), INK),
-                                       ("Look at the camera", font(round(26 * u)), MUTED)])]
-        self.digits = {n: self._digit(n, u) for n in range(1, countdown + 1)}
-        self.processing_panel = [panel([("Developing", font(round(44 * u), "Black"), INK),
-                                        ("your photo...", font(round(28 * u)), MUTED)])]
-        self.camera_banner = text_overlay(
-            [("Camera unavailable, reconnecting...", fit_font(
-                "Camera unavailable, reconnecting...", lay.photo_w - round(96 * u),
-                round(30 * u), "Bold"), INK)],
-            lay.photo_x + round(24 * u), lay.photo_y + lay.plate_h // 2 - round(30 * u),
-            width=lay.photo_w - round(48 * u), align="center", pad=round(24 * u),
-            backdrop=(120, 30, 20, 230))
-        self.failed_panel = [panel([("Sorry!", font(round(46 * u), "Black"), INK),
-                                    ("The photo could not", font(round(26 * u)), MUTED),
-                                    ("be saved. Please try", font(round(26 * u)), MUTED),
-                                    ("again in a moment.", font(round(26 * u)), MUTED)])]
-        self._u, self._px, self._pw = u, px, pw
+    def set_language(self, code: str) -> None:
+        if code in self.languages:
+            self.language = self.languages[code]
+
+    def language_event(self, event: str) -> bool:
+        """Handle a language button's touch ("tap X Y") or key ("lang next", "lang N");
+        True when the event chose a language (so it is not also a shutter press)."""
+        words = event.split()
+        if words[:1] == ["tap"] and len(words) == 3:
+            for button in self.buttons:
+                if button.contains(int(words[1]), int(words[2])):
+                    self.set_language(button.code)
+                    return True
+            return False
+        if words[:1] != ["lang"] or len(words) != 2:
+            return False
+        codes = self.languages.codes
+        if words[1] == "next":
+            self.set_language(codes[(codes.index(self.language.code) + 1) % len(codes)])
+        elif words[1].isdigit() and 1 <= int(words[1]) <= len(codes):
+            self.set_language(codes[int(words[1]) - 1])
+        return True
+
+    def _buttons(self) -> list[Button]:
+        """One button per language, two to a row, at the foot of the panel."""
+        u, px, pw, lay = self._u, self._px, self._pw, self.layout
+        codes = self.languages.codes if len(self.languages) > 1 else []
+        cols = 2 if len(codes) > 1 else 1
+        gap = round(10 * u)
+        bw = (pw - gap * (cols - 1)) // cols
+        bh = max(round(52 * u), math.ceil(lay.height * MIN_TARGET_MM / SCREEN_HEIGHT_MM))
+        rows = math.ceil(len(codes) / cols)
+        top = lay.height - round(24 * u) - rows * bh - (rows - 1) * gap
+        return [Button(code, px + (i % cols) * (bw + gap), top + (i // cols) * (bh + gap), bw, bh)
+                for i, code in enumerate(codes)]
+
+    @property
+    def texts(self) -> Texts:
+        return self._texts.get(self.language.code) or self._texts_for(self.language)
+
+    def _texts_for(self, lang: Language) -> Texts:
+        with self._rendering:
+            if lang.code not in self._texts:
+                self._texts[lang.code] = self._render(lang)
+            return self._texts[lang.code]
+
+    def warm_up(self) -> threading.Thread:
+        """Draw every language now, on a thread, so a touch on a language button shows it
+        at once rather than after the second it takes to draw a language on a big display."""
+        def draw_all() -> None:
+            for lang in self.languages:
+                self._texts_for(lang)
+        thread = threading.Thread(target=draw_all, name="screens-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    # What the station draws, in the language shown now.
+    base = property(lambda self: self.texts.base)
+    attract = property(lambda self: self.texts.attract)
+    step_in = property(lambda self: self.texts.step_in)
+    countdown_panel = property(lambda self: self.texts.countdown_panel)
+    digits = property(lambda self: self.texts.digits)
+    processing_panel = property(lambda self: self.texts.processing_panel)
+    camera_banner = property(lambda self: self.texts.camera_banner)
+    failed_panel = property(lambda self: self.texts.failed_panel)
 
     def set_date(self, small_plate: np.ndarray, when: datetime) -> None:
-        """(Re)draw the preview's photo area: the plate and a caption band for this date."""
-        self.date = when.date()
-        lay = self.layout
-        template = with_band(small_plate, self.scene, when)
-        self.plate_small = template[:lay.plate_h]
-        region = lay.photo_region(self.base)
+        """A new day: the caption band's date changes, so every language is drawn again."""
+        with self._rendering:
+            self.date = when.date()
+            self._texts.clear()
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _render(self, lang: Language) -> Texts:
+        _ = lang.gettext
+        u, px, pw, lay = self._u, self._px, self._pw, self.layout
+        blocks: list[tuple[str, Block, tuple[int, int, int, int]]] = []
+
+        def block(name: str, paras: list[Para], x: int, y: int, w: int, h: int, *,
+                  pad: int = 0, backdrop=None, align: str = "left",
+                  valign: str = "top", tight: bool = False) -> Overlay:
+            fitted = fit(paras, w - 2 * pad, h - 2 * pad)
+            if tight:  # the backdrop only as wide as the text
+                fitted = dataclasses.replace(fitted, width=max(li.width for li in fitted.lines))
+                w = fitted.width + 2 * pad
+            blocks.append((name, fitted, (x, y, w, h)))
+            return render(fitted, x, y, pad=pad, backdrop=backdrop, align=align,
+                          box_height=h if backdrop else None, valign=valign)
+
+        base = np.empty((lay.height, lay.width, 3), np.uint8)
+        base[:] = PANEL_BGR
+        template = with_band(self.plate_small, self.scene, datetime.combine(self.date, time()),
+                             lang)
+        region = lay.photo_region(base)
         region[:] = cv2.resize(template, (region.shape[1], region.shape[0]),
                                interpolation=cv2.INTER_AREA)
 
-    def _digit(self, n: int, u: float) -> Overlay:
-        lay = self.layout
+        top, foot = round(36 * u), self.buttons[0].y if self.buttons else lay.height
+        attract = [
+            block("title", [Para(_("Stand on Mars"), round(46 * u), "Black", INK),
+                            Para(_("beside Perseverance and Ingenuity"), round(24 * u),
+                                 "Regular", MUTED)], px, top, pw, round(130 * u)),
+            block("press", [Para(_("Press SPACE"), round(38 * u), "Bold", PANEL),
+                            Para(_("or touch the screen"), round(24 * u), "Regular", PANEL)],
+                  px, round(180 * u), pw, round(120 * u), pad=round(16 * u),
+                  backdrop=(*ACCENT, 255), align="center", valign="middle"),
+            block("qr", [Para(_("Your photo appears with a QR code: scan it to download it to "
+                                "your phone."), round(18 * u), "Regular", INK)],
+                  px, round(318 * u), pw, round(64 * u)),
+        ]
+        notice = privacy.notice(lang, self.retention_hours, self.privacy_text)
+        paras = [Para(_("Privacy"), round(17 * u), "Bold", INK),
+                 Para(notice, round(16 * u), "Regular", MUTED)]
+        if self.policy_url:
+            paras.append(Para(self.policy_url, round(15 * u), "Regular", MUTED))
+        ny = round(396 * u)
+        attract.append(block("privacy", paras, px, ny, pw, foot - round(14 * u) - ny))
+        for button in self.buttons:
+            chosen = button.code == lang.code
+            attract.append(block(
+                f"language {button.code}",
+                [Para(self.languages[button.code].name, round(22 * u), "Bold",
+                      PANEL if chosen else INK)],
+                button.x, button.y, button.w, button.h, pad=round(8 * u),
+                backdrop=(*(ACCENT if chosen else BUTTON), 255), align="center",
+                valign="middle"))
+
+        step_w = lay.photo_w - round(48 * u)
+        step_in = block("step in", [Para(_("Step into the picture!"), round(30 * u), "Bold",
+                                         INK)], lay.photo_x + round(24 * u),
+                        lay.photo_y + round(24 * u), step_w, round(64 * u), pad=round(12 * u),
+                        backdrop=(*PANEL, 215), tight=True)
+        countdown_panel = [block("get ready", [
+            Para(_("Get ready!"), round(46 * u), "Black", INK),
+            Para(_("Look at the camera"), round(26 * u), "Regular", MUTED)],
+            px, round(60 * u), pw, round(170 * u))]
+        processing_panel = [block("processing", [
+            Para(_("Developing your photo..."), round(40 * u), "Black", INK)],
+            px, round(60 * u), pw, round(200 * u))]
+        camera_banner = block("camera", [Para(_("Camera unavailable, reconnecting..."),
+                                              round(30 * u), "Bold", INK)],
+                              lay.photo_x + round(24 * u),
+                              lay.photo_y + lay.plate_h // 2 - round(50 * u), step_w,
+                              round(100 * u), pad=round(24 * u), backdrop=(120, 30, 20, 230),
+                              align="center", valign="middle")
+        failed_panel = [block("failed", [
+            Para(_("Sorry!"), round(46 * u), "Black", INK),
+            Para(_("The photo could not be saved. Please try again in a moment."),
+                 round(26 * u), "Regular", MUTED)], px, round(60 * u), pw, round(300 * u))]
+        return Texts(base, attract, step_in, countdown_panel,
+                     {n: self._digit(n) for n in range(1, self.countdown + 1)},
+                     processing_panel, camera_banner, failed_panel, blocks)
+
+    @property
+    def _dial(self) -> tuple[int, int, int]:
+        """The countdown's centre and diameter, in the panel (not over the picture: the
+        visitor needs to see themselves to pose)."""
+        lay, u = self.layout, self._u
         d = round(260 * u)
+        return lay.panel_x + lay.panel_w // 2, round(250 * u) + d // 2, d
+
+    def _digit(self, n: int) -> Overlay:
+        cx, cy, d = self._dial
         image = Image.new("RGBA", (d, d), (0, 0, 0, 0))
         draw = ImageDraw.Draw(image)
-        draw.ellipse((0, 0, d - 1, d - 1), fill=(*PANEL, 170), outline=(*ACCENT, 255),
-                     width=max(2, round(8 * u)))
-        draw.text((d // 2, d // 2), str(n), font=font(round(190 * u), "Black"), fill=INK,
-                  anchor="mm")
-        # In the panel, not over the picture: the visitor needs to see themselves to pose.
-        return Overlay.from_rgba(image, lay.panel_x + (lay.panel_w - d) // 2,
-                                 round(250 * u))
+        draw.ellipse((0, 0, d - 1, d - 1), fill=(*PANEL, 170), outline=(*MUTED, 90),
+                     width=max(2, round(8 * self._u)))
+        draw.text((d // 2, d // 2), str(n), font=font(round(190 * self._u), "Black"),
+                  fill=INK, anchor="mm")
+        return Overlay.from_rgba(image, cx - d // 2, cy - d // 2)
+
+    def draw_countdown(self, screen: np.ndarray, number: int, left: float) -> None:
+        """The number, and a ring that shrinks with the time `left` (a share, 1 to 0): the
+        countdown seen without reading the digit."""
+        self.digits[number].draw(screen)
+        cx, cy, d = self._dial
+        thickness = max(2, round(8 * self._u))
+        sweep = 360.0 * min(1.0, max(0.0, left))
+        if sweep > 0:
+            cv2.ellipse(screen, (cx, cy), (d // 2 - thickness // 2, d // 2 - thickness // 2),
+                        -90, 0, sweep, ACCENT[::-1], thickness, cv2.LINE_AA)
 
     def result(self, photo: np.ndarray, qr: np.ndarray, link: str, expires: datetime,
                hours: float) -> np.ndarray:
         """The whole result screen, built once per capture: photo, QR code, link, expiry."""
-        lay, u, px, pw = self.layout, self._u, self._px, self._pw
+        lang, lay, u, px, pw = self.language, self.layout, self._u, self._px, self._pw
+        _ = lang.gettext
         screen = self.base.copy()
         region = lay.photo_region(screen)
         region[:] = cv2.resize(photo, (region.shape[1], region.shape[0]),
                                interpolation=cv2.INTER_AREA)
-        text_overlay([("Scan to get", font(round(34 * u), "Black"), INK),
-                      ("your photo", font(round(34 * u), "Black"), INK)],
-                     px, round(40 * u), width=pw).draw(screen)
-        size = min(pw, round(300 * u))
+        self.result_blocks: list[tuple[Block, tuple[int, int, int, int]]] = []
+
+        def fit_draw(paras: list[Para], x: int, y: int, w: int, h: int) -> None:
+            fitted = fit(paras, w, h)
+            self.result_blocks.append((fitted, (x, y, w, h)))  # for the layout checks
+            render(fitted, x, y).draw(screen)
+
+        fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
+                 px, round(30 * u), pw, round(100 * u))
+        size = min(pw, round(280 * u))
         card = round(12 * u)
         code = cv2.resize(qr, (size - 2 * card, size - 2 * card),
                           interpolation=cv2.INTER_NEAREST)
-        qx, qy = px + (pw - size) // 2, round(150 * u)
+        qx, qy = px + (pw - size) // 2, round(140 * u)
         screen[qy:qy + size, qx:qx + size] = 255
         screen[qy + card:qy + size - card, qx + card:qx + size - card] = code
-        span = f"{hours:g} hours" if hours != 1 else "1 hour"
-        text_overlay([(link, fit_font(link, pw, round(15 * u)), MUTED),
-                      (f"Available until {until(expires)}",
-                       fit_font("Available until 00:00 tomorrow", pw, round(20 * u), "Bold"),
-                       ACCENT),
-                      (f"({span})", font(round(17 * u)), MUTED),
-                      ("You can delete it from your phone.", fit_font(
-                          "You can delete it from your phone.", pw, round(17 * u)), MUTED)],
-                     px, qy + size + round(18 * u), width=pw).draw(screen)
-        text_overlay([("Press SPACE for a new photo", fit_font(
-            "Press SPACE for a new photo", pw, round(20 * u), "Bold"), INK)],
-            px, round(660 * u), width=pw).draw(screen)
+        ty = qy + size + round(14 * u)
+        fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
+                  Para(_("Available until %(when)s", when=until(expires, lang)), round(20 * u),
+                       "Bold", ACCENT),
+                  Para("(" + lang.duration(hours * 3600) + ")", round(17 * u), "Regular",
+                       MUTED),
+                  Para(_("You can delete it from your phone."), round(17 * u), "Regular",
+                       MUTED)], px, ty, pw, round(640 * u) - ty)
+        fit_draw([Para(_("Press SPACE for a new photo"), round(20 * u), "Bold", INK)],
+                 px, round(650 * u), pw, round(56 * u))
         return screen
 
     def draw(self, screen: np.ndarray, overlays: list[Overlay]) -> None:
@@ -165,14 +346,22 @@ class Screens:
             overlay.draw(screen)
 
 
-def until(when: datetime, now: datetime | None = None) -> str:
+def screen_settings(cfg) -> dict:
+    """Screens' keyword arguments from the booth's configuration."""
+    return {"languages": Languages.from_config(cfg),
+            "retention_hours": cfg.store.retention_hours, "privacy_text": cfg.privacy.text,
+            "policy_url": cfg.privacy.policy_url}
+
+
+def until(when: datetime, lang: Language | None = None, now: datetime | None = None) -> str:
     """An expiry time as people say it: 14:32, 14:32 tomorrow, or 27 Nov 14:32."""
+    lang = lang or shipped().default
     days = (when.date() - (now or datetime.now()).date()).days
     if days == 0:
-        return f"{when:%H:%M}"
+        return lang.time(when)
     if days == 1:
-        return f"{when:%H:%M} tomorrow"
-    return f"{when.day} {when:%b} {when:%H:%M}"
+        return lang.gettext("%(time)s tomorrow", time=lang.time(when))
+    return f"{lang.day_month(when)} {lang.time(when)}"
 
 
 def flash(screen: np.ndarray, strength: float) -> None:

@@ -42,6 +42,15 @@ def model_path(model: str) -> Path:
     return path
 
 
+def exposed(image: np.ndarray, bright: float = 230.0, max_gain: float = 4.0) -> np.ndarray:
+    """The picture as the model should see it: one whose highlights (99th percentile, of
+    every fourth pixel each way) are darker than `bright` is brightened by up to max_gain.
+    In a dim room the model loses people (in the evaluation set's dim room, one visitor's
+    solid core went from 0 % to 6 % of the frame with this)."""
+    gain = min(max_gain, bright / max(float(np.percentile(image[::4, ::4], 99)), 1.0))
+    return cv2.convertScaleAbs(image, alpha=gain) if gain > 1.2 else image
+
+
 class Segmenter:
     """Confidence that each pixel shows a person, for BGR frames."""
 

@@ -1,29 +1,80 @@
-"""Serve the web app with waitress (Windows and Linux alike), and purge expired photos."""
+"""Serve the web app with waitress (Windows and Linux alike), and purge expired photos.
+
+waitress's defaults are made for a trusted network; the booth's phones are strangers on a
+venue's Wi-Fi, so the limits are tightened here (see the README's security section):
+- idle connections: waitress caps connections across all clients (not per client), so the
+  cap is raised well above what a crowd of phones needs and a connection that sends and
+  receives nothing is closed after CHANNEL_TIMEOUT; public deployments go behind a reverse
+  proxy that caps connections per client;
+- bodies: a declared body over MAX_BODY is refused with 413 as soon as its headers are
+  read, and accepted bodies stay in memory (never spooled to a temp file on the photos'
+  disk);
+- no Server header, and waitress's own error pages (400, 413, 431, ...) carry the same
+  security headers as the app's pages.
+"""
 
 from __future__ import annotations
 
+import select
 import sys
 import threading
 
 import waitress
 from flask import Flask
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from booth.errors import BoothError
 from booth.store import Store
+from booth.webapp import MAX_BODY
+from booth.webapp.security import HEADERS
 
 PURGE_INTERVAL = 60.0
+CHANNEL_TIMEOUT = 10  # seconds a connection may stay silent
+SETTINGS = dict(
+    ident=None,  # no Server header
+    # Across all clients. select() cannot watch more than 512 sockets on Windows (1024 on
+    # Linux, where poll() is used instead).
+    connection_limit=500,
+    asyncore_use_poll=hasattr(select, "poll"),
+    channel_timeout=CHANNEL_TIMEOUT,
+    cleanup_interval=2,  # how often silent connections are looked for
+    max_request_body_size=MAX_BODY,
+    inbuf_overflow=MAX_BODY + 1,  # a body small enough to accept is never spooled to disk
+    max_request_header_size=32 * 1024,
+)
+
+
+class _ErrorTask(ErrorTask):
+    """waitress answers a request it cannot parse (400, 413, 431, ...) itself, outside the
+    WSGI app: its page gets the app's security headers here."""
+
+    def execute(self) -> None:
+        self.response_headers.extend([*HEADERS.items(), ("Cache-Control", "no-store")])
+        super().execute()
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _ErrorTask
 
 
 class WebServer:
-    """waitress on host:port; port 0 picks a free port (see .port)."""
+    """waitress on host:port; port 0 picks a free port (see .port). `settings` override
+    SETTINGS (tests use a short channel_timeout)."""
 
-    def __init__(self, app: Flask, host: str, port: int, threads: int = 8) -> None:
+    def __init__(self, app: Flask, host: str, port: int, threads: int = 8,
+                 **settings) -> None:
+        # Behind a configured reverse proxy the app's ProxyFix reads X-Forwarded-*; without
+        # one, waitress drops them before the app sees them.
+        behind_proxy = bool(app.extensions["booth.config"].server.trusted_proxies)
+        settings = {**SETTINGS, "clear_untrusted_proxy_headers": not behind_proxy, **settings}
         try:
             self._server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                                  ident="selfie-booth")
+                                                  **settings)
         except OSError as exc:
             raise BoothError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); another "
                              "program may use that port: pass --port with another one") from None
+        self._server.channel_class = _Channel  # waitress makes one per accepted connection
         self.host = host
         self._thread: threading.Thread | None = None
 

@@ -55,9 +55,11 @@ class PhotoMaker:
         self._band: tuple[object, np.ndarray] | None = None
 
     def band(self, when: datetime) -> np.ndarray:
-        if self._band is None or self._band[0] != when.date():
+        lang = self.screens.language  # the visitor's: it cannot change after the press
+        if self._band is None or self._band[0] != (when.date(), lang.code):
             h, w = self.pipeline.plate.shape[:2]
-            self._band = (when.date(), caption_band(w, band_height(h), self.pipeline.scene, when))
+            self._band = ((when.date(), lang.code),
+                          caption_band(w, band_height(h), self.pipeline.scene, when, lang))
         return self._band[1]
 
     def make(self, frame: np.ndarray, analysis: Analysis) -> Outcome:
@@ -105,6 +107,7 @@ class Station:
         self._worker: ThreadPoolExecutor | None = None
         self._job: Future[Outcome] | None = None
         self._reported_at = -1e9
+        self._last_state: State | None = None
 
     def __enter__(self) -> Station:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo")
@@ -142,12 +145,16 @@ class Station:
         self._collect(now)
         self._report(now)
         state = self.machine.state
+        if state is State.ATTRACT and self._last_state is not State.ATTRACT:
+            self.screens.set_language(self.screens.languages.default.code)  # the next visitor's
+        self._last_state = state
         if state is State.RESULT and self._result_screen is not None:
             return self._result_screen
+        since = now - self.machine.since
         return self.renderer.draw(View(
             state, self.frame, self.analysis, self.camera_ok,
             countdown=self.machine.countdown_number(now) if state is State.COUNTDOWN else 0,
-            since=now - self.machine.since))
+            countdown_left=1.0 - since / self.machine.countdown_seconds, since=since))
 
     def _watch_camera(self) -> None:
         # Sources watch themselves (a camera's watchdog); a still image stays "ok".
@@ -211,5 +218,8 @@ class Station:
                 for event in display.poll(1 if self.new_frame else 5):
                     if event == "quit":
                         return 0
-                    if event == "press":
+                    if (self.machine.state is State.ATTRACT
+                            and self.screens.language_event(event)):
+                        continue  # a language button, not the shutter
+                    if event == "press" or event.startswith("tap "):
                         self.press()

@@ -64,10 +64,10 @@ def serve_web(cfg: Config) -> int:
         from booth.network import public_base_url
 
         web, janitor = start_web(cfg, store, background=False)
-        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
+        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
-        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         try:
             web.serve_forever()
         finally:
@@ -84,12 +84,12 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: s
     from booth.clock import SYSTEM
     from booth.machine import Machine
     from booth.renderer import Renderer
-    from booth.screens import Screens
+    from booth.screens import Screens, screen_settings
     from booth.station import PhotoMaker, Station
 
     st, clock = cfg.station, clock or SYSTEM
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                      st.countdown_seconds, when=clock.now())
+                      st.countdown_seconds, when=clock.now(), **screen_settings(cfg))
     maker = PhotoMaker(pipeline, screens, store, base_url,
                        retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
@@ -124,7 +124,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
         frames.start()  # a camera that is not there yet does not stop the station
         web, janitor = start_web(cfg, store)
-        base_url, warning = public_base_url(cfg.server.public_url, web.port)
+        base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
@@ -132,6 +132,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
             report=lambda status: report_status(store, status))
+        station.screens.warm_up()
         return station.run(display, max_captures=max_captures, save_screens=save_screens)
     finally:
         if web is not None:

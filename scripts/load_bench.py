@@ -91,13 +91,11 @@ class Server:
             from booth.server import WebServer
             from booth.store import Store
             from booth.webapp import create_app
-            from booth.webapp.security import limiter
 
             cfg = Config()
             cfg.server.photo_requests_per_minute = limit
             self.store = Store(data, gentle=True)
             self.web = WebServer(create_app(cfg, self.store), "127.0.0.1", 0)
-            limiter.reset()
             self.web.start()
             self.port = self.web.port
             return

@@ -8,6 +8,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 booth compose "$ASSETS/people/rembg_girl-3.jpg" -o "$tmp/compose.jpg" --mirror
+python scripts/edge_crops.py --assets "$ASSETS" --out docs/edge-crops.png
 booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
     --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" \
     --host 127.0.0.1 --port 0 >/dev/null
@@ -21,4 +22,6 @@ for state in ("attract", "result"):
     shot = sorted((tmp / "screens").glob(f"*-{state}.png"))[0]
     Image.open(shot).convert("RGB").save(f"docs/station-{state}.jpg", quality=85)
 PY
-echo "wrote docs/compose-example.jpg docs/station-attract.jpg docs/station-result.jpg"
+python scripts/station_screens.py --only attract --lang en de --format jpg --out docs
+echo "wrote docs/edge-crops.png docs/compose-example.jpg docs/station-attract.jpg" \
+    "docs/station-result.jpg docs/station-attract-en.jpg docs/station-attract-de.jpg"

@@ -6,6 +6,7 @@ staff pages on a desktop screen:
 
     python scripts/screenshots.py                      # every shot, into docs/
     python scripts/screenshots.py --only photo gallery --out /tmp/shots --format png
+    python scripts/screenshots.py --lang de --out /tmp/shots   # in German (web-photo-de.jpg)
 
 Needs Chromium (Debian's /usr/bin/chromium, or --chromium) and the shared media
 (BOOTH_ASSETS, default ../shared/assets beside the checkout). Contacts loopback only.
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--format", choices=("jpg", "png"), default="jpg",
                     help="jpg (quality --quality, small) or png (default: jpg)")
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality (default: 85)")
+    ap.add_argument("--lang", default="",
+                    help="the browser's language (Accept-Language), e.g. de; adds -de to the "
+                         "file names (default: the booth's default language)")
     ap.add_argument("--full-page", action="store_true",
                     help="the whole scrolling page, not just the screen (for reviews)")
     add_assets_argument(ap)
@@ -100,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     from booth.server import WebServer
     from booth.store import Store
     from booth.webapp import create_app
-    from booth.webapp.security import limiter
     from booth.wiring import report_status
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config()
         cfg.server.photo_requests_per_minute = 10000
         app = create_app(cfg, store)
-        limiter.reset()
         server = WebServer(app, "127.0.0.1", 0)
         server.start()
         base = f"http://127.0.0.1:{server.port}"
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             set_password(store, password)
 
             def path(name: str) -> Path:
-                return args.out / f"web-{name}.{args.format}"
+                suffix = f"-{args.lang}" if args.lang else ""
+                return args.out / f"web-{name}{suffix}.{args.format}"
 
             def shoot(page, name: str) -> None:
                 if name in wanted:
@@ -145,22 +148,23 @@ def main(argv: list[str] | None = None) -> int:
                 browser = p.chromium.launch(executable_path=args.chromium,
                                             args=CHROMIUM_ARGS, headless=True)
                 try:
-                    phone = browser.new_context(**PHONE).new_page()
+                    locale = {"locale": args.lang.replace("_", "-")} if args.lang else {}
+                    phone = browser.new_context(**PHONE, **locale).new_page()
                     phone.goto(f"{base}/p/{captures[-1].token}")
                     shoot(phone, "photo")
                     phone.goto(f"{base}/p/{doomed.token}/delete")
                     shoot(phone, "delete")
-                    phone.get_by_role("button", name="Yes, delete my photo").click()
-                    phone.locator("h1", has_text="deleted").wait_for()
+                    with phone.expect_navigation():
+                        phone.locator("form.actions button[type=submit]").click()
                     shoot(phone, "deleted")
                     phone.goto(f"{base}/p/{secrets.token_urlsafe(16)}")
                     shoot(phone, "not-found")
 
-                    desktop = browser.new_context(**DESKTOP).new_page()
+                    desktop = browser.new_context(**DESKTOP, **locale).new_page()
                     desktop.goto(f"{base}/staff")
                     shoot(desktop, "login")
                     desktop.fill("#password", password)
-                    desktop.get_by_role("button", name="Log in").click()
+                    desktop.locator("form.login button[type=submit]").click()
                     desktop.locator("ul.gallery").wait_for()
                     # The station's status, as a running station reports it every 2 s.
                     report_status(store, {"camera": "ok", "fps": 29.7,
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                     shoot(desktop, "gallery")
 
                     if "gallery-phone" in wanted:
-                        staff_phone = browser.new_context(**PHONE)
+                        staff_phone = browser.new_context(**PHONE, **locale)
                         staff_phone.add_cookies(desktop.context.cookies())
                         page = staff_phone.new_page()
                         page.goto(f"{base}/staff")
@@ -178,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
                     browser.close()
         finally:
             server.close()
-            limiter.reset()
             store.close()
     for shot in written:
         print(shot)

@@ -25,7 +25,6 @@ from booth.scene import load_scene
 from booth.server import WebServer
 from booth.store import Capture, Store
 from booth.webapp import create_app
-from booth.webapp.security import limiter
 from booth.webapp.visitor import download_name
 from tests.conftest import asset, unavailable
 
@@ -85,14 +84,12 @@ def booth(tmp_path: Path) -> Iterator[Booth]:
     cfg = Config()
     cfg.server.photo_requests_per_minute = 10000
     app = create_app(cfg, store)
-    limiter.reset()  # the limiter's counts live in memory, shared by every app in a process
     server = WebServer(app, "127.0.0.1", 0)
     server.start()
     try:
         yield Booth(f"http://127.0.0.1:{server.port}", store)
     finally:
         server.close()
-        limiter.reset()
         store.close()
 
 

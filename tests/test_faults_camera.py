@@ -44,7 +44,6 @@ from booth.sources import BACKOFF_FIRST, CameraSource
 from booth.station import PhotoMaker, Station
 from booth.store import Store
 from booth.webapp import create_app
-from booth.webapp.security import limiter
 from booth.wiring import load_pipeline, report_status
 from tests.conftest import asset, plate_config
 
@@ -349,7 +348,6 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
     down runs the countdown but takes no photo; a press once it is back does."""
     set_password(store, "correct horse battery")
     app = create_app(Config(), store, testing=True)
-    limiter.reset()
     client = app.test_client()
     login = client.get("/staff")
     token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
@@ -393,7 +391,6 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
     finally:
         stop.set()
         watcher.join(5)
-        limiter.reset()
     shown = display.shown
 
     # The press while the camera was down: a countdown, then back to attract, no shutter.

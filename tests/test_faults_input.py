@@ -30,7 +30,7 @@ from booth.config import Config
 from booth.passwords import set_password
 from booth.store import Store
 from booth.webapp import create_app
-from booth.webapp.security import LockedMemoryStorage, limiter
+from booth.webapp.security import LockedMemoryStorage
 from tests.conftest import ROOT, asset
 from tests.test_cli_errors import error_line
 from tests.test_web_visitor import csrf_from, publish
@@ -122,9 +122,7 @@ def _app(store: Store, **server):
     cfg = Config()
     for key, value in server.items():
         setattr(cfg.server, key, value)
-    app = create_app(cfg, store, testing=True)
-    limiter.reset()  # module-global counts: no test inherits another's
-    return app
+    return create_app(cfg, store, testing=True)  # with limits of its own
 
 
 def _staff_client(app, store: Store):
@@ -387,7 +385,7 @@ def test_hostile_requests_on_every_route_with_the_test_client(store):
     for case in cases(app, real.token):
         if case.wire_only is not None or case.headers.get("Host") == "xn--zz":
             continue  # (the test client itself fails to decode that host: waitress test)
-        limiter.reset()  # the rate limits are tested on their own below
+        app.extensions["booth.limits"].limiter.reset()  # tested on their own below
         headers = dict(case.headers)
         if case.staff:
             headers["Cookie"] = staff_cookie
@@ -413,6 +411,7 @@ def test_hostile_requests_on_every_route_with_the_test_client(store):
 def test_a_spoofed_forwarded_for_does_not_dodge_the_rate_limit(store):
     """The limiter keys on the real remote address, whatever the request claims."""
     app = _app(store)
+    limiter = app.extensions["booth.limits"].limiter
     assert isinstance(limiter.storage, LockedMemoryStorage)  # see its docstring
     client = app.test_client()
     statuses = []

@@ -94,3 +94,20 @@ def test_smoother_snaps_first_then_eases_without_jumps():
     assert current.k == pytest.approx(2.0, rel=0.01)
     assert current.ox == pytest.approx(1.0, abs=0.01)
     assert s.update(None, 3.0) == current  # nobody in view: hold still
+
+
+def test_a_low_head_is_placed_at_a_standing_adults_scale():
+    """A child or a wheelchair user, close to the camera, head low in the frame: the same
+    scale as the standing adult beside them, cut off by the photo's bottom like them, head
+    inside the stage, not magnified until it reaches the stage's top."""
+    adult = (0.4, 0.15, 0.6, 1.0)
+    child = (0.42, 0.55, 0.58, 1.0)
+    a = fit_to_stage(adult, ASPECT_FRAME, ASPECT_PLATE, STAGE, mirror=False)
+    c = fit_to_stage(child, ASPECT_FRAME, ASPECT_PLATE, STAGE, mirror=False)
+    assert c.k == pytest.approx(a.k)
+    assert scene_point(c, 0.5, 1.0)[1] == pytest.approx(STAGE.bottom)
+    _, head = scene_point(c, 0.5, child[1])
+    assert STAGE.top < head < STAGE.bottom
+    x0, _ = scene_point(c, child[0], 0.5)
+    x1, _ = scene_point(c, child[2], 0.5)
+    assert STAGE.left - 1e-9 <= x0 < x1 <= STAGE.right + 1e-9

@@ -150,7 +150,7 @@ def test_sweep_runs_at_start_up(tmp_path: Path) -> None:
 def test_failed_commit_removes_the_files(store: Store) -> None:
     blocker = sqlite3.connect(store.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    store._db.execute("PRAGMA busy_timeout = 50")  # fail fast instead of after 5 s
+    store.db.conn.execute("PRAGMA busy_timeout = 50")  # fail fast instead of after 5 s
     try:
         with pytest.raises(BoothError, match="could not save the photo: database is locked"):
             store.publish(b"x", ttl_seconds=60, raw_jpeg=b"raw")
@@ -219,6 +219,97 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(BoothError, match="newer selfie-booth"):
         Store(tmp_path)
+
+
+# The schema of the first release (user_version 1), as that release created it.
+_V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT UNIQUE NOT NULL,
+    filename TEXT NOT NULL,
+    raw_filename TEXT,
+    thumb_filename TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    downloads INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS captures_created ON captures (created_at);
+CREATE INDEX IF NOT EXISTS captures_expires ON captures (expires_at);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
+    """A v1 database (the old schema, written here as that release wrote it, 0644, with the
+    session key and the password hash in its settings) opens as the current schema: its
+    photo still opens by its link, the password still works, and the secrets have left
+    the database (the old session key is dropped, so no cookie it signed is accepted)."""
+    from argon2 import PasswordHasher
+
+    from booth.passwords import check_password
+    from booth.store import SCHEMA_VERSION
+
+    data = tmp_path / "data"
+    (data / "photos").mkdir(parents=True)
+    (data / "photos" / "a.jpg").write_bytes(b"\xff\xd8photo\xff\xd9")
+    token = "T" * 22
+    now = time.time()
+    hashed = PasswordHasher().hash("correct horse battery")
+    db = sqlite3.connect(data / "booth.sqlite3")
+    db.executescript(_V1_SCHEMA)
+    db.execute("INSERT INTO captures (id, token_hash, filename, created_at, expires_at, "
+               "downloads) VALUES (7, ?, 'a.jpg', ?, ?, 2)",
+               (hashlib.sha256(token.encode()).hexdigest(), now, now + 3600))
+    db.executemany("INSERT INTO settings VALUES (?, ?)", [
+        ("secret_key", "ab" * 32), ("staff_password_hash", hashed),
+        ("staff_session_epoch", "epoch"), ("last_capture_id", "9"),
+        ("station_status", '{"camera": "ok"}')])
+    db.commit()
+    db.close()
+    os.chmod(data / "booth.sqlite3", 0o644)
+
+    store = Store(data)
+    try:
+        capture = store.resolve(token)
+        assert capture is not None and capture.id == 7 and capture.downloads == 2
+        assert capture.path.read_bytes() == b"\xff\xd8photo\xff\xd9"
+        assert check_password(store, "correct horse battery")
+        assert store.get_setting("station_status") == '{"camera": "ok"}'
+        assert store.publish(b"x", ttl_seconds=60).id == 10  # ids are still never reused
+        session_id = store.start_session()
+        assert store.session_started(session_id) is not None
+    finally:
+        store.close()
+    db = sqlite3.connect(data / "booth.sqlite3")
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        keys = {k for (k,) in db.execute("SELECT key FROM settings")}
+        assert keys == {"last_capture_id", "station_status"}
+    finally:
+        db.close()
+    assert (data / "secrets" / "staff-password").read_text() == hashed
+    if os.name != "nt":
+        assert oct(os.stat(data / "booth.sqlite3").st_mode & 0o777) == "0o600"
+    Store(data).close()  # opening again changes nothing
+    assert (data / "secrets" / "staff-password").read_text() == hashed
+
+
+def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    """All the missing steps in one transaction: a v1 database whose upgrade fails (here a
+    table the step creates is in the way) is still a v1 database afterwards."""
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "booth.sqlite3")
+    db.executescript(_V1_SCHEMA + "CREATE TABLE staff_sessions (x);")
+    db.close()
+    with pytest.raises(BoothError, match="cannot be used"):
+        Store(data)
+    db = sqlite3.connect(data / "booth.sqlite3")
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 _PUBLISHER = f"""

@@ -21,10 +21,9 @@ from PIL import Image
 
 from booth.config import Config
 from booth.errors import BoothError
-from booth.passwords import check_password, has_password, session_epoch, set_password
+from booth.passwords import check_password, has_password, set_password, store_hash, stored_hash
 from booth.store import Capture, Store
 from booth.webapp import create_app
-from booth.webapp.security import limiter
 
 PASSWORD = "correct horse battery"
 HTTPS = "https://localhost"
@@ -46,11 +45,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def app(store):
-    app = create_app(Config(), store, testing=True)
-    # The limiter is module-global: no test may inherit another's login failures.
-    limiter.reset()
-    yield app
-    limiter.reset()
+    return create_app(Config(), store, testing=True)  # with limits of its own
 
 
 @pytest.fixture
@@ -128,17 +123,17 @@ def test_passwords_hash_only_and_check(store: Store) -> None:
         set_password(store, "\ud800" * 9)
     assert not has_password(store)
     set_password(store, PASSWORD)
-    stored = store.get_setting("staff_password_hash")
+    stored = stored_hash(store)
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert check_password(store, PASSWORD)
     for wrong in ("", "correct horse batter", PASSWORD + " ", "\x00", "\ud800" * 9, None, 42):
         assert not check_password(store, wrong)  # type: ignore[arg-type]
-    epoch = session_epoch(store)
-    assert epoch == session_epoch(store)
+    session_id = store.start_session()
+    assert store.session_started(session_id) is not None
     set_password(store, "another password")
-    assert session_epoch(store) != epoch
+    assert store.session_started(session_id) is None  # a new password ends every session
     assert check_password(store, "another password") and not check_password(store, PASSWORD)
-    store.set_setting("staff_password_hash", "garbage")
+    store_hash(store, "garbage")
     assert not check_password(store, "another password")
 
 
@@ -146,12 +141,12 @@ def test_outdated_hash_is_upgraded_on_login(store: Store) -> None:
     from argon2 import PasswordHasher
 
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
-    store.set_setting("staff_password_hash", weak)
-    epoch = session_epoch(store)
+    store_hash(store, weak)
+    session_id = store.start_session()
     assert check_password(store, PASSWORD)
-    upgraded = store.get_setting("staff_password_hash")
+    upgraded = stored_hash(store)
     assert upgraded != weak and "m=65536" in upgraded
-    assert check_password(store, PASSWORD) and session_epoch(store) == epoch
+    assert check_password(store, PASSWORD) and store.session_started(session_id) is not None
 
 
 # --- locked, login, logout -------------------------------------------------------------
@@ -165,7 +160,7 @@ def test_no_password_locks_the_staff_pages(client, store) -> None:
     # Nothing to guess: with no hash stored, every password is refused (and not counted).
     set_password(store, PASSWORD)
     token = _token(client)
-    store.set_setting("staff_password_hash", "")
+    store_hash(store, "")
     for password in ("", "password", PASSWORD):
         response = client.post("/staff/login", data={"csrf_token": token, "password": password})
         assert response.status_code == 303
@@ -208,9 +203,9 @@ def test_session_cookie_is_secure_over_https(client, store) -> None:
     assert _logged_in(client, base_url=HTTPS)
 
 
-def test_login_expires_after_one_shift_even_when_active(staff) -> None:
-    with staff.session_transaction() as session:
-        session["staff_since"] = time.time() - 8 * 3600 - 1
+def test_login_expires_after_one_shift_even_when_active(staff, store) -> None:
+    assert _logged_in(staff)
+    store.db.execute("UPDATE staff_sessions SET created_at = ?", (time.time() - 8 * 3600 - 1,))
     assert not _logged_in(staff)
 
 
@@ -467,8 +462,7 @@ def test_random_input_never_500(client, store, ids, age, confirm, path, as_staff
     with client.session_transaction() as session:
         session.clear()
         if as_staff:
-            session["staff"] = session_epoch(store)
-            session["staff_since"] = time.time()
+            session["staff"] = store.start_session()
     token = _token(client)
     for url, data in (("/staff/delete", {"ids": ids}), ("/staff/purge-older", {"age": age}),
                       ("/staff/purge", {"confirm": confirm})):
@@ -483,8 +477,8 @@ def test_random_input_never_500(client, store, ids, age, confirm, path, as_staff
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=st.text(max_size=60))
-def test_random_passwords_never_500(client, store, password) -> None:
-    limiter.reset()
+def test_random_passwords_never_500(app, client, store, password) -> None:
+    app.extensions["booth.limits"].limiter.reset()
     if not has_password(store):
         set_password(store, PASSWORD)
     response = client.post("/staff/login", data={"csrf_token": _token(client),

@@ -19,7 +19,6 @@ from booth.config import Config
 from booth.photo import encode_jpeg
 from booth.store import Store
 from booth.webapp import create_app
-from booth.webapp.security import limiter
 from booth.webapp.visitor import expiry_text
 
 
@@ -37,10 +36,7 @@ def store(tmp_path: Path):
 
 @pytest.fixture
 def app(store: Store):
-    app = create_app(Config(), store, testing=True)
-    limiter.reset()  # the limiter's counts live in memory, shared by every app in a process
-    yield app
-    limiter.reset()
+    return create_app(Config(), store, testing=True)  # with limits of its own
 
 
 @pytest.fixture
@@ -153,12 +149,14 @@ def test_guessing_tokens_is_rate_limited(client, store):
     capture = publish(store)
     statuses = [client.get(f"/p/{'B' * 21}{i % 10}").status_code for i in range(20)]
     assert statuses[:15] == [404] * 15 and set(statuses[15:]) == {429}
-    # The same client is now blocked on the photo routes, even for a real link...
-    limited = client.get(f"/p/{capture.token}")
+    limited = client.get(f"/p/{'B' * 22}")
     assert limited.status_code == 429 and limited.headers["Cache-Control"] == "no-store"
-    # ...while another client is not.
+    # A valid link is never locked out by misses: not from another address...
     other = client.get(f"/p/{capture.token}", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert other.status_code == 200
+    # ...nor from the same one (a mobile carrier's NAT puts many phones behind it).
+    assert client.get(f"/p/{capture.token}").status_code == 200
+    assert client.get(f"/p/{capture.token}/photo.jpg").data == capture.path.read_bytes()
 
 
 def test_hits_are_limited_too(client, store):
@@ -195,7 +193,7 @@ def test_fuzzed_photo_paths_never_500_and_never_leak_a_photo(app, store, path, q
                                                              method):
     if store.count() == 0:
         publish(store)
-    limiter.reset()
+    app.extensions["booth.limits"].limiter.reset()
     client = app.test_client()
     r = client.open(f"/p/{quote(path, safe='/')}", method=method, query_string=query,
                     data=form if method in ("POST", "PUT") else None)
@@ -205,11 +203,27 @@ def test_fuzzed_photo_paths_never_500_and_never_leak_a_photo(app, store, path, q
 
 
 def test_delete_works_over_https_without_a_referer(app, store):
-    """Photo pages send no Referer; their forms must still work behind TLS."""
+    """Photo pages send no Referer to other sites; their forms must still work behind TLS,
+    with or without a Referer, and name their own Origin (a no-referrer page would send
+    "Origin: null", which is refused)."""
     capture = publish(store)
     client = app.test_client()
     page = client.get(f"/p/{capture.token}/delete", base_url="https://booth.example")
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    form = {"csrf_token": csrf_from(page.get_data(as_text=True))}
+    refused = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
+                          data=form, headers={"Origin": "null"})
+    assert refused.status_code == 403 and capture.path.exists()
     r = client.post(f"/p/{capture.token}/delete", base_url="https://booth.example",
-                    data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+                    data=form, headers={"Origin": "https://booth.example"})
     assert r.status_code == 200 and not capture.path.exists()
+
+
+def test_two_apps_in_one_process_share_no_limits(store):
+    """Limits (and CSRF) are made per app: one app's misses do not count in another's."""
+    first, second = (create_app(Config(), store, testing=True) for _ in range(2))
+    statuses = [first.test_client().get(f"/p/{'E' * 22}").status_code for _ in range(16)]
+    assert statuses[-1] == 429
+    assert second.test_client().get(f"/p/{'E' * 22}").status_code == 404
+    assert first.extensions["booth.limits"] is not second.extensions["booth.limits"]
+    assert first.extensions["csrf"] is not second.extensions["csrf"]

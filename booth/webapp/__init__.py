@@ -14,7 +14,12 @@ from flask import Flask
 from booth.config import Config
 from booth.resources import data_dir
 from booth.store import Store
-from booth.webapp import errors, security, staff, visitor
+from booth.webapp import errors, languages, security, staff, visitor
+
+# Forms only; nothing is uploaded. waitress refuses larger bodies before reading them
+# (booth.server), so nothing is ever spooled to disk.
+MAX_BODY = 64 * 1024
+SESSION_KEY_FILE = "session-key"
 
 
 def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
@@ -23,22 +28,25 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
                 static_folder=str(web / "static"), static_url_path="/static")
     app.config.update(
         TESTING=testing,
-        # One key for every booth process on this data dir, so sessions survive restarts.
-        SECRET_KEY=store.setting_or_create("secret_key", lambda: secrets.token_hex(32)),
+        # One key for every booth process on this data dir, so sessions survive restarts;
+        # in a file of its own (0600), never in the database.
+        SECRET_KEY=store.secrets.read_or_create(SESSION_KEY_FILE, lambda: secrets.token_hex(32)),
         SESSION_COOKIE_NAME="booth_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # one shift
-        MAX_CONTENT_LENGTH=64 * 1024,  # forms only; nothing is uploaded
+        MAX_CONTENT_LENGTH=MAX_BODY,
         WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life
         # Photo pages send no Referer (it would carry the token), so Flask-WTF's HTTPS-only
-        # Referer check would refuse their forms; the token and SameSite cookie remain.
+        # Referer check would refuse their forms; the token, the Origin check and the
+        # SameSite cookie remain.
         WTF_CSRF_SSL_STRICT=False,
     )
     app.extensions["booth.store"] = store
     app.extensions["booth.config"] = cfg
-    security.init(app)
+    security.init(app, cfg)
     errors.init(app)
+    languages.init(app, cfg)
     app.register_blueprint(visitor.bp)
     app.register_blueprint(staff.bp)
     return app

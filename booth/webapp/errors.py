@@ -7,16 +7,28 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import BadHost, HTTPException
 
+from booth.i18n import N_
+from booth.webapp.languages import current
 from booth.webapp.security import private
 
 _MESSAGES = {
-    400: ("Something went wrong", "That request could not be understood. Go back and try "
-          "again."),
-    405: ("Not allowed", "That page cannot be used like this."),
-    413: ("Too much", "That request was too large."),
-    429: ("Slow down", "Too many requests from this device. Wait a few minutes and try "
-          "again."),
+    400: (N_("Something went wrong"), N_("That request could not be understood. Go back and "
+                                         "try again.")),
+    403: (N_("Not allowed"), N_("That form was sent from another site. Open the booth's page "
+                                "and try again there.")),
+    405: (N_("Not allowed"), N_("That page cannot be used like this.")),
+    413: (N_("Too much"), N_("That request was too large.")),
+    429: (N_("Slow down"), N_("Too many requests from this device. Wait a few minutes and try "
+                              "again.")),
+    503: (N_("Busy"), N_("The booth is busy for a moment. Try again in a few seconds.")),
 }
+_ELSE = (N_("Something went wrong"), N_("Please try again in a moment."))
+
+
+def _message(title: str, message: str, code: int):
+    _ = current().gettext
+    return make_response(render_template("message.html", title=_(title), message=_(message)),
+                         code)
 
 
 def not_found():
@@ -26,15 +38,17 @@ def not_found():
 
 
 # For a request no URL can be built for: the usual pages link their stylesheet via url_for.
-_BARE = ("<!doctype html>\n<html lang=\"en\">\n<meta charset=\"utf-8\">\n<title>{title}</title>\n"
-         "<h1>{title}</h1>\n<p>{message}</p>\n</html>\n")
+_BARE = ("<!doctype html>\n<html lang=\"{lang}\">\n<meta charset=\"utf-8\">\n"
+         "<title>{title}</title>\n<h1>{title}</h1>\n<p>{message}</p>\n</html>\n")
 
 
 def init(app: Flask) -> None:
     @app.errorhandler(BadHost)
     def handle_bad_host(exc):
-        title, message = _MESSAGES[400]
-        return make_response(_BARE.format(title=escape(title), message=escape(message)), 400)
+        lang = current()
+        title, message = (lang.gettext(m) for m in _MESSAGES[400])
+        return make_response(_BARE.format(lang=lang.code.replace("_", "-"), title=escape(title),
+                                          message=escape(message)), 400)
 
     @app.errorhandler(404)
     def handle_404(exc):
@@ -42,15 +56,13 @@ def init(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def handle_csrf(exc):
-        return render_template("message.html", title="This form has expired",
-                               message="Go back, reload the page and try again."), 400
+        return _message(N_("This form has expired"),
+                        N_("Go back, reload the page and try again."), 400)
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
         code = exc.code or 500
-        title, message = _MESSAGES.get(code, ("Something went wrong", "Please try again."))
-        response = make_response(
-            render_template("message.html", title=title, message=message), code)
+        response = _message(*_MESSAGES.get(code, _ELSE), code)
         if code == 429 and request.path.startswith("/p/"):
             private(response)
         return response
@@ -58,5 +70,4 @@ def init(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_any(exc: Exception):
         app.logger.exception("unexpected error on %s", request.path)
-        return render_template("message.html", title="Something went wrong",
-                               message="Please try again in a moment."), 500
+        return _message(*_ELSE, 500)

@@ -1,24 +1,35 @@
-"""Headers, CSRF, rate limits and the session cookie's Secure flag."""
+"""Headers, CSRF and Origin checks, rate limits, trusted proxies and the session cookie.
+
+Everything here is per app (made in create_app): two apps in one process share nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits import parse_many
 from limits.storage import MemoryStorage
-from werkzeug.exceptions import BadHost
+from werkzeug.exceptions import BadHost, ServiceUnavailable, TooManyRequests
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from booth.config import Config
 
 
 class LockedMemoryStorage(MemoryStorage):
-    """limits' in-memory storage, its expiry timer (re)started under a lock. Unlocked, two
-    requests at once can both find the timer stopped, and one then starts the other's new
-    Timer a second time: "threads can only be started once" (a 500) or a "KeyError: <Timer
-    ...>" traceback in the log, as scripts/two_process_load.py saw under 20 phones
-    (alisaifee/limits#26)."""
+    """limits' in-memory storage with every count changed under one lock. Unlocked, two
+    requests at once can both find the expiry timer stopped, and one then starts the other's
+    new Timer a second time: "threads can only be started once" (a 500) or a "KeyError:
+    <Timer ...>" traceback in the log, as scripts/two_process_load.py saw under 20 phones
+    (alisaifee/limits#26); and its per-key locks are dropped while in use. Under this lock
+    an increment and the count it returns are one step, so RateLimits.require cannot race."""
 
     STORAGE_SCHEME = ["booth-memory"]  # registered with limits by this class statement
 
@@ -39,22 +50,73 @@ class LockedMemoryStorage(MemoryStorage):
             return super().acquire_entry(*args, **kwargs)
 
 
-csrf = CSRFProtect()
-limiter = Limiter(get_remote_address, storage_uri="booth-memory://", default_limits=[],
-                  headers_enabled=True)
-
-
-def photo_limit() -> str:
-    """A phone needs a handful of requests per photo; token guessing gets nowhere."""
-    return f"{current_app.extensions['booth.config'].server.photo_requests_per_minute} per minute"
-
 # Misses (unknown or expired tokens) are throttled much harder than hits.
 MISS_LIMIT = "15 per minute;60 per hour"
 # Staff login failures per client.
 LOGIN_LIMIT = "10 per 15 minutes"
 
+
+class RateLimits:
+    """The booth's limits, per client address (the real client's behind a configured proxy),
+    on this app's own Flask-Limiter storage.
+
+    A request is counted *before* the work it would buy (a password check, a 404), in one
+    atomic increment-and-compare (fixed window): of N parallel requests at most the limit
+    pass. Counting after the response, as Flask-Limiter's deduct_when does, lets a burst
+    through while the first answers are still being computed."""
+
+    def __init__(self, app: Flask, photo_requests_per_minute: int) -> None:
+        self.limiter = Limiter(get_remote_address, app=app, storage_uri="booth-memory://",
+                               strategy="fixed-window", default_limits=[],
+                               headers_enabled=False)  # no X-RateLimit-* headers
+        self.photo = f"{photo_requests_per_minute} per minute"
+        # A password check (argon2id, 64 MiB) takes both cores for ~0.4 s: one at a time,
+        # so a burst of logins cannot hold every worker thread while pages wait.
+        self._password_check = threading.Lock()
+
+    def _keys(self, limits: str, scope: str):
+        client = get_remote_address() or "unknown"
+        return [(item, (client, scope)) for item in parse_many(limits)]
+
+    def require(self, limits: str, scope: str) -> None:
+        """Count one request against each limit, or refuse it with 429 (and count nothing:
+        what is refused costs nothing, so every count is a request that went through)."""
+        strategy = self.limiter.limiter
+        results = [strategy.hit(item, *ids) for item, ids in self._keys(limits, scope)]
+        if not all(results):
+            self.give_back(limits, scope)
+            raise TooManyRequests()
+
+    def give_back(self, limits: str, scope: str) -> None:
+        """Undo require() (e.g. a successful login does not count as a failure)."""
+        for item, ids in self._keys(limits, scope):
+            self.limiter.storage.decr(item.key_for(*ids))
+
+    @contextlib.contextmanager
+    def password_check(self) -> Iterator[None]:
+        """Room for one password check, or 503 at once (never a wait on a worker thread)."""
+        if not self._password_check.acquire(blocking=False):
+            raise ServiceUnavailable(retry_after=2)
+        try:
+            yield
+        finally:
+            self._password_check.release()
+
+
+def rate_limits() -> RateLimits:
+    return current_app.extensions["booth.limits"]
+
+
 CSP = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
+# On every response, the app's and waitress's own error pages alike (booth.server).
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # same-origin, not no-referrer: Flask-WTF's CSRF check over HTTPS needs a Referer.
+    "Referrer-Policy": "same-origin",
+}
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -72,7 +134,24 @@ def private(response: Response) -> Response:
     return response
 
 
-def init(app: Flask) -> None:
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def init(app: Flask, cfg: Config) -> None:
+    # Behind a reverse proxy every request comes from the proxy: with the number of proxies
+    # configured, ProxyFix takes the client address (for the rate limits), scheme and host
+    # from exactly that many X-Forwarded-* entries, and ignores the rest as spoofable.
+    proxies = cfg.server.trusted_proxies
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,
+                                x_host=proxies)
+    # No routing redirects: Werkzeug builds them from the Host header ("//x" -> "/x" would
+    # send a visitor to http://<any host>/x). Doubled slashes get the not-found page.
+    app.url_map.merge_slashes = False
+    public_origin = _origin(cfg.server.public_url) if cfg.server.public_url else None
+
     @app.before_request
     def refuse_unusable_host() -> None:
         """A Host header no URL can be built for (an empty or over-long label, e.g. "a..b"):
@@ -81,18 +160,28 @@ def init(app: Flask) -> None:
         if isinstance(request.routing_exception, BadHost):
             raise request.routing_exception
 
+    @app.before_request
+    def refuse_other_origins() -> None:
+        """A browser names the page a form was sent from: a POST from another site is
+        refused before the CSRF token is even looked at. (No Origin at all: an older browser
+        or a script, left to the CSRF token.)"""
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return
+        own = f"{request.scheme}://{request.host}".lower()
+        if origin.lower() not in (own, public_origin):
+            abort(403)
+
     app.session_interface = SessionInterface()
-    csrf.init_app(app)
-    limiter.init_app(app)
+    CSRFProtect(app)
+    app.extensions["booth.limits"] = RateLimits(app, cfg.server.photo_requests_per_minute)
 
     @app.after_request
     def headers(response: Response) -> Response:
-        h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        # same-origin, not no-referrer: Flask-WTF's CSRF check over HTTPS needs a Referer.
-        h.setdefault("Referrer-Policy", "same-origin")
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
         if not request.path.startswith("/static/"):
-            h.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -2,8 +2,9 @@
 
 Every staff URL except GET /staff and POST /staff/login needs a logged-in session: other
 GETs are redirected to /staff and other POSTs refused with 403, before any view runs, so
-no data ever reaches a stranger. A session is logged in while session["staff"] holds the
-store's current session epoch (booth.passwords), which every new password renews.
+no data ever reaches a stranger. A session is logged in while session["staff"] holds the id
+of a live staff session in the store (booth.store.sessions): logout ends it, a new password
+ends them all, and a shift (8 hours) ends it too.
 Everything that changes state is a POST carrying the CSRF token (CSRFProtect is global).
 """
 
@@ -30,20 +31,22 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import ServiceUnavailable
 
-from booth.passwords import check_password, has_password, is_current_epoch, session_epoch
+from booth.passwords import check_password, has_password
 from booth.store import Capture, Store
-from booth.webapp.security import LOGIN_LIMIT, limiter, private
+from booth.webapp.languages import current
+from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
 from booth.webapp.visitor import expiry_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 STATUS_KEY = "station_status"
 STATUS_MAX_AGE = 10.0  # seconds; the station refreshes its status far more often
-# (form value, label, seconds) for "Purge everything older than".
-AGES = (("1h", "1 hour", 3600), ("6h", "6 hours", 6 * 3600), ("12h", "12 hours", 12 * 3600),
-        ("24h", "24 hours", 24 * 3600), ("3d", "3 days", 3 * 86400))
-_AGE_BY_VALUE = {value: (label, seconds) for value, label, seconds in AGES}
+# (form value, seconds) for "Purge everything older than".
+AGES = (("1h", 3600), ("6h", 6 * 3600), ("12h", 12 * 3600), ("24h", 24 * 3600),
+        ("3d", 3 * 86400))
+_AGE_BY_VALUE = dict(AGES)
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER; larger numbers cannot be ids
 _ID_RE = re.compile(r"[0-9]{1,19}")
 _OPEN = {("staff.index", "GET"), ("staff.index", "HEAD"), ("staff.login", "POST"),
@@ -54,15 +57,18 @@ def store() -> Store:
     return current_app.extensions["booth.store"]
 
 
+def _lifetime() -> float:
+    return current_app.permanent_session_lifetime.total_seconds()
+
+
 def logged_in() -> bool:
-    """Whether this request's session carries the current epoch and its login is younger
-    than PERMANENT_SESSION_LIFETIME. (Flask re-issues a permanent cookie on every request,
-    so the cookie's own expiry slides; the login time in the session does not.)"""
+    """Whether this request's session is a live staff session younger than
+    PERMANENT_SESSION_LIFETIME, while a password is set. (Flask re-issues a permanent cookie
+    on every request, so the cookie's own expiry slides; the session's start does not.)"""
     if "staff_ok" not in g:
-        since = session.get("staff_since")
-        lifetime = current_app.permanent_session_lifetime.total_seconds()
-        g.staff_ok = (isinstance(since, (int, float)) and 0 <= time.time() - since < lifetime
-                      and is_current_epoch(store(), session.get("staff")))
+        since = store().session_started(session.get("staff"))
+        g.staff_ok = (since is not None and 0 <= time.time() - since < _lifetime()
+                      and has_password(store()))
     return g.staff_ok
 
 
@@ -79,10 +85,6 @@ def _to_gallery():
     return redirect(url_for("staff.index"), 303)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 @bp.before_app_request
 def guard():
     """Keep every staff URL (known or not) behind the login."""
@@ -90,15 +92,16 @@ def guard():
     if path != bp.url_prefix and not path.startswith(bp.url_prefix + "/"):
         return None
     if "staff" in session and not logged_in():
-        # Stale: a new password was set, none is set any more, or the shift is over.
+        # Stale: logged out, a new password was set, none is set any more, or the shift
+        # is over.
         session.pop("staff")
-        session.pop("staff_since", None)
     if (request.endpoint, request.method) in _OPEN or logged_in():
         return None
     if request.method in ("GET", "HEAD"):
         return redirect(url_for("staff.index"))
-    return _problem(403, "Please log in", "You are not logged in, or your session has "
-                    "ended. Open the staff page and log in again.")
+    _ = current().gettext
+    return _problem(403, _("Please log in"), _("You are not logged in, or your session has "
+                    "ended. Open the staff page and log in again."))
 
 
 # --- login -----------------------------------------------------------------------------
@@ -114,27 +117,50 @@ def index():
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_LIMIT, deduct_when=lambda response: response.status_code == 401)
 def login():
     if not has_password(store()):
         return _to_gallery()
-    # Read the epoch before the hash is checked: a password change meanwhile makes it stale.
-    epoch = session_epoch(store())
-    if not check_password(store(), request.form.get("password", "")):
-        return _page("staff_login.html", 401, error="Wrong password. Try again.")
+    # Counted before the password is checked, so a burst in parallel gets no more checks
+    # than the limit; a success is given back: only failures count.
+    limits = rate_limits()
+    limits.require(LOGIN_LIMIT, "login")
+    try:
+        with limits.password_check():
+            ok, session_id = _check_and_start(request.form.get("password", ""))
+    except ServiceUnavailable:
+        limits.give_back(LOGIN_LIMIT, "login")  # not checked: not counted
+        raise
+    if not ok:
+        return _page("staff_login.html", 401,
+                     error=current().gettext("Wrong password. Try again."))
+    limits.give_back(LOGIN_LIMIT, "login")
+    store().end_session(session.get("staff"))  # a login on top of another one replaces it
     session.clear()
-    session["staff"] = epoch
-    session["staff_since"] = time.time()
+    session["staff"] = session_id
     session.permanent = True  # PERMANENT_SESSION_LIFETIME: one shift
     return _to_gallery()
+
+
+def _check_and_start(password: str) -> tuple[bool, str]:
+    """(whether password is right, a new session id that is live only if it is)."""
+    now = time.time()
+    store().end_sessions(older_than=now - _lifetime())  # shifts long over
+    # The session exists before the password is checked: a password set meanwhile ends it
+    # (booth.passwords.set_password), so a check of the old password logs nobody in.
+    session_id = store().start_session(now)
+    if check_password(store(), password):
+        return True, session_id
+    store().end_session(session_id)
+    return False, session_id
 
 
 @bp.post("/logout")
 def logout():
     was_in = logged_in()
+    store().end_session(session.get("staff"))  # the old cookie opens nothing any more
     session.clear()
     if was_in:
-        flash("Logged out.")
+        flash(current().gettext("Logged out."))
     return _to_gallery()
 
 
@@ -161,16 +187,20 @@ def station_status(now: float | None = None) -> Station:
         return Station(False)
     if not (math.isfinite(updated) and abs(now - updated) <= STATUS_MAX_AGE):
         return Station(False)
-    return Station(True, camera=camera, fps=f"{fps:.1f}" if math.isfinite(fps) else "?",
-                   age="just now" if now - updated < 2 else f"{now - updated:.0f} s ago")
+    lang = current()
+    return Station(True, camera=camera,
+                   fps=lang.decimal(fps, "0.0") if math.isfinite(fps) else "?",
+                   age=lang.gettext("just now") if now - updated < 2 else
+                   lang.gettext("%(seconds)s s ago", seconds=round(now - updated)))
 
 
 def _bytes_text(n: float) -> str:
+    lang = current()
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{lang.decimal(n, '0' if unit == 'B' else '0.0')} {unit}"
         n /= 1000
-    return f"{n:.1f} TB"
+    return f"{lang.decimal(n, '0.0')} TB"
 
 
 def _disk() -> tuple[str, str, bool]:
@@ -178,16 +208,18 @@ def _disk() -> tuple[str, str, bool]:
     try:
         usage = shutil.disk_usage(store().data_dir)
     except OSError:
-        return "unknown", "", False
+        return current().gettext("unknown"), "", False
     share = usage.free / usage.total if usage.total else 0.0
-    return _bytes_text(usage.free), f"{share:.0%} of {_bytes_text(usage.total)}", share < 0.1
+    return (_bytes_text(usage.free),
+            current().gettext("%(share)s of %(total)s", share=current().percent(share),
+                              total=_bytes_text(usage.total)), share < 0.1)
 
 
 def _when(ts: float, now: float) -> str:
-    moment = datetime.fromtimestamp(ts)
+    lang, moment = current(), datetime.fromtimestamp(ts)
     if moment.date() == datetime.fromtimestamp(now).date():
-        return f"today {moment:%H:%M:%S}"
-    return f"{moment.day} {moment:%b} {moment:%H:%M}"
+        return lang.gettext("today %(time)s", time=lang.time(moment, "medium"))
+    return f"{lang.day_month(moment)} {lang.time(moment)}"
 
 
 @dataclass(frozen=True)
@@ -200,10 +232,11 @@ class Row:
 
 
 def _row(capture: Capture, now: float) -> Row:
-    expired = capture.expires_at <= now
+    expired, lang = capture.expires_at <= now, current()
     return Row(capture.id, _when(capture.created_at, now),
-               _plural(capture.downloads, "download"),
-               "expired" if expired else "expires " + expiry_text(capture.expires_at, now),
+               lang.ngettext("%(num)s download", "%(num)s downloads", capture.downloads),
+               lang.gettext("expired") if expired else lang.gettext(
+                   "expires %(when)s", when=expiry_text(capture.expires_at, now, lang)),
                expired)
 
 
@@ -217,7 +250,7 @@ def _gallery():
     return _page("staff_gallery.html", logged_in=True, station=station_status(now),
                  today=store().count_since(midnight), total=total, free=free,
                  free_share=share, disk_low=low, rows=[_row(c, now) for c in captures],
-                 ages=AGES)
+                 ages=[(value, current().duration(seconds)) for value, seconds in AGES])
 
 
 def _capture_or_404(capture_id: int) -> Capture | None:
@@ -239,8 +272,9 @@ def _image(path):
 
 
 def _no_photo():
-    return private(_problem(404, "Photo not found", "This photo does not exist any more: "
-                            "it was deleted or has expired."))
+    _ = current().gettext
+    return private(_problem(404, _("Photo not found"), _("This photo does not exist any more: "
+                            "it was deleted or has expired.")))
 
 
 @bp.get("/thumb/<int:capture_id>.jpg")
@@ -270,29 +304,34 @@ def delete():
     for value in values:
         value = value.strip()
         if not _ID_RE.fullmatch(value) or not 0 < int(value) <= _MAX_ID:
-            return _problem(400, "Nothing deleted", "That selection was not understood. Go "
-                            "back to the photos, reload and try again.")
+            _ = current().gettext
+            return _problem(400, _("Nothing deleted"), _("That selection was not understood. "
+                            "Go back to the photos, reload and try again."))
         ids.add(int(value))
     if not ids:
-        flash("No photos were selected, so nothing was deleted.")
+        flash(current().gettext("No photos were selected, so nothing was deleted."))
         return _to_gallery()
     deleted = store().delete(sorted(ids))
     gone = len(ids) - deleted
-    message = f"Deleted {_plural(deleted, 'photo')}."
+    lang = current()
+    message = lang.ngettext("Deleted %(num)s photo.", "Deleted %(num)s photos.", deleted)
     if gone:
-        message += f" {_plural(gone, 'photo')} had already been deleted."
+        message += " " + lang.ngettext("%(num)s photo had already been deleted.",
+                                       "%(num)s photos had already been deleted.", gone)
     flash(message)
     return _to_gallery()
 
 
 @bp.post("/purge-older")
 def purge_older():
-    age = _AGE_BY_VALUE.get(request.form.get("age", ""))
-    if age is None:
-        return _problem(400, "Nothing deleted", "Choose an age from the list and try again.")
-    label, seconds = age
+    seconds, lang = _AGE_BY_VALUE.get(request.form.get("age", "")), current()
+    if seconds is None:
+        return _problem(400, lang.gettext("Nothing deleted"),
+                        lang.gettext("Choose an age from the list and try again."))
     deleted = store().purge_older_than(seconds)
-    flash(f"Deleted {_plural(deleted, 'photo')} older than {label}.")
+    flash(lang.ngettext("Deleted %(num)s photo older than %(age)s.",
+                        "Deleted %(num)s photos older than %(age)s.", deleted,
+                        age=lang.duration(seconds)))
     return _to_gallery()
 
 
@@ -304,8 +343,10 @@ def confirm_purge():
 @bp.post("/purge")
 def purge():
     if request.form.get("confirm") != "yes":
-        return _problem(400, "Nothing deleted", "Purging every photo needs the confirmation "
-                        "button. Nothing was deleted.")
+        _ = current().gettext
+        return _problem(400, _("Nothing deleted"), _("Purging every photo needs the "
+                        "confirmation button. Nothing was deleted."))
     deleted = store().purge_all()
-    flash(f"Deleted {_plural(deleted, 'photo')}: the booth holds no photos now.")
+    flash(current().ngettext("Deleted %(num)s photo: the booth holds no photos now.",
+                             "Deleted %(num)s photos: the booth holds no photos now.", deleted))
     return _to_gallery()

@@ -7,18 +7,23 @@ import time
 from datetime import datetime
 
 import font_lato
-from flask import Blueprint, current_app, render_template, send_file, send_from_directory
+from flask import (
+    Blueprint,
+    current_app,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+)
 
+from booth.i18n import Language, shipped
 from booth.store import Capture, Store
 from booth.webapp.errors import not_found
-from booth.webapp.security import MISS_LIMIT, limiter, photo_limit, private
+from booth.webapp.languages import current
+from booth.webapp.security import MISS_LIMIT, private, rate_limits
 
 bp = Blueprint("visitor", __name__)
 _FONTS = {"Lato-Regular.ttf", "Lato-Bold.ttf", "Lato-Black.ttf"}
-
-_photo_limit = limiter.shared_limit(photo_limit, scope="photo")
-_miss_limit = limiter.shared_limit(MISS_LIMIT, scope="photo-miss",
-                                   deduct_when=lambda response: response.status_code == 404)
 
 
 def store() -> Store:
@@ -29,15 +34,19 @@ def download_name(capture: Capture) -> str:
     return f"mars-selfie-{datetime.fromtimestamp(capture.created_at):%Y-%m-%d-%H%M}.jpg"
 
 
-def expiry_text(expires_at: float, now: float | None = None) -> str:
+def expiry_text(expires_at: float, now: float | None = None,
+                lang: Language | None = None) -> str:
+    """When a link expires, in the visitor's language: "today at 14:32", "mañana a las 14:32"."""
+    lang = lang or shipped().default
     when = datetime.fromtimestamp(expires_at)
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     days = (when.date() - today).days
     if days == 0:
-        return f"today at {when:%H:%M}"
+        return lang.gettext("today at %(time)s", time=lang.time(when))
     if days == 1:
-        return f"tomorrow at {when:%H:%M}"
-    return f"{when.day} {when:%B} at {when:%H:%M}"
+        return lang.gettext("tomorrow at %(time)s", time=lang.time(when))
+    return lang.gettext("%(date)s at %(time)s", date=lang.day_month(when, "MMMM"),
+                        time=lang.time(when))
 
 
 def _live(token: str) -> Capture | None:
@@ -72,14 +81,24 @@ def fonts(name: str):
 
 def photo_route(rule: str, methods: tuple[str, ...] = ("GET",)):
     """A rate-limited route for one live photo: the view gets (token, capture), and every
-    miss gets the same not-found page."""
+    miss gets the same not-found page.
+
+    Every request counts against the phone's photo limit. Misses also count against a much
+    smaller one, and past it get 429 instead of 404; a valid link is still served, so a
+    scan from an address a visitor shares (mobile carriers' NAT) cannot lock them out. That
+    costs nothing: a 128-bit token is not found by scanning, however fast."""
     def register(view):
         @functools.wraps(view)
         def lookup(token: str):
+            limits = rate_limits()
+            limits.require(limits.photo, "photo")
             capture = _live(token)
-            return not_found() if capture is None else view(token, capture)
+            if capture is None:
+                limits.require(MISS_LIMIT, "photo-miss")
+                return not_found()
+            return view(token, capture)
 
-        return bp.route(rule, methods=list(methods))(_photo_limit(_miss_limit(lookup)))
+        return bp.route(rule, methods=list(methods))(lookup)
     return register
 
 
@@ -90,7 +109,7 @@ def _page(template: str, **context):
 @photo_route("/p/<token>")
 def photo_page(token: str, capture: Capture):
     return _page("photo.html", token=token, filename=download_name(capture),
-                 expires=expiry_text(capture.expires_at))
+                 expires=expiry_text(capture.expires_at, lang=current()))
 
 
 @photo_route("/p/<token>/photo.jpg")
@@ -100,13 +119,18 @@ def photo_image(token: str, capture: Capture):
 
 @photo_route("/p/<token>/download")
 def download(token: str, capture: Capture):
-    store().record_download(capture.id)
+    if request.method == "GET":  # a HEAD (a link preview, a download manager) fetches nothing
+        store().record_download(capture.id)
     return _image(capture, attachment=True)
 
 
 @photo_route("/p/<token>/delete")
 def confirm_delete(token: str, capture: Capture):
-    return _page("confirm_delete.html", token=token)
+    response = _page("confirm_delete.html", token=token)
+    # Its form must name this site as its Origin (a no-referrer page sends "Origin: null",
+    # which the Origin check refuses); same-origin still sends no Referer to another site.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @photo_route("/p/<token>/delete", methods=("POST",))

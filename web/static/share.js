@@ -16,7 +16,7 @@
       .then(function (response) { return response.blob(); })
       .then(function (blob) {
         var file = new File([blob], button.dataset.name, { type: "image/jpeg" });
-        return navigator.share({ files: [file], title: "Me on Mars" });
+        return navigator.share({ files: [file], title: button.dataset.title });
       })
       .catch(function () { /* cancelled, or not allowed: Download still works */ });
   });

@@ -1,0 +1,66 @@
+"""Secrets that open photos (the session signing key, the staff password's hash) live in
+files only the booth's user can read: data_dir/secrets (0700), one 0600 file each. They
+are kept out of the database, so a copy of the database cannot forge a staff session."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from booth.store.files import PRIVATE_FILE, TMP_PREFIX, fsync_dir, make_private_dir, remove
+
+
+class SecretFiles:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        make_private_dir(folder)
+        for entry in folder.iterdir():  # files written by an older booth, or by hand
+            with contextlib.suppress(OSError):
+                os.chmod(entry, PRIVATE_FILE)
+
+    def _path(self, name: str) -> Path:
+        return self.folder / name
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self._path(name).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _temp(self, value: str) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.folder)  # mode 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value)
+            f.flush()
+            os.fsync(f.fileno())
+        return Path(tmp)
+
+    def write(self, name: str, value: str) -> None:
+        """Replace the secret whole, never half-written."""
+        tmp = self._temp(value)
+        try:
+            os.replace(tmp, self._path(name))
+        finally:
+            remove(tmp)
+        fsync_dir(self.folder)
+
+    def delete(self, name: str) -> None:
+        remove(self._path(name))
+
+    def read_or_create(self, name: str, make: Callable[[], str]) -> str:
+        """The stored secret, or make() stored: two processes starting at once agree on one
+        (a hard link creates the name only if it does not exist yet)."""
+        existing = self.read(name)
+        if existing is not None:
+            return existing
+        tmp = self._temp(make())
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self._path(name))
+        finally:
+            remove(tmp)
+        fsync_dir(self.folder)
+        return self.read(name) or ""

@@ -1,0 +1,319 @@
+"""The station's screens in every language: text fitted by measuring, touch targets, contrast,
+language buttons and keys, the countdown ring, and a visitor's whole visit in German."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from booth.graphics import ACCENT, INK, font
+from booth.i18n import shipped
+from booth.machine import Machine, State
+from booth.photo import band_height, caption_band
+from booth.qr import qr_image
+from booth.renderer import Renderer
+from booth.scene import load_scene
+from booth.screens import SCREEN_HEIGHT_MM, Screens
+from booth.sources import open_source
+from booth.station import PhotoMaker, Station
+from booth.store import Store
+from booth.textfit import Para, fit, wrap
+from booth.wiring import load_pipeline
+from tests.conftest import PLATE, asset, plate_config
+
+LANGUAGES = shipped().codes
+DISPLAYS = [(1280, 720), (1920, 1080), (800, 480)]
+LINK = "http://192.168.100.200:8000/p/AbCdEfGhIjKlMnOpQrStUv"
+
+
+@pytest.fixture(scope="module")
+def plate() -> np.ndarray:
+    return cv2.imread(str(asset(PLATE)), cv2.IMREAD_COLOR)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return load_scene("sol46")
+
+
+def screens_for(plate, scene, size=(1280, 720), **kw) -> Screens:
+    return Screens(*size, plate, scene, 3, when=datetime(2026, 11, 25, 10, 0), **kw)
+
+
+def result_screen(screens: Screens) -> np.ndarray:
+    photo = np.full((1412 + band_height(1412), 1920, 3), 90, np.uint8)
+    return screens.result(photo, qr_image(LINK, 600), LINK,
+                          datetime.now() + timedelta(hours=24), 24)
+
+
+def luminance(rgb) -> float:
+    c = np.asarray(rgb, float) / 255
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(c @ [0.2126, 0.7152, 0.0722])
+
+
+def contrast(a, b) -> float:
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def background(screen: np.ndarray, box) -> tuple[int, int, int]:
+    """The most common colour (RGB) in a box of the screen: what the text stands on."""
+    x, y, w, h = box
+    pixels = screen[y:y + h, x:x + w].reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    b, g, r = colours[counts.argmax()]
+    return int(r), int(g), int(b)
+
+
+def test_wrap_and_shrink_keep_text_inside_its_box():
+    long = "Donaudampfschifffahrtsgesellschaftskapitänsmütze " * 3
+    block = fit([Para(long, 60, "Bold", INK), Para("klein", 30)], 200, 120)
+    assert block.height <= 120 and block.scale < 1
+    assert all(line.width <= 200 for line in block.lines)
+    assert "".join(line.text for line in block.lines[:-1]).replace(" ", "") \
+        == long.replace(" ", "")  # the over-long words are broken, not dropped
+    # A word wider than the box makes the text smaller rather than break, where it can.
+    (line,) = fit([Para("Entschuldigung!", 46, "Black")], 322, 300).lines
+    assert line.text == "Entschuldigung!" and line.width <= 322
+    assert wrap("one two three", font(20), 10_000) == ["one two three"]
+    assert wrap("a\nb", font(20), 10_000) == ["a", "b"]
+    # Far too much text for the box: the smallest readable size, cut with an ellipsis.
+    block = fit([Para("word " * 400, 30)], 200, 100)
+    assert block.height <= 100 and block.lines[-1].text.endswith("…")
+    assert {line.font.size for line in block.lines} == {10}
+
+
+@pytest.mark.parametrize("size", DISPLAYS)
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size):
+    """No text runs over its box, every box is on the screen, and the attract screen's boxes
+    never overlap: in every language and on small and large displays."""
+    screens = screens_for(plate, scene, size, policy_url="https://museum.example/privacy")
+    screens.set_language(code)
+    width, height = size
+    result_screen(screens)
+    placed = [(name, block, box) for name, block, box in screens.texts.blocks]
+    placed += [(f"result {i}", block, box) for i, (block, box) in
+               enumerate(screens.result_blocks)]
+    for name, block, (x, y, w, h) in placed:
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height, (name, code, size)
+        assert block.height <= h, (name, code, size)
+        assert all(line.width <= block.width <= w for line in block.lines), (name, code)
+        assert all(line.font.size >= 10 for line in block.lines), (name, code)
+    attract = [box for name, _, box in screens.texts.blocks
+               if name in ("title", "press", "qr", "privacy") or name.startswith("language")]
+    for i, (ax, ay, aw, ah) in enumerate(attract):
+        for bx, by, bw, bh in attract[i + 1:]:
+            assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, code
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_language_buttons_are_at_least_15_mm_on_a_24_inch_screen(plate, scene, size):
+    """The station's picture fills a 24-inch 16:9 screen (1920x1080)."""
+    screens = screens_for(plate, scene, size)
+    mm_per_pixel = SCREEN_HEIGHT_MM / size[1]
+    assert len(screens.buttons) == len(LANGUAGES)
+    for button in screens.buttons:
+        assert min(button.w, button.h) * mm_per_pixel >= 15.0, button
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code):
+    screens = screens_for(plate, scene)
+    screens.set_language(code)
+    texts = screens.texts
+    attract = texts.base.copy()
+    screens.draw(attract, texts.attract)
+    # The overlays over the live picture, on the worst picture behind them: white.
+    white = np.full_like(attract, 255)
+    texts.step_in.draw(white)
+    texts.camera_banner.draw(white)
+    panels = {}
+    for overlays in (texts.countdown_panel, texts.processing_panel, texts.failed_panel):
+        screen = texts.base.copy()
+        screens.draw(screen, overlays)
+        panels[id(overlays)] = screen
+    on = {"step in": white, "camera": white, "get ready": panels[id(texts.countdown_panel)],
+          "processing": panels[id(texts.processing_panel)],
+          "failed": panels[id(texts.failed_panel)]}
+    for name, block, box in texts.blocks:
+        bg = background(on.get(name, attract), box)
+        for line in block.lines:
+            assert contrast(line.colour, bg) >= 4.5, (name, line.text, line.colour, bg)
+    result = result_screen(screens)
+    for block, box in screens.result_blocks:
+        for line in block.lines:
+            assert contrast(line.colour, background(result, box)) >= 4.5, line.text
+
+
+def test_language_buttons_by_touch_and_keys(plate, scene):
+    screens = screens_for(plate, scene)
+    assert screens.language.code == "en"
+    german = next(b for b in screens.buttons if b.code == "de")
+    before = screens.base.copy()
+    screens.draw(before, screens.attract)
+    assert screens.language_event(f"tap {german.x + 5} {german.y + german.h - 5}")
+    assert screens.language.code == "de"
+    after = screens.base.copy()
+    screens.draw(after, screens.attract)
+    # The chosen button is lit (the accent colour), and the panel's words changed.
+    middle = after[german.y + 3, german.x + german.w // 2][::-1]
+    assert tuple(int(c) for c in middle) == ACCENT
+    panel = slice(0, german.y), slice(screens.layout.panel_x, None)
+    assert np.abs(after[panel].astype(int) - before[panel]).mean() > 2
+    assert not screens.language_event(f"tap {german.x - 30} {german.y - 30}")  # the shutter
+    assert not screens.language_event("press")
+    assert screens.language_event("lang next")
+    assert screens.language.code == LANGUAGES[(LANGUAGES.index("de") + 1) % len(LANGUAGES)]
+    assert screens.language_event("lang 1") and screens.language.code == LANGUAGES[0]
+    assert screens.language_event("lang 9")  # no ninth language: nothing changes
+    assert screens.language.code == LANGUAGES[0]
+
+
+def test_countdown_ring_shrinks_with_the_time_left(plate, scene):
+    screens = screens_for(plate, scene)
+    accent = np.array(ACCENT[::-1], int)
+    cx, cy, d = screens._dial
+
+    def ring_pixels(left: float) -> int:
+        screen = screens.base.copy()
+        screens.draw_countdown(screen, 2, left)
+        dial = screen[cy - d // 2:cy + d // 2, cx - d // 2:cx + d // 2].astype(int)
+        return int((np.abs(dial - accent).sum(axis=2) < 40).sum())
+
+    counts = [ring_pixels(left) for left in (1.0, 0.75, 0.5, 0.25, 0.0)]
+    assert counts[0] > 1000 and counts[-1] < 50
+    assert counts == sorted(counts, reverse=True)
+    assert counts[2] == pytest.approx(counts[0] / 2, rel=0.15)
+
+
+def test_caption_band_in_the_visitors_language(scene):
+    when = datetime(2026, 11, 25, 10, 0)
+    en = caption_band(1920, 163, scene, when)
+    de = caption_band(1920, 163, scene, when, shipped()["de"])
+    assert en.shape == de.shape
+    assert np.abs(en.astype(int) - de).mean() > 1  # "Jezero-Krater", "25. November 2026"
+
+
+class ScriptedDisplay:
+    """A visitor: touches Deutsch, presses, waits for the photo, presses again, leaves."""
+
+    def __init__(self, station_ref: list, button) -> None:
+        self.station_ref, self.button = station_ref, button
+        self.step, self.seen = 0, []
+        self.deadline = time.monotonic() + 60
+
+    def show(self, screen) -> None:
+        station = self.station_ref[0]
+        self.seen.append((station.machine.state, station.screens.language.code))
+
+    def poll(self, wait_ms: int) -> list[str]:
+        time.sleep(wait_ms / 1000)
+        station = self.station_ref[0]
+        state = station.machine.state
+        if time.monotonic() > self.deadline:
+            return ["quit"]
+        if self.step == 0 and len(self.seen) > 3:
+            self.step = 1
+            return [f"tap {self.button.x + 10} {self.button.y + 10}"]
+        if self.step == 1:
+            self.step = 2
+            return ["press"]
+        if self.step == 2 and state is State.RESULT:
+            self.step = 3
+            return ["press"]
+        if self.step == 3 and state is State.ATTRACT:
+            self.step = 4
+            return []
+        if self.step == 4:
+            return ["quit"]
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_visit_in_german_then_back_to_the_default_language(tmp_path: Path):
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(1280, 720, pipeline.plate, pipeline.scene, 1)
+    store = Store(tmp_path / "data")
+    source = open_source(str(asset("people/rembg_girl-2.jpg")))
+    source.start()
+    german = next(b for b in screens.buttons if b.code == "de")
+    ref: list = []
+    display = ScriptedDisplay(ref, german)
+    maker = PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1)
+    station = Station(source, Renderer(pipeline, screens), maker, Machine(1, 30))
+    ref.append(station)
+    try:
+        station.run(display)
+    finally:
+        source.close()
+    try:
+        assert display.step == 4, display.seen[-3:]
+        visit = [code for state, code in display.seen
+                 if state in (State.COUNTDOWN, State.CAPTURE, State.RESULT)]
+        assert visit and set(visit) == {"de"}
+        assert display.seen[-1] == (State.ATTRACT, "en")  # the next visitor: the default
+        texts = " ".join(line.text for block, _ in screens.result_blocks for line in block.lines)
+        assert texts.startswith("Scannen und Foto holen")
+        assert "Verfügbar bis" in texts and "(1 Stunde)" in texts
+        (capture,) = store.captures()
+        photo = cv2.imread(str(capture.path))
+        band = photo[-band_height(1412):]
+        when = datetime.fromtimestamp(capture.created_at)
+        de = caption_band(1920, band_height(1412), pipeline.scene, when, shipped()["de"])
+        en = caption_band(1920, band_height(1412), pipeline.scene, when)
+        assert np.abs(band.astype(int) - de).mean() < np.abs(band.astype(int) - en).mean() / 2
+    finally:
+        store.close()
+
+
+def test_privacy_notice_on_the_attract_screen_uses_the_museums_text(plate, scene):
+    own = "Photos are kept for one day. Staff delete them on request."
+    screens = screens_for(plate, scene, privacy_text=own, retention_hours=24,
+                          policy_url="https://museum.example/privacy")
+    (privacy,) = [b for name, b, _ in screens.texts.blocks if name == "privacy"]
+    words = " ".join(line.text for line in privacy.lines)
+    assert own in words and "https://museum.example/privacy" in words
+    default = screens_for(plate, scene, retention_hours=12)
+    default.set_language("fr")
+    (privacy,) = [b for name, b, _ in default.texts.blocks if name == "privacy"]
+    words = " ".join(line.text for line in privacy.lines)
+    assert words.startswith("Confidentialité Votre photo est conservée 12")
+
+
+@pytest.mark.parametrize("code", ["es", "fr", "de"])
+def test_no_english_is_left_on_any_station_screen(plate, scene, code):
+    """Every text block of every screen differs from its English version (the language
+    names on the buttons and the link excepted)."""
+    def words(language: str) -> dict[str, str]:
+        screens = screens_for(plate, scene)
+        screens.set_language(language)
+        result_screen(screens)
+        found = {name: " ".join(line.text for line in block.lines)
+                 for name, block, _ in screens.texts.blocks if not name.startswith("language")}
+        for i, (block, _) in enumerate(screens.result_blocks):
+            found[f"result {i}"] = " ".join(line.text for line in block.lines
+                                            if line.text != LINK)
+        return found
+
+    english, other = words("en"), words(code)
+    assert other.keys() == english.keys()
+    same = {name for name in english if english[name] == other[name]}
+    assert same == set(), {name: other[name] for name in same}
+
+
+def test_warm_up_draws_every_language_ahead_of_a_touch(plate, scene):
+    screens = screens_for(plate, scene, (640, 360))
+    screens.warm_up().join(timeout=60)
+    assert sorted(screens._texts) == sorted(LANGUAGES)
+    drawn = screens._texts["de"]
+    screens.set_language("de")
+    assert screens.texts is drawn  # nothing is drawn on the frame loop
