@@ -15,7 +15,7 @@ import pytest
 
 from booth.i18n import shipped
 from booth.passwords import set_password
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.test_browser import (  # noqa: F401 (fixtures)
     DESKTOP,
     PASSWORD,
@@ -23,7 +23,6 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     PHONE,
     TIMEOUT_MS,
     Booth,
-    _unavailable,
     booth,
     browser,
 )
@@ -36,7 +35,7 @@ LANGUAGES = shipped().codes
 @pytest.fixture(scope="module")
 def axe_source() -> Path:
     if not AXE.is_file():
-        _unavailable(f"axe-core is missing at {AXE} (run scripts/setup-tests, or npm ci "
+        unavailable(f"axe-core is missing at {AXE} (run scripts/setup-tests, or npm ci "
                      "--prefix tests/axe)")
     return AXE
 
