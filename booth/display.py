@@ -104,6 +104,7 @@ class WindowDisplay:
         # Fullscreen: each screen is scaled (kept in proportion, centred) onto this canvas.
         self._canvas = (np.zeros((screen[1], screen[0], 3), np.uint8)
                         if fullscreen and screen and screen != size else None)
+        self._fit = (1.0, 0, 0)  # scale and offset of the station's screen on the canvas
         try:
             # Qt warns on fd 2 about fonts and plugins it does not need: not for the console.
             with quiet_stderr():
@@ -122,7 +123,9 @@ class WindowDisplay:
 
     def _on_mouse(self, event: int, x: int, y: int, flags: int, param: object) -> None:
         if event == cv2.EVENT_LBUTTONDOWN:
-            self._events.append(f"tap {x} {y}")  # OpenCV gives image pixels
+            # OpenCV gives pixels of the image shown: the scaled canvas, when there is one.
+            scale, ox, oy = self._fit
+            self._events.append(f"tap {round((x - ox) / scale)} {round((y - oy) / scale)}")
 
     def show(self, screen: np.ndarray) -> None:
         if self._canvas is not None:
@@ -133,6 +136,7 @@ class WindowDisplay:
             x, y = (cw - fw) // 2, (ch - fh) // 2
             self._canvas[y:y + fh, x:x + fw] = cv2.resize(screen, (fw, fh),
                                                           interpolation=cv2.INTER_LINEAR)
+            self._fit = (scale, x, y)
             screen = self._canvas
         cv2.imshow(self.title, screen)
 

@@ -176,9 +176,10 @@ def test_fullscreen_window_covers_a_screen_without_window_manager_and_answers(xv
         left, right = screen[:, :790].reshape(-1, 3), screen[:, 810:].reshape(-1, 3)
         assert (np.abs(left.astype(int) - (255, 0, 0)).max(axis=1) < 40).mean() > 0.99
         assert (np.abs(right.astype(int) - (0, 0, 255)).max(axis=1) < 40).mean() > 0.99
-        # A touch (a click), the space bar, then Esc.
-        x(xvfb, "xdotool", "mousemove", "800", "450", "click", "1")
-        assert child.line() == "press"
+        # A touch (a click) at the screen's pixel (1000, 450) is the station screen's
+        # (800, 360) (scaled by 1.25), then the space bar, then Esc.
+        x(xvfb, "xdotool", "mousemove", "1000", "450", "click", "1")
+        assert child.line() == "tap 800 360"
         x(xvfb, "xdotool", "key", "space")
         assert child.line() == "press"
         x(xvfb, "xdotool", "key", "Escape")

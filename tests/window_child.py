@@ -3,7 +3,7 @@
     python tests/window_child.py fullscreen|windowed
 
 Shows a screen whose left half is red and right half blue, and prints "ready", then every
-event the window reports ("press", "quit") on its own line; exits 0 after "quit".
+event the window reports ("press", "tap X Y", "quit") on its own line; exits 0 after "quit".
 """
 
 from __future__ import annotations
