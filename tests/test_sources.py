@@ -245,6 +245,9 @@ class ClockedCamera(CameraSource):
         return cap.read()
 
 
+LAG = 0.15  # clock seconds (3 steps) a busy machine may let the source's threads trail by
+
+
 def _advance_until(clock: ManualClock, predicate, what: str, step: float = 0.05,
                    most: float = 10.0) -> float:
     """Advance the clock in steps until predicate holds; the clock time it took."""
@@ -272,7 +275,7 @@ def test_camera_absent_at_start_retries_with_backoff_and_comes(short_clip: Path,
             _advance_until(clock, lambda n=attempts: len(source.opens) >= n, "an attempt")
         shutil.copy(short_clip, device)
         _advance_until(clock, lambda: len(source.opens) >= 4, "the attempt that opens it")
-        assert np.allclose(np.diff(source.opens), [0.5, 1.0, 2.0], atol=0.051), source.opens
+        assert np.allclose(np.diff(source.opens), [0.5, 1.0, 2.0], atol=LAG), source.opens
         _wait_until(lambda: source.status() == "ok" and source.latest()[1] > 0, 5,
                     "frames from the camera")
         assert source.problem == ""
@@ -295,7 +298,7 @@ def test_camera_reconnects_after_its_device_ends(short_clip: Path) -> None:
         noticed, lost_seq = clock.monotonic(), source.latest()[1]
         assert lost_seq >= first_seq
         _advance_until(clock, lambda: len(source.opens) >= 2, "the reopen")
-        assert source.opens[1] - noticed == pytest.approx(BACKOFF_FIRST, abs=0.051)
+        assert source.opens[1] - noticed == pytest.approx(BACKOFF_FIRST, abs=LAG)
         _wait_until(lambda: source.status() == "ok" and source.latest()[1] > lost_seq, 5,
                     "frames again")
         assert source.problem == ""
@@ -313,7 +316,7 @@ def test_camera_repeating_one_frame_is_treated_as_lost(tmp_path: Path) -> None:
         source.hold()  # the first frame is in; the reader waits before its next read
         source.release()
         took = _advance_until(clock, lambda: source.status() == "reconnecting", "reconnecting")
-        assert 0.5 < took <= 0.5 + 0.1  # the stall limit, at the watchdog's next look
+        assert 0.5 < took <= 0.5 + LAG  # the stall limit, at the watchdog's next look
         assert "repeats the same frame" in source.problem
         assert source.latest()[1] == 1  # the repeats are not handed out as new frames
 
@@ -325,7 +328,7 @@ def test_camera_hung_read_is_abandoned(short_clip: Path) -> None:
         _wait_until(lambda: source.reads >= 2, 5, "the hung read")
         hung_seq = source.latest()[1]
         took = _advance_until(clock, lambda: source.status() == "reconnecting", "reconnecting")
-        assert 1.5 < took <= 1.5 + 0.1
+        assert 1.5 < took <= 1.5 + LAG
         assert "no new frame for 1.5 s" in source.problem
         source._hold.clear()  # the fresh reader reads freely; the hung one still hangs
         _advance_until(clock, lambda: source.status() == "ok"
