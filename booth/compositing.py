@@ -162,19 +162,19 @@ def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, glow: np.ndarray | 
     both None: none). Only the pixels that mix are computed, in one pass: where alpha is 0
     bg stays, where it is 1 and no light wraps fg is copied. In a person's region most
     pixels are one or the other, so this costs a fraction of blending the whole region."""
-    w = alpha.shape[1]
     solid = alpha >= 1.0
     if wrap is not None:
         solid &= wrap <= 0.0
     mixed = np.flatnonzero((alpha > 0.0) & ~solid)
-    np.copyto(bg, fg, where=solid[:, :, None])
-    if not len(mixed):
-        return
-    rows, cols = np.divmod(mixed, w)
-    f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
-    if wrap is not None:
-        f += wrap.reshape(-1).take(mixed)[:, None] * (glow[rows, cols] - f)
-    a = alpha.reshape(-1).take(mixed)[:, None]
-    b = bg[rows, cols].astype(np.float32)
-    b += a * (f - b)
-    bg[rows, cols] = np.rint(b, out=b).astype(np.uint8)
+    out = np.ascontiguousarray(bg)  # bg is a view into the canvas: work on a flat copy
+    cv2.copyTo(fg, solid.view(np.uint8), out)
+    if len(mixed):
+        pixels = out.reshape(-1, 3)
+        f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
+        if wrap is not None:
+            lit = np.ascontiguousarray(glow).reshape(-1, 3).take(mixed, axis=0)
+            f += wrap.reshape(-1).take(mixed)[:, None] * (lit - f)
+        b = pixels.take(mixed, axis=0).astype(np.float32)
+        b += alpha.reshape(-1).take(mixed)[:, None] * (f - b)
+        pixels[mixed] = np.rint(b, out=b).astype(np.uint8)
+    bg[:] = out
