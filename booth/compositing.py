@@ -21,6 +21,9 @@ from booth.placement import People, Transform
 _ALPHA_LO, _ALPHA_HI = 0.4, 0.8
 _OUTSIDE = -_ALPHA_LO / (_ALPHA_HI - _ALPHA_LO)  # stretch() of zero confidence
 Box = tuple[int, int, int, int]
+# Above this share of mixing pixels, blending the whole region is cheaper than gathering them
+# (measured: the preview's edge is about 0.09 of its region, the refined photo's 0.16).
+_GATHER_SHARE = 0.12
 
 
 def stretch(mask: np.ndarray) -> np.ndarray:
@@ -159,13 +162,20 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
 def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, glow: np.ndarray | None = None,
           wrap: np.ndarray | None = None) -> None:
     """bg = fg over bg by alpha, in place, fg first lit by `glow` by `wrap` (the light wrap;
-    both None: none). Only the pixels that mix are computed, in one pass: where alpha is 0
-    bg stays, where it is 1 and no light wraps fg is copied. In a person's region most
-    pixels are one or the other, so this costs a fraction of blending the whole region."""
+    both None: none). Where alpha is 0 bg stays and where it is 1 (and no light wraps) fg is
+    copied; in the live preview those are nearly all of a person's region, and computing
+    only the few pixels that mix, gathered by index, costs half of blending the whole region
+    twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
+    share of the pixels costs more than OpenCV's blends."""
     solid = alpha >= 1.0
     if wrap is not None:
         solid &= wrap <= 0.0
     mixed = np.flatnonzero((alpha > 0.0) & ~solid)
+    if len(mixed) > _GATHER_SHARE * alpha.size:
+        if wrap is not None:
+            fg = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
+        bg[:] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
+        return
     out = np.ascontiguousarray(bg)  # bg is a view into the canvas: work on a flat copy
     cv2.copyTo(fg, solid.view(np.uint8), out)
     if len(mixed):
