@@ -6,6 +6,7 @@ plate at full resolution); only the canvas size and the interpolation differ.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -100,12 +101,15 @@ def _warp_matte(matte: Matte, to_region: np.ndarray, size: tuple[int, int]) -> n
     pixels wide however much the matte is enlarged. A matte much coarser than the region
     (the model's small mask in the preview) is warped at a fraction of the size and scaled
     up, which is the same bilinear surface at a fraction of the cost."""
-    factor = int(min(4, abs(to_region[0, 0]) // 2))  # region pixels per matte pixel, halved
-    if factor < 2:
+    # Region pixels per matte pixel, halved: the small warp keeps two samples per matte pixel.
+    # Not rounded down to a whole number: the preview's ratio is about 3.8 at any camera size,
+    # and rounding it to 1 warped the whole region at full size, the dearest step of a frame.
+    factor = min(4.0, abs(to_region[0, 0]) / 2)
+    if factor < 1.5:
         alpha = cv2.warpAffine(matte.values, to_region[:2], size, flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=matte.outside)
     else:
-        small = (-(-size[0] // factor), -(-size[1] // factor))
+        small = (math.ceil(size[0] / factor), math.ceil(size[1] / factor))
         fx, fy = size[0] / small[0], size[1] / small[1]
         # cv2.resize's pixel-centre convention, inverted: region -> small region.
         shrink = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5]])
