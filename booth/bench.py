@@ -3,6 +3,11 @@
 The video stands in for a webcam: a reader thread decodes it at the camera's frame rate and
 scales each frame (keeping its shape, centre-cropped) to the camera resolution in the
 config, 1280x720 by default; the frame loop takes the newest frame, as the station does.
+
+Two measurements: each step of the frame loop timed on its own (frame_ms, the stages), and
+the real station loop (Station.run on a headless display) fed at the camera's rate, for
+what a station costs: process CPU seconds per wall second (cpu_cores, the reader thread's
+decoding included) and the time from a frame's arrival to its screen being ready (latency).
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ class LoopingVideo:
     def latest(self) -> tuple[np.ndarray | None, int]:
         return self._frame, self._seq
 
+    def wait(self, seq: int, seconds: float) -> bool:
+        return self._seq > seq  # the caller advances it
+
     def status(self) -> str:
         return "ok"
 
@@ -98,6 +106,7 @@ class CameraLikeVideo:
     def __init__(self, video: LoopingVideo, fps: float) -> None:
         self.video, self.interval = video, 1.0 / fps
         self.decode_seconds: list[float] = []
+        self.arrivals: dict[int, float] = {}  # perf_counter() when each frame was delivered
         self._frame: np.ndarray | None = None
         self._seq = 0
         self._ready = threading.Condition()
@@ -116,15 +125,15 @@ class CameraLikeVideo:
             with self._ready:
                 self._frame = frame
                 self._seq += 1
-                self._ready.notify()
+                self.arrivals[self._seq] = time.perf_counter()
+                self._ready.notify_all()
             due += self.interval
             time.sleep(max(0.0, due - time.perf_counter()))
 
-    def wait_newer(self, seq: int) -> None:
-        """Until a frame newer than `seq` is there (waiting is not part of any frame's time)."""
+    def wait(self, seq: int, seconds: float | None = None) -> bool:
+        """Until a frame newer than `seq` is there (None: however long it takes)."""
         with self._ready:
-            while self._seq <= seq:
-                self._ready.wait()
+            return self._ready.wait_for(lambda: self._seq > seq, seconds)
 
     def latest(self) -> tuple[np.ndarray | None, int]:
         with self._ready:
@@ -164,7 +173,7 @@ def _preview(camera: CameraLikeVideo, station, frames: int):
     pipeline, renderer = station.pipeline, station.renderer
     with station:
         for i in range(frames + warmup):
-            camera.wait_newer(station.frame_seq)
+            camera.wait(station.frame_seq)
             t0 = time.perf_counter()
             screen = station.step()
             t1 = time.perf_counter()
@@ -178,6 +187,45 @@ def _preview(camera: CameraLikeVideo, station, frames: int):
                     stages[name].append(value)
                 totals.append(t2 - t0)
     return stages, totals
+
+
+class _LoopDisplay:
+    """The headless display of the station loop under measurement: records, for each screen
+    of a new camera frame, the time from that frame's arrival to the screen being handed to
+    it, and quits after `frames` of them."""
+
+    def __init__(self, camera: CameraLikeVideo, frames: int) -> None:
+        self.camera, self.frames = camera, frames
+        self.station = None
+        self.latencies: list[float] = []
+        self._seen = 0
+
+    def show(self, screen: np.ndarray) -> None:
+        cv2.cvtColor(screen, cv2.COLOR_BGR2RGB)  # what imshow's Qt back end does
+        seq = self.station.frame_seq
+        if seq != self._seen:
+            self._seen = seq
+            self.latencies.append(time.perf_counter() - self.camera.arrivals[seq])
+
+    def poll(self, wait_ms: int) -> list[str]:
+        return ["quit"] if len(self.latencies) >= self.frames else []
+
+    def close(self) -> None:
+        pass
+
+
+def _station_loop(camera: CameraLikeVideo, station, frames: int) -> tuple[float, list[float]]:
+    """The real station loop for `frames` new frames after a warm-up of 30: (process CPU
+    seconds per wall second, arrival-to-display-ready seconds of each frame)."""
+    warmup = _LoopDisplay(camera, 30)
+    warmup.station = station
+    station.run(warmup)
+    display = _LoopDisplay(camera, frames)
+    display.station = station
+    wall, cpu = time.perf_counter(), time.process_time()
+    station.run(display)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return cpu / wall, display.latencies
 
 
 def _captures(maker, frame: np.ndarray, analysis, count: int) -> list[float]:
@@ -248,6 +296,7 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
                                    log=lambda msg: None)
         camera.start()
         try:
+            cores, latencies = _station_loop(camera, station, frames)
             stages, totals = _preview(camera, station, frames)
         finally:
             camera.close()
@@ -263,6 +312,9 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
         "fps": round(1000 / frame_ms, 1),
         "frame_ms_median": round(frame_ms, 3),
         "frame_ms_p95": _summary(totals)["p95_ms"],
+        "cpu_cores": round(cores, 3),
+        "latency_ms_median": round(statistics.median(latencies) * 1000, 2),
+        "latency_ms_p95": _summary(latencies)["p95_ms"],
         "stages": {name: _summary(values) for name, values in stages.items()},
         "capture_to_qr_ms": round(statistics.median(captures) * 1000, 1),
         "reader_thread_ms": round(statistics.median(camera.decode_seconds) * 1000, 2),
@@ -270,6 +322,7 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "frames": frames,
         "input": f"{cfg.camera.width}x{cfg.camera.height}",
+        "camera_fps": cfg.camera.fps,
         "display": f"{cfg.station.display_width}x{cfg.station.display_height}",
         "model": cfg.segmentation.model,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -290,6 +343,10 @@ def _print_table(report: dict, out) -> None:
         out.write(f"| {name} | {s['median_ms']:.2f} | {s['p95_ms']:.2f} |\n")
     out.write(f"| **frame, read to display-ready** | **{report['frame_ms_median']:.2f}** | "
               f"{report['frame_ms_p95']:.2f} |\n\n")
+    out.write(f"- the station loop at the camera's {report['camera_fps']:g} fps: "
+              f"{report['cpu_cores']:.2f} cores (process CPU per wall second, decoding "
+              f"included); latency, arrival to display-ready: median "
+              f"{report['latency_ms_median']:.1f} ms, p95 {report['latency_ms_p95']:.1f} ms\n")
     out.write(f"- end-to-end: {report['fps']:.0f} frames per second\n"
               f"- the reader thread's decode and scale (off the frame loop): "
               f"{report['reader_thread_ms']:.1f} ms per frame\n"

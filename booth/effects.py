@@ -76,19 +76,20 @@ def glow(plate: np.ndarray, width: int) -> np.ndarray:
     return cv2.blur(plate, (2 * width + 1, 2 * width + 1))
 
 
-def light_wrap(fg: np.ndarray, glow: np.ndarray, alpha: np.ndarray, width: int,
-               strength: float) -> np.ndarray:
-    """Let the plate's light bleed over the person's edges, as real light wraps round a
-    figure: near the edge (where the blurred alpha drops) mix in the blurred plate."""
+def light_wrap(alpha: np.ndarray, width: int, strength: float) -> np.ndarray | None:
+    """How much of the plate's light (its glow) each pixel of the person takes, as real
+    light wraps round a figure: near the edge, where the blurred alpha drops, up to
+    `strength`; nothing deep inside or outside. None when the effect is off. The mix itself
+    is done in the one blend that puts the person into the plate (compositing.blend)."""
     if strength <= 0 or width < 1:
-        return fg
+        return None
     k = 2 * width + 1
     amount = cv2.blur(alpha, (k, k))
     np.subtract(1.0, amount, out=amount)
     amount *= alpha
     amount *= 2.0 * strength
     np.minimum(amount, strength, out=amount)
-    return cv2.blendLinear(glow, fg, amount, 1.0 - amount)
+    return amount
 
 
 def contact_shadow(canvas: np.ndarray, x0: int, x1: int, ground_y: int, height: int,

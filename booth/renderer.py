@@ -1,8 +1,12 @@
 """Draws the station's screen for one moment: the live composite (or the frozen shot) in the
 photo area, and the panel, digits, flash and banners of the state the station is in.
 
-The one renderer the station, `booth bench` and scripts/soak.py draw with; it keeps no state but
-the frozen shot and the screen it draws into, and it times its two stages.
+The one renderer the station, `booth bench` and scripts/soak.py draw with; it keeps the frozen
+shot, the screen it draws into and what that screen shows, and it times its two stages.
+
+It does only the work a change needs: a view like the last one (same camera frame, same
+state, digit and banner) is not drawn again, and the side panel, which changes only with the
+state, is redrawn only then; between those, only the photo area is restored and composited.
 """
 
 from __future__ import annotations
@@ -26,8 +30,16 @@ class View:
     analysis: Analysis | None
     camera_ok: bool
     countdown: int = 0  # the digit on show during the countdown
-    countdown_left: float = 0.0  # the share of the countdown still to run
+    countdown_left: float = 0.0  # the share of the countdown still to run (its ring)
     since: float = 0.0  # seconds in this state (the flash fades over FLASH_SECONDS)
+
+    def same_screen(self, other: View | None) -> bool:
+        """Whether `other` draws exactly this screen (the same arrays, not equal ones), the
+        countdown's ring aside (it only needs the side panel, see Renderer.draw)."""
+        return (other is not None and self.state is other.state
+                and self.frame is other.frame and self.analysis is other.analysis
+                and self.camera_ok == other.camera_ok and self.countdown == other.countdown
+                and (self.state is not State.CAPTURE or self.since == other.since))
 
 
 class Renderer:
@@ -35,7 +47,10 @@ class Renderer:
         self.pipeline, self.screens = pipeline, screens
         self.screen = screens.base.copy()
         self.timings = {"composite": 0.0, "ui": 0.0}  # seconds, of the last draw()
+        self.changed = True  # whether the last draw() changed the screen
         self._frozen: np.ndarray | None = None  # the preview at the shutter
+        self._shown: View | None = None  # what self.screen shows
+        self._panel: tuple | None = None  # what its side panel shows
 
     def freeze(self, frame: np.ndarray, analysis: Analysis) -> None:
         """Keep the preview of this frame: shown during the flash and while the photo is made."""
@@ -44,38 +59,77 @@ class Renderer:
 
     def draw(self, view: View) -> np.ndarray:
         """The screen for `view`, drawn into self.screen (returned)."""
+        self.changed = not view.same_screen(self._shown)
+        if not self.changed:
+            self.timings["composite"] = 0.0
+            ring = self._shown.countdown_left  # type: ignore[union-attr]
+            if view.state is State.COUNTDOWN and view.countdown_left != ring:
+                # Only the ring moved: the side panel is drawn again, the photo area stays.
+                t0 = time.perf_counter()
+                self.draw_panel(self.screen, view)
+                self.timings["ui"], self.changed, self._shown = (time.perf_counter() - t0,
+                                                                 True, view)
+            else:
+                self.timings["ui"] = 0.0
+            return self.screen
+        # The flash covers the whole screen; anything else leaves the panel as it was drawn.
+        panel = (view.state, view.countdown, self.screens.date)
+        whole = panel != self._panel or view.state is State.CAPTURE
         t0 = time.perf_counter()
-        self.compose_preview(self.screen, view)
+        self.compose_preview(self.screen, view, whole=whole)
         t1 = time.perf_counter()
-        self.draw_ui(self.screen, view)
+        self.draw_ui(self.screen, view, panel=whole)
         self.timings["composite"], self.timings["ui"] = t1 - t0, time.perf_counter() - t1
+        self._shown, self._panel = view, panel
         return self.screen
 
-    def compose_preview(self, screen: np.ndarray, view: View) -> None:
-        """The photo area: live composite, or the frozen shot while the photo is made."""
+    def forget(self) -> bool:
+        """The screen was shown over by another (the result screen): the next draw() draws
+        it all. True if it was showing something of its own until now."""
+        shown, self._shown, self._panel = self._shown, None, None
+        return shown is not None
+
+    def compose_preview(self, screen: np.ndarray, view: View, *, whole: bool = True) -> None:
+        """The photo area: live composite, or the frozen shot while the photo is made
+        (`whole`: the rest of the screen is restored too)."""
         lay = self.screens.layout
-        screen[:] = self.screens.base
+        if whole:
+            screen[:] = self.screens.base
+        else:
+            lay.photo_region(screen)[:] = lay.photo_region(self.screens.base)
         if view.state in (State.CAPTURE, State.PROCESSING) and self._frozen is not None:
             lay.plate_region(screen)[:] = self._frozen
         elif view.frame is not None and view.analysis is not None:
             self.pipeline.render(lay.plate_region(screen), view.frame, view.analysis)
 
-    def draw_ui(self, screen: np.ndarray, view: View) -> None:
+    def draw_panel(self, screen: np.ndarray, view: View) -> None:
+        """The side panel alone, redrawn from the base: the state's overlays, and in the
+        countdown its digit and ring."""
+        screens, lay = self.screens, self.screens.layout
+        screen[:, lay.panel_x:] = screens.base[:, lay.panel_x:]
+        self._panel_overlays(screen, view)
+
+    def _panel_overlays(self, screen: np.ndarray, view: View) -> None:
+        screens, state = self.screens, view.state
+        overlays = {State.ATTRACT: screens.attract, State.COUNTDOWN: screens.countdown_panel,
+                    State.PROCESSING: screens.processing_panel,
+                    State.FAILED: screens.failed_panel}.get(state, [])
+        screens.draw(screen, overlays)
+        if state is State.COUNTDOWN:
+            screens.draw_countdown(screen, view.countdown, view.countdown_left)
+
+    def draw_ui(self, screen: np.ndarray, view: View, *, panel: bool = True) -> None:
+        """What goes over the photo area, and (`panel`) the side panel's overlays."""
         screens, lay, state = self.screens, self.screens.layout, view.state
+        if panel:
+            self._panel_overlays(screen, view)
         if state is State.ATTRACT:
-            screens.draw(screen, screens.attract)
             if view.camera_ok and view.analysis is not None and not view.analysis.people.found:
                 screens.step_in.draw(screen)
-        elif state is State.COUNTDOWN:
-            screens.draw(screen, screens.countdown_panel)
-            screens.draw_countdown(screen, view.countdown, view.countdown_left)
         elif state is State.CAPTURE:
             flash(screen, max(0.0, 1.0 - view.since / FLASH_SECONDS))
         elif state is State.PROCESSING:
             dim(lay.plate_region(screen))
-            screens.draw(screen, screens.processing_panel)
-        elif state is State.FAILED:
-            screens.draw(screen, screens.failed_panel)
         if not view.camera_ok and state in (State.ATTRACT, State.COUNTDOWN):
             dim(lay.plate_region(screen))
             screens.camera_banner.draw(screen)

@@ -63,6 +63,11 @@ class FrameSource(Protocol):
         """The newest frame and its sequence number (0 before any); never waits."""
         ...
 
+    def wait(self, seq: int, seconds: float) -> bool:
+        """Until a frame newer than `seq` is there (True) or `seconds` have passed (False):
+        the station loop sleeps here instead of polling."""
+        ...
+
     def status(self) -> str:
         """"ok", or "reconnecting" while it cannot deliver frames."""
         ...
@@ -81,6 +86,7 @@ class ThreadedSource:
         self.name = name
         self.problem = ""
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified with each new frame
         self._frame: np.ndarray | None = None
         self._seq = 0
         self._status = "ok"
@@ -90,6 +96,10 @@ class ThreadedSource:
     def latest(self) -> tuple[np.ndarray | None, int]:
         with self._lock:
             return self._frame, self._seq
+
+    def wait(self, seq: int, seconds: float) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._seq > seq, max(0.0, seconds))
 
     def status(self) -> str:
         return self._status
@@ -112,6 +122,7 @@ class ThreadedSource:
         with self._lock:
             self._frame = frame
             self._seq += 1
+            self._arrived.notify_all()
 
     def _run_thread(self, target, *args) -> None:
         self._thread = threading.Thread(target=target, args=args, name=f"{self.name} source",
@@ -359,6 +370,7 @@ class CameraSource(ThreadedSource):
                 return
             self._frame, self._signature = frame, signature
             self._seq += 1
+            self._arrived.notify_all()
             self._last_new = self.clock.monotonic()
             if not self._flowing:
                 self._flowing = True

@@ -1,7 +1,9 @@
 """The station: the loop that drives camera, pipeline, state machine and screen.
 
 The loop never waits on slow work: the full-resolution photo is made, saved and given its QR
-code on a worker thread while the screen keeps running.
+code on a worker thread while the screen keeps running. Nor does it work without cause: it
+sleeps on the camera until a frame arrives (waking every POLL_SECONDS for keys, touches and
+the countdown), analyses each frame once and draws only a screen that changed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from booth.renderer import Renderer, View
 from booth.screens import Screens
 from booth.sources import FrameSource
 from booth.store import Store
+
+POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
+REFRESH_SECONDS = 0.2  # an unchanged screen is shown again this often: the window stays live
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Station:
         self.frame: np.ndarray | None = None
         self.analysis: Analysis | None = None
         self.new_frame = False  # the last step analysed a frame it had not seen before
+        self.changed = True  # the last step's screen differs from the one before
         self.timings = {"read": 0.0, "analyse": 0.0}  # seconds, of the last step
         self.frame_seq, self._frame_at = 0, clock.monotonic()  # the frame's number
         self._said_down = False
@@ -149,12 +155,17 @@ class Station:
             self.screens.set_language(self.screens.languages.default.code)  # the next visitor's
         self._last_state = state
         if state is State.RESULT and self._result_screen is not None:
+            self.changed = self.renderer.forget()
             return self._result_screen
         since = now - self.machine.since
-        return self.renderer.draw(View(
+        screen = self.renderer.draw(View(
             state, self.frame, self.analysis, self.camera_ok,
             countdown=self.machine.countdown_number(now) if state is State.COUNTDOWN else 0,
-            countdown_left=1.0 - since / self.machine.countdown_seconds, since=since))
+            countdown_left=(1.0 - since / self.machine.countdown_seconds
+                            if state is State.COUNTDOWN else 0.0),
+            since=since if state is State.CAPTURE else 0.0))
+        self.changed = self.renderer.changed
+        return screen
 
     def _watch_camera(self) -> None:
         # Sources watch themselves (a camera's watchdog); a still image stays "ok".
@@ -201,9 +212,11 @@ class Station:
         """Until Esc/q, a closed window, or max_captures results shown; returns 0."""
         shown_state: State | None = None
         saved = 0
+        shown_at = -1e9
         with self:
             while True:
                 screen = self.step()
+                now = self.clock.monotonic()
                 state = self.machine.state
                 if state is not shown_state:
                     shown_state = state
@@ -214,8 +227,10 @@ class Station:
                     if (state is State.RESULT and max_captures is not None
                             and self.captures >= max_captures):
                         return 0
-                display.show(screen)
-                for event in display.poll(1 if self.new_frame else 5):
+                if self.changed or now - shown_at >= REFRESH_SECONDS:
+                    display.show(screen)
+                    shown_at = now
+                for event in display.poll(1):
                     if event == "quit":
                         return 0
                     if (self.machine.state is State.ATTRACT
@@ -223,3 +238,4 @@ class Station:
                         continue  # a language button, not the shutter
                     if event == "press" or event.startswith("tap "):
                         self.press()
+                self.source.wait(self.frame_seq, POLL_SECONDS)

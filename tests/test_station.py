@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,7 +18,7 @@ from PIL import Image
 
 from booth.clock import ManualClock
 from booth.machine import FLASH_SECONDS, Machine, State
-from booth.renderer import Renderer
+from booth.renderer import Renderer, View
 from booth.screens import Screens
 from booth.station import PhotoMaker, Station
 from booth.store import Store
@@ -132,9 +133,10 @@ class HandCamera:
 
     name = "hand camera"
 
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self.frames, self.problem = frames, ""
+    def __init__(self, frames: list[np.ndarray], clock: ManualClock | None = None) -> None:
+        self.frames, self.problem, self.clock = frames, "", clock
         self._seq, self._status = 0, "ok"
+        self.waits: list[float] = []
 
     def start(self) -> None:
         self.deliver()
@@ -144,6 +146,14 @@ class HandCamera:
 
     def latest(self) -> tuple[np.ndarray | None, int]:
         return self.frames[self._seq % len(self.frames)], self._seq
+
+    def wait(self, seq: int, seconds: float) -> bool:
+        """No frame comes while the station waits: the wait runs out (on the test's clock)."""
+        self.waits.append(seconds)
+        if self._seq > seq:
+            return True
+        self.clock.advance(seconds)
+        return False
 
     def status(self) -> str:
         return self._status
@@ -225,3 +235,121 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
         store.close()
     cameras = [r["camera"] for r in reports]  # every 2 s of the clock, in order
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
+
+
+def counting(obj, name: str) -> list[int]:
+    """Count the calls of obj.name (the real method still runs)."""
+    calls = [0]
+    real = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return calls
+
+
+class ScriptedDisplay:
+    """A headless display whose polls say what `script(poll number)` says; records the
+    clock at each show() and poll()."""
+
+    def __init__(self, clock: ManualClock, script) -> None:
+        self.clock, self.script = clock, script
+        self.shows: list[tuple[float, np.ndarray]] = []
+        self.polls: list[float] = []
+
+    def show(self, screen: np.ndarray) -> None:
+        self.shows.append((self.clock.monotonic(), screen.copy()))
+
+    def poll(self, wait_ms: int) -> list[str]:
+        self.polls.append(self.clock.monotonic())
+        return self.script(len(self.polls))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_keys(
+        tmp_path: Path, clip_frames):
+    """The real Station.run on an injected clock with a camera that delivers nothing more
+    after its first frame: the loop waits on the camera (never longer than 20 ms at a time),
+    analyses and composites that frame once however often it wakes, shows the unchanged screen
+    only now and then, and a press during those waits starts the countdown within 20 ms of
+    the clock; each countdown digit is drawn when it changes, not at every wake."""
+    clock = ManualClock()
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
+    camera = HandCamera(clip_frames, clock)
+    camera.start()
+    store = Store(tmp_path / "data")
+    renderer = Renderer(pipeline, screens)
+    station = Station(camera, renderer,
+                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
+                                 clock=clock),
+                      Machine(3, 30), clock=clock, out=io.StringIO(), log=lambda msg: None)
+    analyses, renders = counting(pipeline, "analyse"), counting(pipeline, "render")
+    pressed_at: list[float] = []
+
+    def script(poll: int) -> list[str]:
+        if poll == 100:  # about a second in, while the loop waits on the camera
+            pressed_at.append(clock.monotonic())
+            return ["press"]
+        return ["quit"] if poll == 350 else []
+
+    display = ScriptedDisplay(clock, script)
+    try:
+        assert station.run(display) == 0
+    finally:
+        store.close()
+    assert camera.waits and max(camera.waits) <= 0.020
+    assert analyses[0] == 1, "the one camera frame is analysed once"
+    # Composited once in attract; in the countdown once per digit (the panel changes; the
+    # ring shrinking in between redraws the side panel alone).
+    assert renders[0] == 1 + 3
+    assert station.machine.state is State.COUNTDOWN
+    [press] = pressed_at
+    countdown = [(t, s) for t, s in display.shows if t > press]
+    assert countdown and countdown[0][0] - press <= 0.020, "the press is answered at once"
+    # The unchanged screen is shown again now and then (the window stays live), not at
+    # every wake: at most every 0.2 s, apart from the changes.
+    before = [t for t, _ in display.shows if t <= press]
+    assert len(before) < 0.1 * len([t for t in display.polls if t <= press])
+    assert np.diff(before).max() <= 0.2 + 0.011
+
+
+def test_drawing_only_what_changed_gives_the_screen_a_full_redraw_gives(clip_frames):
+    """The renderer's incremental screens (panel kept, photo area redrawn; unchanged views
+    skipped) are pixel for pixel the screens a fresh renderer draws in full."""
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
+    kept = Renderer(pipeline, screens)
+    frames = clip_frames[:6]
+    analyses = [pipeline.analyse(f) for f in frames]
+    nobody = dataclasses.replace(analyses[0], people=dataclasses.replace(
+        analyses[0].people, bbox=None))
+    views = [View(State.ATTRACT, frames[0], analyses[0], True),
+             View(State.ATTRACT, frames[0], analyses[0], True),  # the same: not drawn
+             View(State.ATTRACT, frames[1], analyses[1], True),
+             View(State.ATTRACT, frames[1], nobody, True),  # "step in" over the picture
+             View(State.ATTRACT, frames[2], analyses[2], False),  # camera banner
+             View(State.COUNTDOWN, frames[2], analyses[2], True, countdown=3),
+             View(State.COUNTDOWN, frames[3], analyses[3], True, countdown=3),
+             # the same picture, the ring shrunk: the side panel alone is drawn again
+             View(State.COUNTDOWN, frames[3], analyses[3], True, countdown=3,
+                  countdown_left=0.7),
+             View(State.COUNTDOWN, frames[3], analyses[3], False, countdown=2),
+             View(State.COUNTDOWN, frames[4], analyses[4], True, countdown=1)]
+    kept.freeze(frames[4], analyses[4])
+    views += [View(State.CAPTURE, frames[4], analyses[4], True, since=0.1),
+              View(State.CAPTURE, frames[5], analyses[5], True, since=0.2),
+              View(State.PROCESSING, frames[5], analyses[5], True),
+              View(State.ATTRACT, frames[5], analyses[5], True)]
+    drawn = []
+    for view in views:
+        fresh = Renderer(pipeline, screens)
+        fresh._frozen = kept._frozen
+        expected = fresh.draw(view).copy()
+        assert np.array_equal(kept.draw(view), expected), view.state
+        drawn.append(kept.changed)
+    assert drawn == [True, False] + [True] * (len(views) - 2)
