@@ -2,6 +2,7 @@
 passes in, so tests step it with exact times.
 
 attract -> countdown -> capture (flash) -> processing -> result (or failed) -> attract
+attract -> countdown -> nobody (no one clearly in front of the camera) -> attract
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class State(enum.Enum):
     PROCESSING = "processing"
     RESULT = "result"
     FAILED = "failed"
+    NOBODY = "nobody"  # the shutter found no one to photograph: nothing saved
 
 
 FLASH_SECONDS = 0.35
@@ -45,12 +47,16 @@ class Machine:
     def press(self, now: float) -> None:
         if self.state is State.ATTRACT:
             self._go(State.COUNTDOWN, now)
-        elif self.state in (State.RESULT, State.FAILED):
+        elif self.state in (State.RESULT, State.FAILED, State.NOBODY):
             self._go(State.ATTRACT, now)
 
     def cancel(self, now: float) -> None:
         """Back to attract, e.g. when the camera is gone at the moment of the shutter."""
         self._go(State.ATTRACT, now)
+
+    def nobody(self, now: float) -> None:
+        """The shutter found no one clearly in front of the camera: say so, take nothing."""
+        self._go(State.NOBODY, now)
 
     def finished(self, ok: bool, now: float) -> None:
         """The worker is done with the photo; shown once the flash is over."""
@@ -84,6 +90,6 @@ class Machine:
                 else:
                     self._show_outcome(now)
         elif (self.state is State.RESULT and elapsed >= self.result_seconds) or (
-                self.state is State.FAILED and elapsed >= FAILED_SECONDS):
+                self.state in (State.FAILED, State.NOBODY) and elapsed >= FAILED_SECONDS):
             self._go(State.ATTRACT, now)
         return False

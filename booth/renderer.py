@@ -113,7 +113,8 @@ class Renderer:
         screens, state = self.screens, view.state
         overlays = {State.ATTRACT: screens.attract, State.COUNTDOWN: screens.countdown_panel,
                     State.PROCESSING: screens.processing_panel,
-                    State.FAILED: screens.failed_panel}.get(state, [])
+                    State.FAILED: screens.failed_panel,
+                    State.NOBODY: screens.nobody_panel}.get(state, [])
         screens.draw(screen, overlays)
         if state is State.COUNTDOWN:
             screens.draw_countdown(screen, view.countdown, view.countdown_left)

@@ -92,6 +92,7 @@ class Texts:
     processing_panel: list[Overlay]
     camera_banner: Overlay
     failed_panel: list[Overlay]
+    nobody_panel: list[Overlay]
     blocks: list[tuple[str, Block, tuple[int, int, int, int]]]  # (name, text, box) for checks
 
 
@@ -186,6 +187,7 @@ class Screens:
     processing_panel = property(lambda self: self.texts.processing_panel)
     camera_banner = property(lambda self: self.texts.camera_banner)
     failed_panel = property(lambda self: self.texts.failed_panel)
+    nobody_panel = property(lambda self: self.texts.nobody_panel)
 
     def set_date(self, small_plate: np.ndarray, when: datetime) -> None:
         """A new day: the caption band's date changes, so every language is drawn again."""
@@ -271,9 +273,13 @@ class Screens:
             Para(_("Sorry!"), round(46 * u), "Black", INK),
             Para(_("The photo could not be saved. Please try again in a moment."),
                  round(26 * u), "Regular", MUTED)], px, round(60 * u), pw, round(300 * u))]
+        nobody_panel = [block("nobody", [
+            Para(_("Nobody in the picture"), round(46 * u), "Black", INK),
+            Para(_("Step in front of the camera and try again."), round(26 * u), "Regular",
+                 MUTED)], px, round(60 * u), pw, round(300 * u))]
         return Texts(base, attract, step_in, countdown_panel,
                      {n: self._digit(n) for n in range(1, self.countdown + 1)},
-                     processing_panel, camera_banner, failed_panel, blocks)
+                     processing_panel, camera_banner, failed_panel, nobody_panel, blocks)
 
     @property
     def _dial(self) -> tuple[int, int, int]:

@@ -182,6 +182,10 @@ class Station:
         if self.analysis is None or self.frame is None or not self.camera_ok:
             self.machine.cancel(now)
             return
+        if not self.analysis.people.confident:  # an empty room, a blurred hand: no photo
+            self.machine.nobody(now)
+            self.log("shutter: nobody clearly in front of the camera; no photo taken")
+            return
         self._job = self._worker.submit(self.maker.make, self.frame.copy(), self.analysis)
         self.renderer.freeze(self.frame, self.analysis)
 

@@ -237,6 +237,56 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
 
 
+def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(tmp_path: Path):
+    """An empty room (a bright plain wall) and a faded, smeared figure near the lens: the
+    countdown runs, the shutter takes nothing, the station says to step in front of the
+    camera, and goes back to attract."""
+    from tests.test_cutout import on_wall
+
+    empty = np.full((720, 1280, 3), (232, 236, 238), np.uint8)
+    ghost = on_wall("rembg_girl-2", opacity=0.25, blur=61)
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
+    store = Store(tmp_path / "data")
+    clock, log = ManualClock(), []
+    try:
+        for frames in ([empty], [ghost]):
+            camera = HandCamera(frames)
+            camera.start()
+            station = Station(camera, Renderer(pipeline, screens),
+                              PhotoMaker(pipeline, screens, store, "http://x",
+                                         retention_hours=1, clock=clock),
+                              Machine(1, 30), clock=clock, out=io.StringIO(), log=log.append)
+            with station:
+                station.step()
+                station.press()
+                states = []
+                for _ in range(60):  # 2 s of the clock
+                    clock.advance(1 / 30)
+                    camera.deliver()
+                    screen = station.step()
+                    states.append(station.machine.state)
+                    if station.machine.state is State.NOBODY:
+                        shown = screen.copy()
+                        cv2.imwrite(str(tmp_path / "nobody.png"), shown)  # to look at
+                assert State.NOBODY in states and State.CAPTURE not in states
+                assert station.captures == 0 and store.count() == 0
+                # The panel says so: the screen differs from the failed panel's and the
+                # countdown's where the text sits.
+                panel = station.renderer.screens.layout.panel_x
+                assert np.abs(shown[:, panel:].astype(int)
+                              - screens.base[:, panel:].astype(int)).max() > 100
+                for _ in range(round(7 * 30)):  # the message stays 6 s, then attract
+                    clock.advance(1 / 30)
+                    camera.deliver()
+                    station.step()
+                assert station.machine.state is State.ATTRACT
+        assert log.count("shutter: nobody clearly in front of the camera; no photo taken") == 2
+        assert sorted(p.name for p in (tmp_path / "data" / "photos").iterdir()) == []
+    finally:
+        store.close()
+
+
 def counting(obj, name: str) -> list[int]:
     """Count the calls of obj.name (the real method still runs)."""
     calls = [0]
