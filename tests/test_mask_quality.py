@@ -40,7 +40,7 @@ def test_held_out_people_are_cut_out_closely_in_every_room(quality):
     held = [r for r in rows if r["set"] == "held-out"]
     assert {r["room"] for r in held} == {"wall", "backplate", "office-book", "office-again",
                                          "dim"}
-    # Measured 0.977 / 0.959 / 0.070 / 4.93 (README); the raw model: 0.924 / 0.850 /
+    # Measured 0.976 / 0.959 / 0.070 / 4.96 (README); the raw model: 0.924 / 0.850 /
     # 0.148 / 9.41; the cut before this change: 0.973 / 0.928 / 0.079 / 5.95.
     assert sets["held-out"]["iou"] >= 0.95
     assert sets["held-out"]["worst_iou"] >= 0.90
@@ -52,7 +52,7 @@ def test_shared_photos_keep_their_cut_out_and_lose_the_rim(quality):
     rows, sets = quality
     assert len([r for r in rows if r["set"] == "shared"]) == 5
     # Before this change: IoU 0.968, boundary 0.079, rim 7.00 (README).
-    assert sets["shared"]["iou"] >= 0.965
+    assert sets["shared"]["iou"] >= 0.97
     assert sets["shared"]["boundary"] <= 0.08
     assert sets["shared"]["rim"] <= 5.5
 
