@@ -40,7 +40,11 @@ SETTINGS = dict(
     channel_timeout=CHANNEL_TIMEOUT,
     cleanup_interval=2,  # how often silent connections are looked for
     max_request_body_size=MAX_BODY,
-    inbuf_overflow=MAX_BODY + 1,  # a body small enough to accept is never spooled to disk
+    # A body is counted against max_request_body_size after each read is buffered, so the
+    # buffer must hold the largest body accepted plus one read (and a chunked body's chunk
+    # headers) without spilling to a temp file; twice the limit leaves room for that.
+    recv_bytes=8192,
+    inbuf_overflow=2 * MAX_BODY,
     max_request_header_size=32 * 1024,
 )
 
