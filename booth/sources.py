@@ -28,7 +28,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # reconnect delays double from the first 
 WATCH_INTERVAL = 0.05
 # A webcam switching modes restarts its stream: its first frames can come late or half-exposed.
 STILL_SECONDS = 5.0  # the whole switch-grab-restore; past it the preview frame is the photo
-STILL_SKIP_FRAMES = 2  # frames dropped after each switch
+STILL_SKIP_FRAMES = 2  # frames dropped after the switch to the still mode
 
 
 def _join(thread: threading.Thread | None, timeout: float) -> None:
