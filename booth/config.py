@@ -56,6 +56,29 @@ class CameraConfig:
     fps: int = _opt(30, lo=1, hi=120)
     stall_seconds: float = _opt(1.5, lo=0.2, hi=30.0,
                                 doc="no new frame for this long means the camera is lost")
+    still_width: int = _opt(0, lo=0, hi=12000, doc="the photo is taken in this mode of the "
+                            "camera (0: from the preview)")
+    still_height: int = _opt(0, lo=0, hi=9000, doc="with still_width")
+
+    def __post_init__(self) -> None:
+        # Checked here because the two settings only make sense together and with the preview.
+        still = (self.still_width, self.still_height)
+        if still == (0, 0):
+            return
+        if 0 in still:
+            raise BoothError("config: camera.still_width and camera.still_height go together; "
+                             "set both, or both to 0 for no still")
+        if self.still_height <= self.height:
+            raise BoothError(f"config: camera.still_height = {self.still_height} is no bigger "
+                             f"than camera.height = {self.height}; a still must be larger than "
+                             "the preview (or set both still sizes to 0)")
+        if abs(self.still_width * self.height - self.still_height * self.width) > \
+                0.01 * self.width * self.still_height:
+            raise BoothError(f"config: camera.still_width x camera.still_height "
+                             f"({self.still_width}x{self.still_height}) must have the shape of "
+                             f"camera.width x camera.height ({self.width}x{self.height}), e.g. "
+                             f"{round(self.still_height * self.width / self.height)}x"
+                             f"{self.still_height}: the photo keeps the preview's framing")
 
 
 @dataclass

@@ -77,6 +77,18 @@ class Pipeline:
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
         return Analysis(people, transform, colour)
 
+    def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
+        """The photo's analysis of a still taken at the shutter (booth.sources.StillSource):
+        the people found in the still itself, at the preview's placement and colours, so the
+        photo shows what the screen showed (the still must have the preview's framing). None
+        when nobody is found in it."""
+        if preview.transform is None:
+            return None
+        analysed = self.analyse(still)
+        if not analysed.people.found:
+            return None
+        return Analysis(analysed.people, preview.transform, preview.colour)
+
     def stage_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         s = self.scene.stage
         return (round(s.left * width), round(s.top * height),

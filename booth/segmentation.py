@@ -5,6 +5,7 @@ mediapipe 0.10.21 ships the model files; nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class Segmenter:
     def __init__(self, model: str = "landscape") -> None:
         path = model_path(model)
         self.input_size = _INPUT_SIZE.get(model, (256, 144))
+        # The photo worker may analyse a still while the screen loop analyses the preview.
+        self._lock = threading.Lock()
         # mediapipe 0.10.21 warns about its own use of a deprecated protobuf API: noise.
         with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -82,7 +85,8 @@ class Segmenter:
         self.input_size for speed: the model works at that size whatever it is given."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        result = self._segmenter.segment(image)
+        with self._lock:
+            result = self._segmenter.segment(image)
         return result.confidence_masks[0].numpy_view().copy()
 
     def close(self) -> None:

@@ -9,10 +9,11 @@ caller and the source never writes to it again; copy it before drawing on it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 FIRST_FRAME_SECONDS = 5.0  # a camera may need seconds after opening before its first frame
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # reconnect delays double from the first up to the cap
 WATCH_INTERVAL = 0.05
+# A webcam switching modes restarts its stream: its first frames can come late or half-exposed.
+STILL_SECONDS = 5.0  # the whole switch-grab-restore; past it the preview frame is the photo
+STILL_SKIP_FRAMES = 2  # frames dropped after the switch to the still mode
 
 
 def _join(thread: threading.Thread | None, timeout: float) -> None:
@@ -42,14 +46,7 @@ def _read_image(path: Path) -> np.ndarray | None:
 
 
 class FrameSource(Protocol):
-    """What the station needs of a source of pictures.
-
-    A back-end with a separate, better still camera (a DSLR through gphoto2: a live view for
-    the preview, the sensor's full resolution at the shutter) plugs in here with one more
-    method, `capture_still() -> np.ndarray | None`, the photo taken at the shutter: the
-    station's PhotoMaker would make the photo from it instead of the preview frame. No
-    back-end in this package has one yet; open_source() is where a new scheme (gphoto2://)
-    would be recognised."""
+    """What the station needs of a source of pictures. A source may also be a StillSource."""
 
     name: str
     problem: str  # why status() is "reconnecting"; "" when "ok"
@@ -73,6 +70,24 @@ class FrameSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StillSource(Protocol):
+    """A source with a better picture for the photo than its preview: a webcam's
+    full-resolution mode (CameraSource with a still size), or a separate still camera (a DSLR
+    through gphoto2: its live view as the preview, the sensor at the shutter, which would plug
+    in here; open_source() is where its scheme, gphoto2://, would be recognised).
+
+    The station calls capture_still() on its photo worker at the shutter, never on the screen
+    loop; it may take seconds. The still must show what the preview showed (the same framing:
+    the same shape, at a higher resolution); the photo is made from it with the preview's
+    placement. None (no still this time, for whatever reason) means the preview frame is the
+    photo: a still must never cost the visitor their photo."""
+
+    def capture_still(self) -> np.ndarray | None:
+        """A BGR uint8 picture taken now, or None."""
+        ...
 
 
 class ThreadedSource:
@@ -266,12 +281,18 @@ class CameraSource(ThreadedSource):
     arrive. A stalled reader is abandoned, not released under its feet (releasing a capture that
     another thread is reading can crash): each reader belongs to a generation and, once read()
     returns and it sees it is stale, it releases its capture itself and exits.
+
+    With a still size (still_width x still_height, 0 x 0: none) it is a StillSource: the
+    reader itself switches the capture to that size for one frame and back, between two
+    preview reads, so preview and still never use the device at once.
     """
 
     def __init__(self, device: int | str, width: int = 1280, height: int = 720, fps: int = 30,
-                 stall_seconds: float = 1.5, clock: Clock = SYSTEM) -> None:
+                 stall_seconds: float = 1.5, clock: Clock = SYSTEM, *, still_width: int = 0,
+                 still_height: int = 0) -> None:
         self.device = device
         self.width, self.height, self.fps = width, height, fps
+        self.still_width, self.still_height = still_width, still_height
         self.stall_seconds = stall_seconds
         self.clock = clock  # the watchdog's: stalls and reconnect delays are measured on it
         super().__init__(f"camera {device}" if isinstance(device, int) else str(device))
@@ -285,6 +306,8 @@ class CameraSource(ThreadedSource):
         self._last_new = 0.0
         self._reader: threading.Thread | None = None
         self._first = threading.Event()
+        self._still_request: _StillRequest | None = None  # for the reader to take
+        self._taking_still = False  # the watchdog allows the mode switches more time
 
     def start(self) -> None:
         """Open the camera and wait (a few seconds at most) for its first frame. A camera that
@@ -309,6 +332,7 @@ class CameraSource(ThreadedSource):
         self._stop.set()
         with self._lock:
             self._gen += 1
+            self._drop_still_request()
         _join(self._thread, 2.0)
         _join(self._reader, 1.0)  # a reader stuck in read() releases its capture when it returns
 
@@ -336,6 +360,66 @@ class CameraSource(ThreadedSource):
             cap.set(cv2.CAP_PROP_FPS, self.fps)
         return cap
 
+    def capture_still(self) -> np.ndarray | None:
+        """One frame in the still size, or None: no still size set, the camera is down or
+        lacks the mode (it gives no bigger frame), or it all took over STILL_SECONDS."""
+        if not (self.still_width and self.still_height):
+            return None
+        request = _StillRequest()
+        with self._lock:
+            if not self._flowing or self._status != "ok":
+                return None
+            self._still_request = request
+        # Real time, not the watchdog's clock: this is how long the device itself may take.
+        done = request.done.wait(STILL_SECONDS)
+        with self._lock:
+            if self._still_request is request:  # the reader never got to it
+                self._still_request = None
+        return request.image if done else None
+
+    def _drop_still_request(self) -> None:
+        """Answer a waiting capture_still() with None now (call with the lock held)."""
+        if self._still_request is not None:
+            self._still_request.done.set()
+            self._still_request = None
+
+    def _take_still(self, cap: cv2.VideoCapture, preview: np.ndarray) -> np.ndarray | None:
+        """On the reader's thread: switch to the still size, skip the frames a mode switch
+        spoils, keep one, switch back. None if any step fails or the camera gave no frame
+        bigger than the preview (it lacks the mode)."""
+        still = None
+        try:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.still_width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.still_height)
+            for _ in range(STILL_SKIP_FRAMES + 1):
+                ok, still = self._read_frame(cap)
+                if not ok:
+                    still = None
+                    break
+        except Exception:  # a driver's error costs the still, never the reader
+            still = None
+        finally:
+            # Should switching back fail, the next preview read fails: the watchdog reopens.
+            with contextlib.suppress(Exception):
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        if still is None or still.shape[0] <= preview.shape[0]:
+            return None
+        return still
+
+    def _serve_still(self, cap: cv2.VideoCapture, gen: int, preview: np.ndarray) -> None:
+        with self._lock:
+            if gen != self._gen or self._still_request is None:
+                return
+            request, self._still_request = self._still_request, None
+            self._taking_still = True
+        image = self._take_still(cap, preview)
+        with self._lock:
+            self._taking_still = False
+            self._last_new = self.clock.monotonic()  # the stall limit counts from now
+        request.image = image
+        request.done.set()
+
     def _read_frame(self, cap: cv2.VideoCapture) -> tuple[bool, np.ndarray | None]:
         """One blocking read; a seam for tests that pace a video file like a camera."""
         return cap.read()
@@ -361,6 +445,8 @@ class CameraSource(ThreadedSource):
                 previous = signature
                 if not self._repeating:
                     self._deliver(frame, gen, signature)
+                if self._still_request is not None:
+                    self._serve_still(cap, gen, frame)
         finally:
             cap.release()
 
@@ -392,9 +478,11 @@ class CameraSource(ThreadedSource):
         while not self.clock.wait(self._stop, WATCH_INTERVAL):
             with self._lock:
                 failed, flowing, last_new = self._failed, self._flowing, self._last_new
+                still = self._taking_still
             if failed:
                 return "stopped delivering frames"
-            limit = self.stall_seconds if flowing else FIRST_FRAME_SECONDS
+            limit = (STILL_SECONDS if still else self.stall_seconds if flowing
+                     else FIRST_FRAME_SECONDS)
             if self.clock.monotonic() - last_new > limit:
                 return ("repeats the same frame" if self._repeating
                         else f"delivered no new frame for {limit:g} s")
@@ -410,6 +498,7 @@ class CameraSource(ThreadedSource):
                     return
                 with self._lock:
                     self._gen += 1  # abandon the reader: it releases its capture on return
+                    self._drop_still_request()
                     if self._flowing:
                         delay = BACKOFF_FIRST  # it worked for a while: start the backoff afresh
                     self._status, self.problem = "reconnecting", f"{self.name} {problem}"
@@ -421,11 +510,23 @@ class CameraSource(ThreadedSource):
                 cap = self._open()
 
 
+class _StillRequest:
+    """A capture_still() waiting for the reader thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.image: np.ndarray | None = None
+
+
 def open_source(spec: str, *, width: int = 1280, height: int = 720, fps: int = 30,
-                stall_seconds: float = 1.5) -> FrameSource:
-    """The source a --source value names (not started yet)."""
+                stall_seconds: float = 1.5, still_width: int = 0,
+                still_height: int = 0) -> FrameSource:
+    """The source a --source value names (not started yet). Cameras take a still at
+    still_width x still_height at the shutter (0 x 0: they do not); files need no still:
+    they are delivered at their own full resolution."""
     spec = spec.strip()
-    camera = {"width": width, "height": height, "fps": fps, "stall_seconds": stall_seconds}
+    camera = {"width": width, "height": height, "fps": fps, "stall_seconds": stall_seconds,
+              "still_width": still_width, "still_height": still_height}
     if spec.isascii() and spec.isdigit():
         return CameraSource(int(spec), **camera)
     if "://" in spec:  # a network camera (rtsp://, http://) drops out and reconnects like one

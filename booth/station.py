@@ -29,7 +29,7 @@ from booth.pipeline import Analysis, Pipeline
 from booth.qr import qr_image
 from booth.renderer import Renderer, View
 from booth.screens import Screens
-from booth.sources import FrameSource
+from booth.sources import FrameSource, StillSource
 from booth.store import Store
 
 POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
@@ -43,6 +43,7 @@ class Outcome:
     screen: np.ndarray | None = None
     error: str = ""
     seconds: float = 0.0
+    made_from: str = "the preview"  # or the still, and why not when there was none
 
 
 class PhotoMaker:
@@ -66,6 +67,35 @@ class PhotoMaker:
             self._band = ((when.date(), lang.code),
                           caption_band(w, band_height(h), self.pipeline.scene, when, lang))
         return self._band[1]
+
+    def take(self, frame: np.ndarray, analysis: Analysis,
+             capture_still: Callable[[], np.ndarray | None] | None = None) -> Outcome:
+        """The photo at the shutter: from a still taken now (`capture_still`: the source's,
+        see booth.sources.StillSource) where one comes and fits, else from the preview
+        frame and its analysis."""
+        start = time.perf_counter()
+        made_from = "the preview"
+        if capture_still is not None:
+            try:
+                still = capture_still()
+            except Exception as exc:  # a back-end's failure costs the still, never the photo
+                still, made_from = None, f"the preview (the still failed: {exc})"
+            if still is not None:
+                frame, analysis, made_from = self._from_still(frame, analysis, still)
+        outcome = self.make(frame, analysis)
+        outcome.made_from, outcome.seconds = made_from, time.perf_counter() - start
+        return outcome
+
+    def _from_still(self, frame: np.ndarray, analysis: Analysis,
+                    still: np.ndarray) -> tuple[np.ndarray, Analysis, str]:
+        (h, w), (sh, sw) = frame.shape[:2], still.shape[:2]
+        size = f"{sw}x{sh}"
+        if abs(sw * h - sh * w) > 0.01 * w * sh:  # another framing: the placement would not fit
+            return frame, analysis, f"the preview (the {size} still has not its shape)"
+        still_analysis = self.pipeline.still_analysis(still, analysis)
+        if still_analysis is None:
+            return frame, analysis, f"the preview (nobody found in the {size} still)"
+        return still, still_analysis, f"a {size} still"
 
     def make(self, frame: np.ndarray, analysis: Analysis) -> Outcome:
         start = time.perf_counter()
@@ -186,7 +216,9 @@ class Station:
             self.machine.nobody(now)
             self.log("shutter: nobody clearly in front of the camera; no photo taken")
             return
-        self._job = self._worker.submit(self.maker.make, self.frame.copy(), self.analysis)
+        # A still (a camera's mode switch) may take seconds: it is taken on the worker.
+        still = self.source.capture_still if isinstance(self.source, StillSource) else None
+        self._job = self._worker.submit(self.maker.take, self.frame.copy(), self.analysis, still)
         self.renderer.freeze(self.frame, self.analysis)
 
     def _collect(self, now: float) -> None:
@@ -199,7 +231,8 @@ class Station:
             self._result_screen = outcome.screen
             self.captures += 1
             print(outcome.link, file=self.out, flush=True)
-            self.log(f"photo saved in {outcome.seconds * 1000:.0f} ms")
+            self.log(f"photo saved in {outcome.seconds * 1000:.0f} ms, "
+                     f"made from {outcome.made_from}")
         else:
             self.log(f"capture failed: {outcome.error}")
 

@@ -121,7 +121,9 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         store = Store(cfg.data_path())
         pipeline = load_pipeline(cfg, mirror=st.mirror)
         frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
-                             fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds)
+                             fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds,
+                             still_width=cfg.camera.still_width,
+                             still_height=cfg.camera.still_height)
         frames.start()  # a camera that is not there yet does not stop the station
         web, janitor = start_web(cfg, store)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)

@@ -181,3 +181,28 @@ def test_a_table_where_a_value_is_expected(tmp_path):
     assert message == "config: camera.width must be a whole number, got {'pixels': 1920}"
     message = error_of(tmp_path, "data_dir = { path = '/srv' }\n")
     assert message == "config: data_dir must be a string, got {'path': '/srv'}"
+
+
+def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
+    cfg = load_config(write(tmp_path, "[camera]\nstill_width = 3840\nstill_height = 2160\n"))
+    assert (cfg.camera.still_width, cfg.camera.still_height) == (3840, 2160)
+    assert (Config().camera.still_width, Config().camera.still_height) == (0, 0)  # off
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("still_width = 1920\n", "config: camera.still_width and camera.still_height go together; "
+                             "set both, or both to 0 for no still"),
+    ("still_width = -1\nstill_height = 1080\n",
+     "config: camera.still_width = -1 is out of range; use 0 to 12000"),
+    ("still_width = 1280\nstill_height = 720\n",
+     "config: camera.still_height = 720 is no bigger than camera.height = 720; a still must be "
+     "larger than the preview (or set both still sizes to 0)"),
+    ("still_width = 2592\nstill_height = 1944\n",
+     "config: camera.still_width x camera.still_height (2592x1944) must have the shape of "
+     "camera.width x camera.height (1280x720), e.g. 3456x1944: the photo keeps the preview's "
+     "framing"),
+    ('still_width = "4k"\nstill_height = 2160\n',
+     "config: camera.still_width must be a whole number, got '4k'"),
+])
+def test_a_bad_still_size_is_refused_naming_it(tmp_path, text, expected):
+    assert error_of(tmp_path, "[camera]\n" + text) == expected

@@ -20,9 +20,11 @@ from booth.clock import ManualClock
 from booth.errors import BoothError
 from booth.sources import (
     BACKOFF_FIRST,
+    STILL_SKIP_FRAMES,
     CameraSource,
     FolderSource,
     ImageSource,
+    StillSource,
     VideoFileSource,
     open_source,
 )
@@ -431,3 +433,115 @@ def test_urls_and_device_paths_are_cameras() -> None:
                 "/dev/video97"):
         source = open_source(url)
         assert isinstance(source, CameraSource) and source.device == url
+
+
+# --- stills at the shutter: a webcam's full-resolution mode -----------------------------------
+
+
+class Webcam:
+    """A webcam as OpenCV's VideoCapture shows it (no device exists here): a real photo at the
+    mode set by CAP_PROP_FRAME_WIDTH/HEIGHT, when the camera has that mode (else it stays in
+    the one before), each frame numbered in one pixel so that none repeats. Every set() is
+    recorded; `fail` names a mode in which read() fails, `raises` one whose set() raises."""
+
+    def __init__(self, picture: np.ndarray, modes: list[tuple[int, int]],
+                 fail: tuple[int, int] | None = None, raises: tuple[int, int] | None = None):
+        self.pictures = {mode: cv2.resize(picture, mode, interpolation=cv2.INTER_AREA)
+                         for mode in modes}
+        self.fail, self.raises = fail, raises
+        self.mode, self.asked = modes[0], list(modes[0])
+        self.sets: list[tuple[str, float]] = []
+        self.reads: dict[tuple[int, int], int] = {}
+        self.count = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        name = {cv2.CAP_PROP_FRAME_WIDTH: "width", cv2.CAP_PROP_FRAME_HEIGHT: "height"}.get(prop)
+        if name is None:
+            return False  # fourcc, fps: not modelled
+        self.sets.append((name, value))
+        self.asked[name == "height"] = int(value)
+        if tuple(self.asked) == self.raises:
+            raise cv2.error("VIDIOC_S_FMT: Device or resource busy")
+        if tuple(self.asked) in self.pictures:
+            self.mode = tuple(self.asked)
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(0.004)  # a fast camera; the reader must not spin
+        self.reads[self.mode] = self.reads.get(self.mode, 0) + 1
+        if self.mode == self.fail:
+            return False, None
+        self.count += 1
+        frame = self.pictures[self.mode].copy()
+        frame[0, 0] = self.count % 251
+        return True, frame
+
+    def release(self) -> None:
+        pass
+
+
+class WebcamSource(CameraSource):
+    def __init__(self, webcam: Webcam, **kw) -> None:
+        super().__init__(0, 640, 360, **kw)
+        self.webcam = webcam
+
+    def _open_device(self):
+        self.webcam.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        self.webcam.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        return self.webcam
+
+
+@pytest.fixture(scope="module")
+def person() -> np.ndarray:
+    return cv2.imread(str(_asset("people/bgm_0001_img.png")))  # 1920x1080
+
+
+def _preview_after(source: CameraSource, seq: int) -> np.ndarray:
+    _wait_until(lambda: source.latest()[1] > seq + 2, 5, "preview frames after the still")
+    return source.latest()[0]
+
+
+def test_camera_still_switches_to_its_mode_and_back(person: np.ndarray) -> None:
+    webcam = Webcam(person, [(640, 360), (1920, 1080)])
+    with WebcamSource(webcam, still_width=1920, still_height=1080) as source:
+        assert isinstance(source, StillSource)
+        frame, seq = source.latest()
+        assert frame.shape == (360, 640, 3)
+        still = source.capture_still()
+        assert still is not None and still.shape == (1080, 1920, 3)
+        # The photo itself, not a preview scaled up: it matches the full-size picture.
+        assert np.abs(still[1:].astype(int) - person[1:].astype(int)).mean() < 1.0
+        assert webcam.sets == [("width", 640), ("height", 360), ("width", 1920),
+                               ("height", 1080), ("width", 640), ("height", 360)]
+        assert webcam.reads[(1920, 1080)] == STILL_SKIP_FRAMES + 1
+        assert _preview_after(source, seq).shape == (360, 640, 3)
+        assert source.status() == "ok" and source.problem == ""
+
+
+@pytest.mark.parametrize("case", ["read fails", "set raises", "no such mode"])
+def test_camera_still_that_fails_gives_none_and_the_preview_goes_on(person, case) -> None:
+    webcam = Webcam(person, [(640, 360)] if case == "no such mode" else [(640, 360), (1920, 1080)],
+                    fail=(1920, 1080) if case == "read fails" else None,
+                    raises=(1920, 1080) if case == "set raises" else None)
+    with WebcamSource(webcam, still_width=1920, still_height=1080) as source:
+        seq = source.latest()[1]
+        assert source.capture_still() is None
+        assert webcam.sets[-2:] == [("width", 640), ("height", 360)]  # switched back
+        assert _preview_after(source, seq).shape == (360, 640, 3)
+        assert source.status() == "ok"
+
+
+def test_camera_without_a_still_size_and_a_lost_camera_give_none(person) -> None:
+    webcam = Webcam(person, [(640, 360), (1920, 1080)])
+    with WebcamSource(webcam) as source:
+        assert source.capture_still() is None
+        assert webcam.sets == [("width", 640), ("height", 360)]  # the device left alone
+    absent = open_source("97", still_width=1920, still_height=1080)
+    absent.start()
+    try:
+        assert absent.capture_still() is None  # at once, not after STILL_SECONDS
+    finally:
+        absent.close()

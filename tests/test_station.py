@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,7 @@ from booth.clock import ManualClock
 from booth.machine import FLASH_SECONDS, Machine, State
 from booth.renderer import Renderer, View
 from booth.screens import Screens
+from booth.sources import STILL_SKIP_FRAMES
 from booth.station import PhotoMaker, Station
 from booth.store import Store
 from booth.wiring import load_pipeline
@@ -403,3 +405,70 @@ def test_drawing_only_what_changed_gives_the_screen_a_full_redraw_gives(clip_fra
         assert np.array_equal(kept.draw(view), expected), view.state
         drawn.append(kept.changed)
     assert drawn == [True, False] + [True] * (len(views) - 2)
+
+
+def _detail(picture: np.ndarray, where: np.ndarray) -> float:
+    """Fine detail (the Laplacian's spread) of a picture over a region."""
+    grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F)[where].std())
+
+
+def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(tmp_path: Path):
+    """A webcam (tests.test_sources.Webcam: no device here) previews a real photo at 640x360
+    and has a 1920x1080 mode: at the shutter the worker takes a still in that mode, and the
+    photo is made from it at the preview's placement: the visitor stands where the screen
+    showed them, with the still's detail; the preview goes on at 640x360."""
+    from tests.test_sources import Webcam, WebcamSource
+
+    person = cv2.imread(str(asset("people/bgm_0001_img.png")))  # 1920x1080
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
+    store = Store(tmp_path / "data")
+    clock, log = ManualClock(), []
+    webcam = Webcam(person, [(640, 360), (1920, 1080)])
+    camera = WebcamSource(webcam, still_width=1920, still_height=1080)
+    camera.start()
+    station = Station(camera, Renderer(pipeline, screens),
+                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
+                                 clock=clock),
+                      Machine(1, 30), clock=clock, out=io.StringIO(), log=log.append)
+    try:
+        with station:
+            station.step()
+            station.press()
+            shutter = None
+            for _ in range(3000):
+                if station.machine.state in (State.ATTRACT, State.COUNTDOWN):
+                    clock.advance(1 / 30)  # up to the shutter; then the worker's real time
+                station.step()
+                if shutter is None and station.machine.state is not State.COUNTDOWN:
+                    shutter = station.frame, station.analysis  # what the screen froze
+                if station.outcome is not None:
+                    break
+                time.sleep(0.005)
+            outcome = station.outcome
+            assert outcome is not None and outcome.ok, outcome
+            assert outcome.made_from == "a 1920x1080 still"
+            assert log[-1].endswith("made from a 1920x1080 still")
+            assert webcam.reads[(1920, 1080)] == STILL_SKIP_FRAMES + 1
+            assert camera.latest()[0].shape == (360, 640, 3) and camera.status() == "ok"
+        assert store.count() == 1
+        frame, analysis = shutter
+        assert frame.shape == (360, 640, 3) and analysis.people.confident
+        saved = cv2.imread(str(store.resolve(outcome.link.rsplit("/", 1)[1]).path))
+    finally:
+        camera.close()
+        store.close()
+    plate = pipeline.plate
+    photo = saved[:plate.shape[0]]
+    from_preview = pipeline.final(frame, analysis)  # the photo as it was made before stills
+    cv2.imwrite(str(tmp_path / "from-still.png"), photo)  # to look at
+    cv2.imwrite(str(tmp_path / "from-preview.png"), from_preview)
+    visitor = lambda pic: np.abs(pic.astype(int) - plate.astype(int)).max(axis=2) > 40  # noqa: E731
+    in_still, in_preview = visitor(photo), visitor(from_preview)
+    inside = cv2.erode(in_preview.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    overlap = np.count_nonzero(in_still & in_preview) / np.count_nonzero(in_still | in_preview)
+    print(f"overlap {overlap:.3f}, detail {_detail(photo, inside):.1f} from the still, "
+          f"{_detail(from_preview, inside):.1f} from the preview")
+    assert overlap > 0.85, overlap  # the same place and size as on the screen
+    assert _detail(photo, inside) > 1.5 * _detail(from_preview, inside)
