@@ -203,9 +203,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from booth.store import Store
+    from booth.store import open_store
 
-    store = Store(_config(args).data_path())
+    store = open_store(_config(args))
     try:
         if args.all:
             count, what = store.purge_all(), "photos"
@@ -223,7 +223,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
     from booth.passwords import set_password
-    from booth.store import Store
+    from booth.store import open_store
 
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -234,7 +234,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
                 raise BoothError("the two passwords differ; nothing was changed")
         except EOFError:
             raise BoothError("no password given; type it at the prompt or use --stdin") from None
-    store = Store(_config(args).data_path())
+    store = open_store(_config(args))
     try:
         set_password(store, password)
     finally:

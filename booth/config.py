@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -103,6 +104,31 @@ class StationConfig:
 class StoreConfig:
     retention_hours: float = _opt(24.0, lo=0.05, hi=24.0 * 90)
     jpeg_quality: int = _opt(90, lo=50, hi=100)
+    database_url: str = _opt("", doc="the shared store's PostgreSQL, e.g. "
+                             "postgresql://booth@db.example:5432/booth (empty: SQLite in "
+                             "the data dir)")
+    photos_url: str = _opt("", doc="the shared store's bucket, e.g. s3://bucket/prefix "
+                           "(empty: the data dir)")
+    s3_endpoint_url: str = _opt("", doc="an S3-compatible server, e.g. http://127.0.0.1:8333 "
+                                "(empty: AWS)")
+    upload_wait_seconds: float = _opt(20.0, lo=0, hi=600, doc="at a clean exit, how long a "
+                                      "station waits for its photos to reach the shared store")
+
+    def __post_init__(self) -> None:
+        if bool(self.database_url) != bool(self.photos_url):
+            raise BoothError("config: store.database_url and store.photos_url go together: "
+                             "set both for a shared store, or neither for the data dir")
+        if self.database_url and urlsplit(self.database_url).scheme not in (
+                "postgresql", "postgres"):
+            raise BoothError(f"config: store.database_url = {redacted_url(self.database_url)!r}; "
+                             "use postgresql://user@host:5432/database")
+        if self.photos_url and not self.photos_url.startswith("s3://"):
+            raise BoothError(f"config: store.photos_url = {self.photos_url!r}; use "
+                             "s3://bucket or s3://bucket/prefix")
+        if self.s3_endpoint_url and urlsplit(self.s3_endpoint_url).scheme not in (
+                "http", "https"):
+            raise BoothError(f"config: store.s3_endpoint_url = {self.s3_endpoint_url!r}; use "
+                             "http://host:port or https://host")
 
 
 @dataclass
@@ -146,6 +172,14 @@ class Config:
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 _KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}

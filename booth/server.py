@@ -99,8 +99,14 @@ class WebServer:
         self._server.task_dispatcher.shutdown(timeout=2)
 
 
+SWEEP_EVERY = 10  # rounds: the shared store's sweep lists the whole bucket
+
+
 class Janitor:
-    """Deletes expired captures (file, thumbnail and row) every minute."""
+    """Deletes expired captures (file, thumbnail and row) every minute. On the shared store
+    every process runs one: each expired row is deleted by exactly one of them (and its
+    objects with it), and every tenth round one of them (an advisory lock) sweeps the bucket
+    for objects no row names."""
 
     def __init__(self, store: Store, interval: float = PURGE_INTERVAL) -> None:
         self.store, self.interval = store, interval
@@ -111,9 +117,13 @@ class Janitor:
         self._thread.start()
 
     def _run(self) -> None:
+        rounds = 0
         while True:
             try:
                 self.store.purge_expired()
+                if self.store.shared and rounds % SWEEP_EVERY == 0:
+                    self.store.sweep()
+                rounds += 1
             except Exception as exc:  # a locked or full disk must not stop the next round
                 print(f"booth: warning: purging expired photos failed: {exc}", file=sys.stderr)
             if self._stop.wait(self.interval):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -36,10 +37,30 @@ def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
                     min_person_fraction=cfg.segmentation.min_person_fraction)
 
 
-def report_status(store, status: dict) -> None:
-    """The station's health, for the staff page (which may run in another process)."""
-    with contextlib.suppress(sqlite3.Error):  # busy or full: another report comes in 2 s
-        store.set_setting("station_status", json.dumps(status))
+class StatusReporter:
+    """The station's health, for the staff page (which may run in another process), written
+    on a thread of its own: a database out of reach delays no photo. Only the newest status
+    is kept; a failed write is dropped, since another comes in 2 s."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._newest: dict | None = None
+        self._ready = threading.Condition()
+        threading.Thread(target=self._run, name="status", daemon=True).start()
+
+    def __call__(self, status: dict) -> None:
+        with self._ready:
+            self._newest = status
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._newest is None:
+                    self._ready.wait()
+                status, self._newest = self._newest, None
+            with contextlib.suppress(sqlite3.Error, BoothError):  # busy, full or unreachable
+                self.store.set_setting("station_status", json.dumps(status))
 
 
 def start_web(cfg: Config, store, *, background: bool = True):
@@ -56,10 +77,11 @@ def start_web(cfg: Config, store, *, background: bool = True):
 
 
 def serve_web(cfg: Config) -> int:
-    """`booth serve`: the web app alone, beside a station in another process or none."""
-    from booth.store import Store
+    """`booth serve`: the web app alone, beside a station in another process or none, or
+    one of the shared store's servers."""
+    from booth.store import open_store
 
-    store = Store(cfg.data_path(), gentle=True)
+    store = open_store(cfg, gentle=True)
     try:
         from booth.network import public_base_url
 
@@ -105,7 +127,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
     from booth.machine import Machine
     from booth.network import public_base_url
     from booth.sources import open_source
-    from booth.store import Store
+    from booth.store import open_store
 
     st = cfg.station
     if save_screens is not None:
@@ -118,7 +140,9 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         fullscreen=st.fullscreen and not windowed, size=(st.display_width, st.display_height))
     store = frames = web = janitor = None
     try:
-        store = Store(cfg.data_path())
+        store = open_store(cfg, station=True)
+        if store.outbox is not None:
+            store.start_uploader()
         pipeline = load_pipeline(cfg, mirror=st.mirror)
         frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds,
@@ -133,7 +157,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         station = assemble_station(
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
-            report=lambda status: report_status(store, status))
+            report=StatusReporter(store))
         station.screens.warm_up()
         return station.run(display, max_captures=max_captures, save_screens=save_screens)
     finally:
@@ -144,4 +168,18 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         if frames is not None:
             frames.close()
         if store is not None:
+            finish_uploads(store, cfg.store.upload_wait_seconds)
             store.close()
+
+
+def finish_uploads(store, wait: float) -> None:
+    """A clean exit on the shared store: the outbox's photos go up first, for at most `wait`
+    seconds; what is left goes up at the next start."""
+    if store.uploader is None:
+        return
+    if store.uploader.pending():
+        print(f"booth: uploading the last photos (at most {wait:g} s)", file=sys.stderr)
+    left = store.uploader.stop(wait)
+    if left:
+        print(f"booth: {left} photo(s) wait in the outbox for the next start "
+              f"({store.uploader.failing or 'not uploaded in time'})", file=sys.stderr)

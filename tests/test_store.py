@@ -273,6 +273,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     try:
         capture = store.resolve(token)
         assert capture is not None and capture.id == 7 and capture.downloads == 2
+        assert not capture.pending
         assert capture.path.read_bytes() == b"\xff\xd8photo\xff\xd9"
         assert check_password(store, "correct horse battery")
         assert store.get_setting("station_status") == '{"camera": "ok"}'
@@ -283,7 +284,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
         store.close()
     db = sqlite3.connect(data / "booth.sqlite3")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         keys = {k for (k,) in db.execute("SELECT key FROM settings")}
         assert keys == {"last_capture_id", "station_status"}
     finally:

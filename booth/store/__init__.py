@@ -18,30 +18,51 @@ Capture and TMP_PREFIX.
 from __future__ import annotations
 
 import sqlite3
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from booth.errors import BoothError
+from booth.errors import BoothError, StoreUnavailable
 from booth.store.captures import Capture, CaptureRows
 from booth.store.db import Database
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
-from booth.store.keys import SecretFiles
+from booth.store.keys import SecretFiles, SecretRows
+from booth.store.photos import Photo, PhotoDir
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
 from booth.store.settings import Settings
-from booth.store.sweep import sweep
+from booth.store.sweep import sweep, sweep_bucket
 
-__all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Store"]
+__all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Photo", "Shared", "Store",
+           "StoreUnavailable", "open_store"]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Where the shared store is: [store] database_url, photos_url, s3_endpoint_url."""
+
+    database_url: str
+    photos_url: str
+    s3_endpoint_url: str = ""
 
 
 class Store(CaptureRows, Settings, StaffSessions):
-    """gentle=True for a process that runs beside a station (the web server alone): its
-    start-up sweep leaves young files alone, since the station may be writing them."""
+    """The data dir's store (SQLite and files), or with `shared` the shared one (PostgreSQL
+    and a bucket). gentle=True for a process that runs beside a station (the web server
+    alone): its start-up sweep leaves young files alone, since the station may be writing
+    them. outbox=True for a station on the shared store: its photos wait in data_dir/outbox
+    until the uploader (start_uploader) has put them in the shared store."""
 
-    def __init__(self, data_dir: Path, *, gentle: bool = False) -> None:
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir: Path | None, *, gentle: bool = False,
+                 shared: Shared | None = None, outbox: bool = False) -> None:
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self._leftovers: set[Path] = set()
+        self.outbox = self.uploader = None
+        if shared is not None:
+            self._open_shared(shared, outbox)
+            return
         self.photos = self.data_dir / "photos"
         self.db_path = self.data_dir / "booth.sqlite3"
-        self._leftovers: set[Path] = set()
         try:
             for folder in (self.data_dir, self.photos):
                 make_private_dir(folder)
@@ -49,8 +70,8 @@ class Store(CaptureRows, Settings, StaffSessions):
                 probe_writable(folder)
             self.secrets = SecretFiles(self.data_dir / "secrets")
         except OSError as exc:
-            raise BoothError(f"data dir {self.data_dir} is not writable ({reason(exc)}); "
-                             "pass --data-dir with a folder you can write to") from None
+            raise _not_writable(self.data_dir, exc) from None
+        self.photo_files = PhotoDir(self.photos)
         self.db = Database(self.db_path, self.secrets)
         try:
             self.sweep(gentle=gentle)
@@ -60,9 +81,56 @@ class Store(CaptureRows, Settings, StaffSessions):
                 raise self.db.error(exc) from None
             raise
 
+    def _open_shared(self, shared: Shared, outbox: bool) -> None:
+        # Imported here: a booth on its own data dir never loads psycopg or boto3.
+        from booth.store.bucket import Bucket
+        from booth.store.outbox import Outbox
+        from booth.store.pg import PgDatabase
+
+        self.photos = None
+        if outbox:
+            try:
+                self.outbox = Outbox(self.data_dir / "outbox")
+            except OSError as exc:
+                raise _not_writable(self.data_dir, exc) from None
+        self.photo_files = Bucket(shared.photos_url, shared.s3_endpoint_url)
+        self.db = PgDatabase(shared.database_url)
+        self.secrets = SecretRows(self.db)
+
+    @property
+    def shared(self) -> bool:
+        return self.photos is None
+
+    def start_uploader(self):
+        """A station on the shared store: move its outbox up in the background."""
+        from booth.store.outbox import Uploader
+
+        self.uploader = Uploader(self, self.outbox)
+        self.uploader.start()
+        return self.uploader
+
     def sweep(self, gentle: bool = False) -> int:
-        """See booth.store.sweep; returns how many files and rows it removed."""
-        return sweep(self.db, self.data_dir, self.photos, gentle)
+        """See booth.store.sweep; returns how many files and rows it removed. On the shared
+        store one process at a time sweeps (the others skip)."""
+        if not self.shared:
+            return sweep(self.db, self.data_dir, self.photos, gentle)
+        with self.db.exclusive("sweep") as mine:
+            return sweep_bucket(self.db, self.photo_files, time.time()) if mine else 0
 
     def close(self) -> None:
         self.db.close()
+
+
+def _not_writable(data_dir: Path, exc: OSError) -> BoothError:
+    return BoothError(f"data dir {data_dir} is not writable ({reason(exc)}); "
+                      "pass --data-dir with a folder you can write to")
+
+
+def open_store(cfg, *, gentle: bool = False, station: bool = False) -> Store:
+    """The store [store] configures: the shared one when database_url and photos_url are
+    set, else the data dir's. station=True: a station, which keeps an outbox."""
+    s = cfg.store
+    if s.database_url or s.photos_url:
+        shared = Shared(s.database_url, s.photos_url, s.s3_endpoint_url)
+        return Store(cfg.data_path() if station else None, shared=shared, outbox=station)
+    return Store(cfg.data_path(), gentle=gentle)

@@ -1,4 +1,8 @@
-"""Captures: one row per photo, pointing at its files; tokens stored as SHA-256 only."""
+"""Captures: one row per photo, pointing at its files; tokens stored as SHA-256 only.
+
+The rows are in SQLite or PostgreSQL (self.db), the files in the data dir or a bucket
+(self.photo_files). A station on the shared store publishes into its outbox
+(booth.store.outbox); its uploader then calls register_pending and mark_uploaded."""
 
 from __future__ import annotations
 
@@ -10,15 +14,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from booth.errors import BoothError
 from booth.store.db import Database
 from booth.store.files import fsync_dir, reason, remove, write_file
 
+if TYPE_CHECKING:
+    from booth.store.outbox import Outbox, Uploader
+    from booth.store.pg import PgDatabase
+    from booth.store.photos import Photo, PhotoFiles
+
 # token_urlsafe(16) gives 22 characters; accept a little more so longer tokens stay valid if
 # the size is ever raised, and refuse anything else before hashing it.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_COLUMNS = "id, filename, thumb_filename, created_at, expires_at, downloads"
+_COLUMNS = "id, filename, thumb_filename, created_at, expires_at, downloads, pending"
 _LAST_ID = "last_capture_id"  # settings key: the highest capture id ever given
 
 
@@ -27,11 +37,13 @@ class Capture:
     id: int
     token: str | None  # the plain token, only in publish()'s result; never stored
     filename: str
-    path: Path
+    path: Path | None
     created_at: float
     expires_at: float
     downloads: int
-    thumb_path: Path | None = None
+    thumb_path: Path | None = None  # path and thumb_path: in the data dir, else None
+    thumb_filename: str | None = None
+    pending: bool = False  # still on its way from the station to the shared store
 
 
 def token_hash(token: str) -> str:
@@ -39,10 +51,15 @@ def token_hash(token: str) -> str:
 
 
 class CaptureRows:
-    """Mixed into Store: needs self.db (Database), self.photos and self._leftovers."""
+    """Mixed into Store: needs self.db (Database or PgDatabase), self.photo_files,
+    self.photos (the data dir's photos folder, None for a bucket), self.outbox (None but on
+    a shared store's station), self.uploader and self._leftovers."""
 
-    db: Database
-    photos: Path
+    db: Database | PgDatabase
+    photo_files: PhotoFiles
+    photos: Path | None
+    outbox: Outbox | None
+    uploader: Uploader | None
     _leftovers: set[Path]
 
     def _write_file(self, data: bytes, name: str, written: list[Path]) -> Path:
@@ -56,11 +73,14 @@ class CaptureRows:
         if not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
         now = time.time() if now is None else now
-        self._remove_leftovers()
         token = secrets.token_urlsafe(16)  # 128 bits
         # A new name every time: replacing an existing file fails on Windows while a
         # download holds it open, and a name is never reused for another visitor.
         stem = uuid.uuid4().hex
+        if self.outbox is not None:
+            return self._publish_to_outbox(token, stem, now, ttl_seconds,
+                                           {"photo": jpeg, "raw": raw_jpeg, "thumb": thumb_jpeg})
+        self._remove_leftovers()
         written: list[Path] = []
         try:
             files = [self._write_file(jpeg, f"{stem}.jpg", written)]
@@ -101,7 +121,41 @@ class CaptureRows:
                 raise BoothError(f"could not save the photo: {exc}") from exc
             raise
         return Capture(new_id, token, files[0].name, files[0], now, now + ttl_seconds, 0,
-                       extra.get("thumb"))
+                       extra.get("thumb"), names.get("thumb"))
+
+    def _publish_to_outbox(self, token: str, stem: str, now: float, ttl_seconds: float,
+                           data: dict[str, bytes | None]) -> Capture:
+        """The shared store: the photo waits on this disk until the uploader has put it in
+        the database and the bucket; its link works at once (it says "on its way")."""
+        files = {kind: (f"{stem}.jpg" if kind == "photo" else f"{stem}-{kind}.jpg", jpeg)
+                 for kind, jpeg in data.items() if jpeg is not None}
+        try:
+            self.outbox.add(files, token_hash=token_hash(token), created_at=now,
+                            expires_at=now + ttl_seconds)
+        except OSError as exc:
+            raise BoothError(f"could not save the photo: {reason(exc)}") from exc
+        if self.uploader is not None:
+            self.uploader.notify()
+        thumb = files.get("thumb", (None,))[0]
+        return Capture(0, token, files["photo"][0], None, now, now + ttl_seconds, 0, None,
+                       thumb, pending=True)
+
+    def register_pending(self, hashed_token: str, files: dict[str, str], created_at: float,
+                         expires_at: float) -> None:
+        """A station's photo is on its way: its link finds it (and says so) from now on.
+        Done again after a crash, it changes nothing."""
+        self.db.execute(
+            "INSERT INTO captures (token_hash, filename, raw_filename, thumb_filename,"
+            " created_at, expires_at, pending) VALUES (?, ?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT (token_hash) DO NOTHING",
+            (hashed_token, files["photo"], files.get("raw"), files.get("thumb"), created_at,
+             expires_at))
+
+    def mark_uploaded(self, hashed_token: str) -> bool:
+        """The photo's files are in the bucket: serve it. False if its row is gone (deleted
+        while on its way)."""
+        return self.db.execute("UPDATE captures SET pending = 0 WHERE token_hash = ?",
+                               (hashed_token,)).rowcount > 0
 
     def _remove_leftovers(self) -> None:
         """Files a failed publish could not remove (its folder had turned read-only): removed
@@ -111,9 +165,23 @@ class CaptureRows:
                 self._leftovers.discard(path)
 
     def _capture(self, row: tuple) -> Capture:
-        id_, filename, thumb, created_at, expires_at, downloads = row
-        return Capture(id_, None, filename, self.photos / filename, created_at, expires_at,
-                       downloads, self.photos / thumb if thumb else None)
+        id_, filename, thumb, created_at, expires_at, downloads, pending = row
+        local = self.photos
+        return Capture(id_, None, filename, local / filename if local else None, created_at,
+                       expires_at, downloads, local / thumb if local and thumb else None,
+                       thumb, bool(pending))
+
+    def open_photo(self, capture: Capture, *, thumb: bool = False) -> Photo | None:
+        """The capture's photo (or its thumbnail, falling back to the photo), opened for
+        reading; None if it is gone. Opened now, so a delete from here on cannot cut a
+        download short (POSIX keeps an open file readable; a bucket's stream is open)."""
+        if capture.pending:
+            return None
+        if thumb and capture.thumb_filename:
+            photo = self.photo_files.open(capture.thumb_filename)
+            if photo is not None:
+                return photo
+        return self.photo_files.open(capture.filename)
 
     def resolve(self, token: str, now: float | None = None) -> Capture | None:
         """The live capture for a download token, or None (unknown, malformed or expired)."""
@@ -148,14 +216,12 @@ class CaptureRows:
         """Delete matching rows, then their files. Row first: once the row is gone no link
         opens the photo, and a file that cannot be removed now (open on Windows) is
         unreferenced, so the next sweep takes it."""
-        with self.db.write() as db:
-            rows = db.execute(f"SELECT filename, raw_filename, thumb_filename FROM captures "
-                              f"WHERE {where}", args).fetchall()
-            db.execute(f"DELETE FROM captures WHERE {where}", args)
+        rows = self.db.all(f"DELETE FROM captures WHERE {where} "
+                           "RETURNING filename, raw_filename, thumb_filename", args)
         for names in rows:
             for name in names:
                 if name:
-                    remove(self.photos / name)
+                    self.photo_files.delete(name)
         return len(rows)
 
     def delete(self, capture_ids: list[int]) -> int:

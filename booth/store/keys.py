@@ -64,3 +64,29 @@ class SecretFiles:
             remove(tmp)
         fsync_dir(self.folder)
         return self.read(name) or ""
+
+
+class SecretRows:
+    """The shared store's secrets, as rows of its database: every server behind one public
+    address must sign and check the same staff cookies and password. The database then
+    holds them, so it is guarded like them (see the README's deployment section)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+
+    def read(self, name: str) -> str | None:
+        row = self.db.one("SELECT value FROM secrets WHERE name = ?", (name,))
+        return row[0] if row and row[0] else None
+
+    def write(self, name: str, value: str) -> None:
+        self.db.execute("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET value = excluded.value", (name, value))
+
+    def delete(self, name: str) -> None:
+        self.db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+
+    def read_or_create(self, name: str, make: Callable[[], str]) -> str:
+        """Two processes starting at once agree on one: the first insert wins."""
+        self.db.execute("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                        "DO NOTHING", (name, make()))
+        return self.read(name) or ""

@@ -1,7 +1,9 @@
 """The database's schema as numbered migrations, applied in order when a store opens.
 
-PRAGMA user_version holds the number of the last step applied. A step is added at the end
-and never changed once released, so every older database upgrades in place.
+SQLite (the station's own store): PRAGMA user_version holds the number of the last step
+applied. PostgreSQL (the shared store): its own list of steps, numbered in a schema_version
+table. A step is added at the end and never changed once released, so every older database
+upgrades in place.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ def _v2_staff_sessions_and_secrets_out(db: sqlite3.Connection, secrets: SecretFi
                "('secret_key', 'staff_session_epoch', 'staff_password_hash')")
 
 
+def _v3_pending(db: sqlite3.Connection, secrets: SecretFiles) -> None:
+    """A capture whose photo is still on its way from a station (shared store only; the
+    column keeps the two schemas alike)."""
+    db.execute("ALTER TABLE captures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection, SecretFiles], None], ...] = (
     _v1_captures_and_settings,
     _v2_staff_sessions_and_secrets_out,
+    _v3_pending,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -80,3 +89,49 @@ def migrate(db: sqlite3.Connection, secrets: SecretFiles, where: str) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+# The shared store. Ids come from a sequence (never reused, as in SQLite's settings row);
+# pending is 1 from a station's first report of a photo until its files are in the bucket.
+# Secrets are rows here: every server must sign and check the same staff cookies.
+PG_MIGRATIONS: tuple[str, ...] = (
+    """CREATE TABLE captures (
+        id BIGSERIAL PRIMARY KEY,
+        token_hash TEXT UNIQUE NOT NULL,
+        filename TEXT NOT NULL,
+        raw_filename TEXT,
+        thumb_filename TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        downloads INTEGER NOT NULL DEFAULT 0,
+        pending SMALLINT NOT NULL DEFAULT 0);
+    CREATE INDEX captures_created ON captures (created_at);
+    CREATE INDEX captures_expires ON captures (expires_at);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE staff_sessions (id_hash TEXT PRIMARY KEY,
+                                 created_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE rate_limits (key TEXT PRIMARY KEY, window_end DOUBLE PRECISION NOT NULL,
+                              hits INTEGER NOT NULL)""",
+)
+PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+_PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time
+
+
+def migrate_pg(conn, where: str) -> None:
+    """Apply the missing steps in one transaction, under an advisory lock, so that stations
+    and servers starting at once do not race (conn: a psycopg connection in autocommit)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else 0
+        if version > PG_SCHEMA_VERSION:
+            raise BoothError(f"database {where} is from a newer selfie-booth (schema "
+                             f"{version}); upgrade this one")
+        for step in PG_MIGRATIONS[version:]:
+            conn.execute(step)
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (PG_SCHEMA_VERSION,))
+        else:
+            conn.execute("UPDATE schema_version SET version = %s", (PG_SCHEMA_VERSION,))

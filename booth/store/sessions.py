@@ -42,5 +42,5 @@ class StaffSessions:
 
     def end_sessions(self, older_than: float | None = None) -> int:
         """End every staff session (a new password), or those started before older_than."""
-        where, args = ("created_at < ?", (older_than,)) if older_than is not None else ("1", ())
+        where, args = ("created_at < ?", (older_than,)) if older_than is not None else ("1 = 1", ())
         return self.db.execute(f"DELETE FROM staff_sessions WHERE {where}", args).rowcount

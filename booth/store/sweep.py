@@ -65,3 +65,24 @@ def sweep(db: Database, data_dir: Path, photos: Path, gentle: bool = False) -> i
                 if not gentle or now - probe.stat().st_mtime >= _GENTLE_TMP_AGE:
                     removed += remove(probe)
     return removed
+
+
+def sweep_bucket(db, photo_files, now: float) -> int:
+    """The shared store's sweep: rows whose photo is gone from the bucket, and objects no row
+    names (a purge killed between the row and the object). The rows are read before the
+    bucket is listed, and objects younger than _GENTLE_TMP_AGE are spared, so an upload in
+    progress (its row registered first, then its files put) is never taken for either."""
+    removed = 0
+    rows = db.all("SELECT id, filename, raw_filename, thumb_filename, pending FROM captures")
+    listing = photo_files.listing()
+    referenced = set()
+    for id_, *names, pending in rows:
+        if not pending and names[0] not in listing:
+            removed += db.execute("DELETE FROM captures WHERE id = ? AND pending = 0",
+                                  (id_,)).rowcount
+            continue
+        referenced.update(n for n in names if n)
+    for name, modified in listing.items():
+        if name not in referenced and now - modified >= _GENTLE_TMP_AGE:
+            removed += photo_files.delete(name)
+    return removed

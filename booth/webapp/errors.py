@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, make_response, render_template, request
+from flask import Flask, make_response, render_template, request, send_file
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import BadHost, HTTPException
 
+from booth.errors import StoreUnavailable
 from booth.i18n import N_
+from booth.store import Photo
 from booth.webapp.languages import current
 from booth.webapp.security import private
 
@@ -29,6 +31,27 @@ def _message(title: str, message: str, code: int):
     _ = current().gettext
     return make_response(render_template("message.html", title=_(title), message=_(message)),
                          code)
+
+
+RETRY_SECONDS = 5
+
+
+def on_its_way(code: int, *, unavailable: bool = False):
+    """A photo still on its way from the station (200 for its page, 503 for its image and
+    forms), or the shared store out of reach (503): a page that refreshes itself."""
+    response = make_response(render_template("on_its_way.html", retry_seconds=RETRY_SECONDS,
+                                             unavailable=unavailable), code)
+    response.headers["Retry-After"] = str(RETRY_SECONDS)
+    return private(response)
+
+
+def photo_response(photo: Photo, attachment_name: str | None = None):
+    """A stored photo, streamed from its file or its bucket (closed at the end)."""
+    response = send_file(photo.stream, mimetype="image/jpeg",
+                         as_attachment=attachment_name is not None,
+                         download_name=attachment_name, conditional=False, max_age=0)
+    response.content_length = photo.length
+    return private(response)
 
 
 def not_found():
@@ -65,6 +88,15 @@ def init(app: Flask) -> None:
         response = _message(*_MESSAGES.get(code, _ELSE), code)
         if code == 429 and request.path.startswith("/p/"):
             private(response)
+        return response
+
+    @app.errorhandler(StoreUnavailable)
+    def handle_unavailable(exc: StoreUnavailable):
+        app.logger.warning("%s on %s", exc, request.path)
+        if request.path.startswith("/p/"):
+            return on_its_way(503, unavailable=True)
+        response = _message(*_MESSAGES[503], 503)
+        response.headers["Retry-After"] = str(RETRY_SECONDS)
         return response
 
     @app.errorhandler(Exception)

@@ -27,7 +27,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     session,
     url_for,
 )
@@ -35,6 +34,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from booth.passwords import check_password, has_password
 from booth.store import Capture, Store
+from booth.webapp.errors import photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
 from booth.webapp.visitor import expiry_text
@@ -259,18 +259,6 @@ def _capture_or_404(capture_id: int) -> Capture | None:
     return store().get(capture_id)
 
 
-def _image(path):
-    if path is None:
-        return None
-    try:
-        # Opened here, not by send_file: a photo deleted between a check and send_file's
-        # stat() (a visitor's delete, the janitor) would end in a 500.
-        f = path.open("rb")
-    except OSError:  # gone, or not a file
-        return None
-    return private(send_file(f, mimetype="image/jpeg", conditional=False, max_age=0))
-
-
 def _no_photo():
     _ = current().gettext
     return private(_problem(404, _("Photo not found"), _("This photo does not exist any more: "
@@ -283,7 +271,8 @@ def thumb(capture_id: int):
     if capture is None:
         return _no_photo()
     # A capture without a thumbnail shows the photo itself.
-    return _image(capture.thumb_path) or _image(capture.path) or _no_photo()
+    photo = store().open_photo(capture, thumb=True)
+    return _no_photo() if photo is None else photo_response(photo)
 
 
 @bp.get("/photo/<int:capture_id>.jpg")
@@ -291,7 +280,8 @@ def photo(capture_id: int):
     capture = _capture_or_404(capture_id)
     if capture is None:
         return _no_photo()
-    return _image(capture.path) or _no_photo()
+    photo = store().open_photo(capture)
+    return _no_photo() if photo is None else photo_response(photo)
 
 
 # --- delete and purge ------------------------------------------------------------------

@@ -12,13 +12,12 @@ from flask import (
     current_app,
     render_template,
     request,
-    send_file,
     send_from_directory,
 )
 
 from booth.i18n import Language, shipped
 from booth.store import Capture, Store
-from booth.webapp.errors import not_found
+from booth.webapp.errors import not_found, on_its_way, photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import MISS_LIMIT, private, rate_limits
 
@@ -51,20 +50,17 @@ def expiry_text(expires_at: float, now: float | None = None,
 
 def _live(token: str) -> Capture | None:
     capture = store().resolve(token)
-    return capture if capture is not None and capture.path.is_file() else None
+    if capture is None or (capture.path is not None and not capture.path.is_file()):
+        return None  # (a photo in a bucket is looked for when it is opened)
+    return capture
 
 
 def _image(capture: Capture, *, attachment: bool):
-    try:
-        # Opened here, so a delete from now on cannot cut the download short (the file
-        # stays readable while open on POSIX; Windows refuses the delete, sweep retries).
-        f = capture.path.open("rb")
-    except OSError:  # deleted between the lookup and now
+    # Opened here, so a delete from now on cannot cut the download short.
+    photo = store().open_photo(capture)
+    if photo is None:  # deleted between the lookup and now
         return not_found()
-    response = send_file(f, mimetype="image/jpeg", as_attachment=attachment,
-                         download_name=download_name(capture), conditional=False,
-                         max_age=0)
-    return private(response)
+    return private(photo_response(photo, download_name(capture) if attachment else None))
 
 
 @bp.get("/")
@@ -96,6 +92,8 @@ def photo_route(rule: str, methods: tuple[str, ...] = ("GET",)):
             if capture is None:
                 limits.require(MISS_LIMIT, "photo-miss")
                 return not_found()
+            if capture.pending:  # the page waits; the image and the forms are not there yet
+                return on_its_way(200 if view is photo_page else 503)
             return view(token, capture)
 
         return bp.route(rule, methods=list(methods))(lookup)

@@ -1,0 +1,182 @@
+"""A station's outbox for the shared store: every capture is kept on the station's own disk
+until the database and the bucket have it, so a network that is not there loses nothing.
+
+A capture is a few files (photo, thumbnail, raw frame) and a record, `<stem>.json`, written
+last: an entry exists once its record does. The uploader takes entries oldest first:
+1. it registers the capture's row as pending (the photo's link then says "on its way");
+2. it puts the files in the bucket (the same names again after a crash: no duplicate);
+3. it marks the row uploaded, and only then removes the entry.
+A SIGKILL at any point leaves the entry, and the next start carries on from it. A row that
+is gone at step 3 was deleted while on its way (a staff purge): its files leave the bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from booth.errors import StoreUnavailable
+from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
+
+MAX_BACKOFF = 8.0  # seconds between tries while a service is down: links work soon after
+
+
+@dataclass
+class Entry:
+    record: Path
+    token_hash: str
+    created_at: float
+    expires_at: float
+    files: dict[str, str]  # kind ("photo", "raw", "thumb") -> name
+    registered: bool
+
+    def data(self) -> dict:
+        return {"token_hash": self.token_hash, "created_at": self.created_at,
+                "expires_at": self.expires_at, "files": self.files,
+                "registered": self.registered}
+
+
+class Outbox:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        make_private_dir(folder)
+        self._clean()
+
+    def _clean(self) -> None:
+        """Files of a capture whose record was never written (killed while saving it)."""
+        wanted = {name for e in self.entries() for name in e.files.values()}
+        for path in self.folder.iterdir():
+            if path.name.startswith(TMP_PREFIX) or (
+                    path.suffix != ".json" and path.name not in wanted):
+                remove(path)
+
+    def add(self, files: dict[str, tuple[str, bytes]], *, token_hash: str,
+            created_at: float, expires_at: float) -> Entry:
+        """files: kind -> (name, bytes). Written and synced, then the record: all or none."""
+        written: list[Path] = []
+        stem = Path(files["photo"][0]).stem
+        entry = Entry(self.folder / f"{stem}.json", token_hash, created_at, expires_at,
+                      {kind: name for kind, (name, _) in files.items()}, False)
+        try:
+            for name, data in files.values():
+                write_file(self.folder, name, data, written)
+            fsync_dir(self.folder)
+            self._write_record(entry, written)
+        except BaseException:
+            for path in written:
+                remove(path)
+            raise
+        return entry
+
+    def _write_record(self, entry: Entry, written: list[Path] | None = None) -> None:
+        write_file(self.folder, entry.record.name, json.dumps(entry.data()).encode(),
+                   [] if written is None else written)
+        fsync_dir(self.folder)
+
+    def mark_registered(self, entry: Entry) -> None:
+        entry.registered = True
+        self._write_record(entry)
+
+    def read(self, name: str) -> bytes:
+        return (self.folder / name).read_bytes()
+
+    def entries(self) -> list[Entry]:
+        """Oldest first. A record that cannot be read is skipped (and left for a person)."""
+        found = []
+        for record in self.folder.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                d = json.loads(record.read_text(encoding="utf-8"))
+                found.append(Entry(record, str(d["token_hash"]), float(d["created_at"]),
+                                   float(d["expires_at"]), dict(d["files"]),
+                                   bool(d["registered"])))
+        return sorted(found, key=lambda e: e.created_at)
+
+    def remove(self, entry: Entry) -> None:
+        """The record first: a crash in between leaves files that _clean removes."""
+        remove(entry.record)
+        for name in entry.files.values():
+            remove(self.folder / name)
+        fsync_dir(self.folder)
+
+
+class Uploader:
+    """Moves a station's outbox into the shared store on a thread of its own, with retry
+    and backoff while the database or the bucket cannot be reached."""
+
+    def __init__(self, store, outbox: Outbox, *, clock=time.time) -> None:
+        self.store, self.outbox, self.clock = store, outbox, clock
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+        self.failing = ""  # why the last try failed ("" once it works again)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A new entry: upload it now."""
+        self._wake.set()
+
+    def pending(self) -> int:
+        return len(self.outbox.entries())
+
+    def upload_one(self, entry: Entry) -> None:
+        store, files = self.store, entry.files
+        if entry.expires_at <= self.clock():
+            self.outbox.remove(entry)  # its link has expired: nobody may see it any more
+            return
+        if not entry.registered:
+            store.register_pending(entry.token_hash, files, entry.created_at,
+                                   entry.expires_at)
+            self.outbox.mark_registered(entry)
+        for name in files.values():
+            store.photo_files.put(name, self.outbox.read(name))
+        if not store.mark_uploaded(entry.token_hash):
+            for name in files.values():  # deleted while on its way
+                store.photo_files.delete(name)
+        self.outbox.remove(entry)
+
+    def upload_all(self) -> int:
+        """Every entry now, oldest first; raises StoreUnavailable at the first failure."""
+        done = 0
+        for entry in self.outbox.entries():
+            self.upload_one(entry)
+            done += 1
+        return done
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.upload_all()
+                if self.failing:
+                    print("booth: the shared store is back; the photos are uploading again",
+                          file=sys.stderr)
+                self.failing, delay = "", 0.0
+            except StoreUnavailable as exc:
+                if not self.failing:
+                    print(f"booth: warning: {exc}; the photos wait in the outbox and go up "
+                          "when it is back", file=sys.stderr)
+                self.failing, delay = str(exc), min(max(1.0, 2 * delay), MAX_BACKOFF)
+            except Exception as exc:  # a full disk, a broken record: try again later
+                print(f"booth: warning: uploading a photo failed: {exc}", file=sys.stderr)
+                self.failing, delay = str(exc), MAX_BACKOFF
+            self._wake.wait(delay if self.failing else None)
+
+    def stop(self, timeout: float) -> int:
+        """Finish the pending uploads, waiting at most `timeout` seconds; returns how many
+        entries are left for the next start (an upload cut short is simply done again)."""
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and self.pending() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.1)
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+        return self.pending()
