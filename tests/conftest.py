@@ -7,8 +7,12 @@ Tests that need a missing file or tool skip with the reason on a developer's mac
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +63,74 @@ def plate_config():
     cfg = Config()
     cfg.scene.plate = str(asset(PLATE))
     return cfg
+
+
+# Real PostgreSQL and S3 servers (tests/services.py): one of each per test session, started
+# only when a test asks for it; every test gets its own database or bucket on it.
+
+def _started(stack: contextlib.ExitStack, service):
+    from tests.services import ServiceUnavailable
+
+    try:
+        return stack.enter_context(service)
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL 15 server: .url, .new_database(), .stop()/.start() (same port, same data)."""
+    from tests.services import postgres_server
+
+    with contextlib.ExitStack() as stack:
+        yield _started(stack, postgres_server())
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A SeaweedFS S3 server: .endpoint_url, .new_bucket(), .client, .env (credentials),
+    .stop()/.start() (same ports, same data)."""
+    from tests.services import s3_server as start_s3
+
+    with contextlib.ExitStack() as stack:
+        yield _started(stack, start_s3())
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Iterator[str]:
+    """The URL of a fresh database of its own, dropped after the test."""
+    pg_server.start()  # back if an earlier test left it stopped
+    url = pg_server.new_database()
+    yield url
+    with contextlib.suppress(Exception):  # this test may have left the server down
+        pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    name: str
+    endpoint_url: str
+    client: Any  # a boto3 S3 client with the test credentials
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.name}"
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+    """A fresh bucket of its own, removed after the test; the AWS_* credentials that the
+    server accepts are set in the environment, as the product reads them."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    s3_server.start()  # back if an earlier test left it stopped
+    bucket = S3Bucket(s3_server.new_bucket(), s3_server.endpoint_url, s3_server.client)
+    yield bucket
+    with contextlib.suppress(Exception):  # this test may have left the server down
+        s3_server.client.delete_bucket(Bucket=bucket.name)  # with its objects (SeaweedFS)
+
+
+@pytest.fixture
+def s3_store_url(s3_bucket: S3Bucket) -> str:
+    """s3://BUCKET for a fresh bucket; its server is at s3_bucket.endpoint_url."""
+    return s3_bucket.url
