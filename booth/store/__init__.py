@@ -118,6 +118,8 @@ class Store(CaptureRows, Settings, StaffSessions):
             return sweep_bucket(self.db, self.photo_files, time.time()) if mine else 0
 
     def close(self) -> None:
+        if self.uploader is not None:
+            self.uploader.stop(0)
         self.db.close()
 
 

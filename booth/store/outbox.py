@@ -125,29 +125,38 @@ class Uploader:
     def pending(self) -> int:
         return len(self.outbox.entries())
 
-    def upload_one(self, entry: Entry) -> None:
-        store, files = self.store, entry.files
-        if entry.expires_at <= self.clock():
-            self.outbox.remove(entry)  # its link has expired: nobody may see it any more
-            return
+    def register(self, entry: Entry) -> None:
+        """Step 1: the link finds the photo (and says it is on its way)."""
         if not entry.registered:
-            store.register_pending(entry.token_hash, files, entry.created_at,
-                                   entry.expires_at)
+            self.store.register_pending(entry.token_hash, entry.files, entry.created_at,
+                                        entry.expires_at)
             self.outbox.mark_registered(entry)
-        for name in files.values():
+
+    def upload(self, entry: Entry) -> None:
+        """Steps 2 and 3: the files into the bucket, then the row marked uploaded."""
+        store, names = self.store, entry.files.values()
+        for name in names:
             store.photo_files.put(name, self.outbox.read(name))
         if not store.mark_uploaded(entry.token_hash):
-            for name in files.values():  # deleted while on its way
+            for name in names:  # deleted while on its way
                 store.photo_files.delete(name)
         self.outbox.remove(entry)
 
     def upload_all(self) -> int:
-        """Every entry now, oldest first; raises StoreUnavailable at the first failure."""
-        done = 0
+        """Every entry now, oldest first: all links registered first (the database may be
+        up while the bucket is down), then the files. Raises StoreUnavailable at the first
+        failure; returns how many photos went up."""
+        entries = []
         for entry in self.outbox.entries():
-            self.upload_one(entry)
-            done += 1
-        return done
+            if entry.expires_at <= self.clock():
+                self.outbox.remove(entry)  # its link has expired: nobody may see it any more
+            else:
+                entries.append(entry)
+        for entry in entries:
+            self.register(entry)
+        for entry in entries:
+            self.upload(entry)
+        return len(entries)
 
     def _run(self) -> None:
         delay = 0.0

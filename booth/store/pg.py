@@ -22,6 +22,10 @@ from booth.store.schema import migrate_pg
 
 CONNECT_TIMEOUT = 5  # seconds for a new connection: an unreachable server says so quickly
 WAIT = 3.0  # seconds a request waits for a pooled connection before its 503 page
+# The pool retries a lost server with a doubling delay, until this many seconds; then the
+# next request starts over at one second. Short, so a server back after a long outage is
+# used again within seconds, not after the delay has doubled to minutes.
+RECONNECT_WINDOW = 10.0
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -61,6 +65,7 @@ class PgDatabase:
         self.where = redacted_url(url)
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=WAIT, open=False,
+            reconnect_timeout=RECONNECT_WINDOW,
             # A connection broken by a restart of the server is replaced, not handed out.
             check=psycopg_pool.ConnectionPool.check_connection,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,

@@ -204,7 +204,10 @@ def _bytes_text(n: float) -> str:
 
 
 def _disk() -> tuple[str, str, bool]:
-    """(free space, share free, whether it is getting low) of the data dir's disk."""
+    """(free space, share free, whether it is getting low) of the data dir's disk; nothing
+    for the shared store, whose photos are in a bucket."""
+    if store().shared:
+        return "", "", False
     try:
         usage = shutil.disk_usage(store().data_dir)
     except OSError:

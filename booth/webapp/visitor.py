@@ -75,14 +75,17 @@ def fonts(name: str):
     return send_from_directory(font_lato.font_directory, name, max_age=86400)
 
 
-def photo_route(rule: str, methods: tuple[str, ...] = ("GET",)):
+def photo_route(rule: str, methods: tuple[str, ...] = ("GET",), *, waiting_status: int = 503):
     """A rate-limited route for one live photo: the view gets (token, capture), and every
     miss gets the same not-found page.
 
     Every request counts against the phone's photo limit. Misses also count against a much
     smaller one, and past it get 429 instead of 404; a valid link is still served, so a
     scan from an address a visitor shares (mobile carriers' NAT) cannot lock them out. That
-    costs nothing: a 128-bit token is not found by scanning, however fast."""
+    costs nothing: a 128-bit token is not found by scanning, however fast.
+
+    A photo still on its way from the station gets a page that refreshes itself, with
+    waiting_status (200 for the photo's own page; 503 with Retry-After for the rest)."""
     def register(view):
         @functools.wraps(view)
         def lookup(token: str):
@@ -93,7 +96,7 @@ def photo_route(rule: str, methods: tuple[str, ...] = ("GET",)):
                 limits.require(MISS_LIMIT, "photo-miss")
                 return not_found()
             if capture.pending:  # the page waits; the image and the forms are not there yet
-                return on_its_way(200 if view is photo_page else 503)
+                return on_its_way(waiting_status)
             return view(token, capture)
 
         return bp.route(rule, methods=list(methods))(lookup)
@@ -104,7 +107,7 @@ def _page(template: str, **context):
     return private(current_app.make_response(render_template(template, **context)))
 
 
-@photo_route("/p/<token>")
+@photo_route("/p/<token>", waiting_status=200)
 def photo_page(token: str, capture: Capture):
     return _page("photo.html", token=token, filename=download_name(capture),
                  expires=expiry_text(capture.expires_at, lang=current()))
