@@ -32,14 +32,16 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 import botocore.config
 import psycopg
 from psycopg import sql
 
+T = TypeVar("T")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 S3_ENV = {"AWS_ACCESS_KEY_ID": "booth", "AWS_SECRET_ACCESS_KEY": "booth",
           "AWS_REGION": "us-east-1"}
@@ -70,6 +72,18 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _on_free_ports(start: Callable[[], T]) -> T:
+    """start() on fresh free ports, and again (up to three times in all) if another program
+    took one of them between our choice and the server's start."""
+    for _ in range(2):
+        try:
+            return start()
+        except RuntimeError as exc:
+            if "already in use" not in str(exc).lower():
+                raise
+    return start()
+
+
 def _temp_dir(prefix: str) -> Path:
     # Short paths: Unix sockets live inside, and their paths are limited to about 100 bytes.
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None))
@@ -78,15 +92,19 @@ def _temp_dir(prefix: str) -> Path:
 # ----------------------------------------------------------------------------- PostgreSQL
 
 class PostgresServer:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, bin_dir: Path, root: Path) -> None:
+        self.bin_dir = bin_dir
         self.root = root
         self.data = root / "data"
         self.log = root / "postgres.log"
-        self.port = port
-        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.port = 0  # chosen on the first start
         self.running = False
         # postgres refuses to run as root: then its programs run as the postgres user.
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return self.database_url("postgres")
 
     def _run(self, *args: str) -> None:
         done = subprocess.run([*self._as, *args], capture_output=True, text=True)
@@ -94,12 +112,11 @@ class PostgresServer:
             raise RuntimeError(f"PostgreSQL: {Path(args[0]).name} failed in {self.root}:\n"
                                f"{done.stdout}{done.stderr}\n{_log_tail(self.log)}")
 
-    def init(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
+    def init(self) -> None:
         if self._as:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust",
+                  "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
 
     def start(self) -> None:
         """Start (again) on the same port with the same data; nothing if it is running."""
@@ -120,7 +137,7 @@ class PostgresServer:
         self.running = False
 
     def database_url(self, name: str) -> str:
-        return self.url.rsplit("/", 1)[0] + f"/{name}"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def new_database(self, name: str | None = None) -> str:
         """Create a database (a unique name unless given) and return its URL."""
@@ -154,18 +171,21 @@ def _pg_bin_dir() -> Path:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """A fresh PostgreSQL cluster on a free loopback port; `.url` reaches it as postgres."""
-    bin_dir = _pg_bin_dir()
-    root = _temp_dir("booth-pg-")
-    root.chmod(0o755)
-    server = PostgresServer(root, free_ports(1)[0])
+    server = PostgresServer(_pg_bin_dir(), _temp_dir("booth-pg-"))
+    server.root.chmod(0o755)
     try:
-        server.init(bin_dir)
-        server.start()
+        server.init()
+        _on_free_ports(lambda: _start_on(server, free_ports(1)[0]))
         yield server
     finally:
         with contextlib.suppress(RuntimeError):
             server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+def _start_on(server: PostgresServer, port: int) -> None:
+    server.port = port
+    server.start()
 
 
 # ---------------------------------------------------------------------------- S3 (SeaweedFS)
@@ -219,7 +239,10 @@ class S3Server:
                 # A restarted master waits one election timeout (10 s by default) before it
                 # serves again; alone in its cluster it need not wait long.
                 "-master.electionTimeout=1s",
-                "-volume.max=0", "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0"]
+                # Each bucket takes 7 volumes; small ones, as many as the disk holds (the
+                # default, 8 volumes of 30 GB, would not hold a second bucket).
+                "-volume.max=0", "-master.volumeSizeLimitMB=64",
+                "-volume.preStopSeconds=0"]
 
     def start(self) -> None:
         """Start (again) on the same ports with the same data; nothing if it is running."""
@@ -280,13 +303,22 @@ class S3Server:
         return name
 
 
+def _started_s3(binary: Path) -> S3Server:
+    server = S3Server(binary, _temp_dir("booth-s3-"))
+    try:
+        server.start()
+    except BaseException:
+        shutil.rmtree(server.root, ignore_errors=True)
+        raise
+    return server
+
+
 @contextlib.contextmanager
 def s3_server() -> Iterator[S3Server]:
     """A fresh SeaweedFS server with its S3 gateway on free loopback ports."""
     binary = weed_binary()
-    server = S3Server(binary, _temp_dir("booth-s3-"))
+    server = _on_free_ports(lambda: _started_s3(binary))
     try:
-        server.start()
         yield server
     finally:
         server.stop()
