@@ -140,6 +140,36 @@ class ServerConfig:
                                           doc="per phone, on the photo pages and images")
     trusted_proxies: int = _opt(0, lo=0, hi=5, doc="reverse proxies in front of the booth "
                                 "whose X-Forwarded-For/-Proto/-Host are believed (0: none)")
+    # LAN mode only (phones reach the booth on the venue's own network): operators of a booth
+    # whose photos are on a public server leave wifi_ssid empty, and no Wi-Fi code is shown.
+    wifi_ssid: str = _opt("", doc="the venue network's name: the result screen adds a "
+                          "'1. Join the Wi-Fi' code beside the photo's (empty: no Wi-Fi code)")
+    wifi_password: str = _opt("", doc="its WPA password, 8 to 63 characters, shown on the "
+                              "screen too: a guest network's (empty: an open network)")
+    wifi_hidden: bool = _opt(False, doc="the network does not broadcast its name")
+
+    def __post_init__(self) -> None:
+        if not self.wifi_ssid:
+            if self.wifi_password or self.wifi_hidden:
+                name = "wifi_password" if self.wifi_password else "wifi_hidden"
+                raise BoothError(f"config: server.{name} needs server.wifi_ssid, the network's "
+                                 "name; set it too (or remove both for no Wi-Fi code)")
+            return
+        if len(self.wifi_ssid.encode("utf-8")) > 32:
+            raise BoothError(f"config: server.wifi_ssid is {_length(self.wifi_ssid)} long; a "
+                             "Wi-Fi network's name has at most 32 bytes, as the router shows it")
+        password = self.wifi_password
+        raw_key = len(password) == 64 and all(c in "0123456789abcdefABCDEF" for c in password)
+        if password and not (8 <= len(password.encode("utf-8")) <= 63 or raw_key):
+            raise BoothError(f"config: server.wifi_password is {_length(password)} long; a "
+                             "WPA password has 8 to 63 (or is 64 hex digits); leave it empty "
+                             "for an open network")
+
+
+def _length(text: str) -> str:
+    """A length as the limits count it: in bytes, which are characters unless it is not ASCII."""
+    size = len(text.encode("utf-8"))
+    return f"{size} characters" if size == len(text) else f"{size} bytes (UTF-8)"
 
 
 @dataclass

@@ -1,6 +1,10 @@
-"""QR codes for download links, rendered crisp (whole pixels per module) at a given size."""
+"""QR codes rendered crisp (whole pixels per module) at a given size: the download links, and
+the `WIFI:` code that joins a phone to the booth's network."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import qrcode
@@ -22,3 +26,29 @@ def qr_image(text: str, max_size: int) -> np.ndarray:
     gray = np.where(modules, 0, 255).astype(np.uint8)
     gray = np.kron(gray, np.ones((scale, scale), np.uint8))
     return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+# The characters the WIFI: scheme (ZXing's, read by Android's and iOS's cameras) escapes.
+_SPECIAL = re.compile(r'([\\;,:"])')
+
+
+@dataclass(frozen=True)
+class Wifi:
+    """A Wi-Fi network a phone joins by scanning a code."""
+
+    ssid: str
+    password: str = ""  # empty: an open network
+    hidden: bool = False
+
+    @property
+    def payload(self) -> str:
+        """The code's text: WIFI:T:WPA;S:<name>;P:<password>;; (T:nopass and no P for an open
+        network, H:true for a hidden one), with \\ ; , : and " escaped by a backslash."""
+        def esc(text: str) -> str:
+            return _SPECIAL.sub(r"\\\1", text)
+        fields = [f"T:{'WPA' if self.password else 'nopass'}", f"S:{esc(self.ssid)}"]
+        if self.password:
+            fields.append(f"P:{esc(self.password)}")
+        if self.hidden:
+            fields.append("H:true")
+        return "WIFI:" + "".join(field + ";" for field in fields) + ";"

@@ -22,6 +22,7 @@ from booth import privacy
 from booth.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
 from booth.i18n import Language, Languages, shipped
 from booth.photo import band_height, with_band
+from booth.qr import Wifi, qr_image
 from booth.textfit import Block, Para, fit, render
 
 PANEL_BGR = PANEL[::-1]
@@ -102,13 +103,15 @@ class Screens:
     def __init__(self, width: int, height: int, plate: np.ndarray, scene, countdown: int,
                  when: datetime | None = None, *, languages: Languages | None = None,
                  retention_hours: float = 24.0, privacy_text: str = "",
-                 policy_url: str = "") -> None:
+                 policy_url: str = "", wifi: Wifi | None = None) -> None:
         self.scene = scene
         self.countdown = countdown
         self.languages = languages or shipped()
         self.language: Language = self.languages.default
         self.retention_hours, self.privacy_text = retention_hours, privacy_text
         self.policy_url = policy_url
+        self.wifi = wifi  # the network phones join first (LAN mode), shown beside the photo's code
+        self._wifi_code = qr_image(wifi.payload, 600) if wifi else None
         self.layout = lay = Layout.for_display(width, height, plate.shape[1], plate.shape[0])
         self.plate_small = cv2.resize(plate, (lay.photo_w, lay.plate_h),
                                       interpolation=cv2.INTER_AREA)
@@ -230,7 +233,10 @@ class Screens:
                             Para(_("or touch the screen"), round(24 * u), "Regular", PANEL)],
                   px, round(180 * u), pw, round(120 * u), pad=round(16 * u),
                   backdrop=(*ACCENT, 255), align="center", valign="middle"),
-            block("qr", [Para(_("Your photo appears with a QR code: scan it to download it to "
+            block("qr", [Para(_("Your photo appears with two QR codes: first our Wi-Fi, "
+                                "then your photo.")
+                              if self.wifi else
+                              _("Your photo appears with a QR code: scan it to download it to "
                                 "your phone."), round(18 * u), "Regular", INK)],
                   px, round(318 * u), pw, round(64 * u)),
         ]
@@ -312,7 +318,8 @@ class Screens:
 
     def result(self, photo: np.ndarray, qr: np.ndarray, link: str, expires: datetime,
                hours: float) -> np.ndarray:
-        """The whole result screen, built once per capture: photo, QR code, link, expiry."""
+        """The whole result screen, built once per capture: photo, QR code, link, expiry; with
+        a Wi-Fi network, its code first ("1. Join the Wi-Fi") beside the photo's."""
         lang, lay, u, px, pw = self.language, self.layout, self._u, self._px, self._pw
         _ = lang.gettext
         screen = self.base.copy()
@@ -321,21 +328,22 @@ class Screens:
                                interpolation=cv2.INTER_AREA)
         self.result_blocks: list[tuple[Block, tuple[int, int, int, int]]] = []
 
-        def fit_draw(paras: list[Para], x: int, y: int, w: int, h: int) -> None:
+        def fit_draw(paras: list[Para], x: int, y: int, w: int, h: int) -> int:
+            """Draws the text fitted to its box; returns the height it takes."""
             fitted = fit(paras, w, h)
             self.result_blocks.append((fitted, (x, y, w, h)))  # for the layout checks
             render(fitted, x, y).draw(screen)
+            return fitted.height
 
-        fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
-                 px, round(30 * u), pw, round(100 * u))
-        size = min(pw, round(280 * u))
-        card = round(12 * u)
-        code = cv2.resize(qr, (size - 2 * card, size - 2 * card),
-                          interpolation=cv2.INTER_NEAREST)
-        qx, qy = px + (pw - size) // 2, round(140 * u)
-        screen[qy:qy + size, qx:qx + size] = 255
-        screen[qy + card:qy + size - card, qx + card:qx + size - card] = code
-        ty = qy + size + round(14 * u)
+        qy = round(140 * u)
+        if self.wifi is None:
+            fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
+                     px, round(30 * u), pw, round(100 * u))
+            size = min(pw, round(280 * u))
+            paste_code(screen, qr, px + (pw - size) // 2, qy, size, round(12 * u))
+            ty = qy + size + round(14 * u)
+        else:
+            ty = self._wifi_and_photo_codes(screen, qr, qy, fit_draw)
         fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
                   Para(_("Available until %(when)s", when=until(expires, lang)), round(20 * u),
                        "Bold", ACCENT),
@@ -347,16 +355,59 @@ class Screens:
                  px, round(650 * u), pw, round(56 * u))
         return screen
 
+    def _wifi_and_photo_codes(self, screen: np.ndarray, qr: np.ndarray, qy: int,
+                              fit_draw) -> int:
+        """Two numbered columns, the Wi-Fi's code with its name and password (for a phone
+        whose camera does not join networks) and the photo's, their tops at qy; returns the
+        y below them."""
+        _, u, px, pw, wifi = self.language.gettext, self._u, self._px, self._pw, self.wifi
+        gap = round(32 * u)  # with less, scanners (WeChat's) took the two codes for one
+        col = (pw - gap) // 2
+        # Numbered in the order they are scanned; the number never alone on its line.
+        captions = [f"{n}.\u00a0{text}"
+                    for n, text in enumerate((_("Join the Wi-Fi"), _("Get your photo")), 1)]
+        # Both captions at one size (the smaller one's fit), so neither looks more important.
+        scale = min(fit([Para(text, round(28 * u), "Black")], col, round(100 * u)).scale
+                    for text in captions)
+        size = min(col, round(280 * u))
+        for i, (text, code) in enumerate(zip(captions, (self._wifi_code, qr), strict=True)):
+            x = px + i * (col + gap)
+            fit_draw([Para(text, round(28 * u * scale), "Black", INK)], x, round(30 * u), col,
+                     round(100 * u))
+            # No card round them: the codes' own quiet zone is their white margin, so
+            # their modules get all the narrow column's width.
+            paste_code(screen, code, x + (col - size) // 2, qy, size, 0)
+        # Under the first code, but as wide as the panel: a password is typed from here, so
+        # it is kept large rather than wrapped into the code's narrow column.
+        ny = qy + size + round(12 * u)
+        paras = [Para(_("Network"), round(15 * u), "Regular", MUTED),
+                 Para(wifi.ssid, round(19 * u), "Bold", INK, wrap=False)]
+        if wifi.password:
+            paras += [Para(_("Password"), round(15 * u), "Regular", MUTED),
+                      Para(wifi.password, round(19 * u), "Bold", INK, wrap=False)]
+        return ny + fit_draw(paras, px, ny, pw, round(160 * u)) + round(20 * u)
+
     def draw(self, screen: np.ndarray, overlays: list[Overlay]) -> None:
         for overlay in overlays:
             overlay.draw(screen)
 
 
+def paste_code(screen: np.ndarray, qr: np.ndarray, x: int, y: int, size: int,
+               card: int) -> None:
+    """A QR code on a white card `size` pixels square, its top left at (x, y)."""
+    code = cv2.resize(qr, (size - 2 * card, size - 2 * card), interpolation=cv2.INTER_NEAREST)
+    screen[y:y + size, x:x + size] = 255
+    screen[y + card:y + size - card, x + card:x + size - card] = code
+
+
 def screen_settings(cfg) -> dict:
     """Screens' keyword arguments from the booth's configuration."""
+    server = cfg.server
     return {"languages": Languages.from_config(cfg),
             "retention_hours": cfg.store.retention_hours, "privacy_text": cfg.privacy.text,
-            "policy_url": cfg.privacy.policy_url}
+            "policy_url": cfg.privacy.policy_url,
+            "wifi": Wifi(server.wifi_ssid, server.wifi_password, server.wifi_hidden)
+            if server.wifi_ssid else None}
 
 
 def until(when: datetime, lang: Language | None = None, now: datetime | None = None) -> str:

@@ -6,6 +6,7 @@ wraps or gets smaller instead of running off the panel. Rendered once into an Ov
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
@@ -13,6 +14,13 @@ from PIL import Image, ImageDraw, ImageFont
 from booth.graphics import Overlay, font
 
 MIN_SIZE = 10  # pixels; below this nobody reads it, so words are broken instead
+# Lines break at white space, but not at a no-break space (U+00A0, U+202F): "1. Join" or a
+# French "demain :" stays together.
+_BREAK = re.compile(r"[^\S\u00a0\u202f]+")
+
+
+def words(text: str) -> list[str]:
+    return [word for word in _BREAK.split(text) if word]
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
-        for word in paragraph.split():
+        for word in words(paragraph):
             candidate = f"{line} {word}" if line else word
             if f.getlength(candidate) <= width:
                 line = candidate
@@ -84,7 +92,7 @@ def fit(paras: list[Para], width: int, height: int, *, gap: float = 0.1,
         sizes = [max(MIN_SIZE, round(p.size * scale)) for p in paras]
         lines, y = _lay_out(paras, sizes, width, gap, para_gap)
         words_fit = all(font(size, p.weight).getlength(word) <= width
-                        for p, size in zip(paras, sizes, strict=True) for word in p.text.split())
+                        for p, size in zip(paras, sizes, strict=True) for word in words(p.text))
         if y <= height and (words_fit or all(size == MIN_SIZE for size in sizes)):
             return Block(tuple(lines), width, y, scale)
         if all(size == MIN_SIZE for size in sizes):

@@ -9,9 +9,17 @@ trap 'rm -rf "$tmp"' EXIT
 
 booth compose "$ASSETS/people/rembg_girl-3.jpg" -o "$tmp/compose.jpg" --mirror
 python scripts/edge_crops.py --assets "$ASSETS" --out docs/edge-crops.png
+# LAN mode with the venue's Wi-Fi: the result screen shows the Wi-Fi's code beside the photo's
+# (and the link a phone on that network would open; the server itself stays on loopback).
+cat > "$tmp/booth.toml" <<'TOML'
+[server]
+public_url = "http://192.168.1.20:8000"
+wifi_ssid = "Mars Museum Guests"
+wifi_password = "perseverance46"
+TOML
 booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
     --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" \
-    --host 127.0.0.1 --port 0 >/dev/null
+    --host 127.0.0.1 --port 0 --config "$tmp/booth.toml" >/dev/null
 python - "$tmp" <<'PY'
 import sys
 from pathlib import Path

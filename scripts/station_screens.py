@@ -2,6 +2,8 @@
 
     python scripts/station_screens.py --out /tmp/screens            # all screens, all languages
     python scripts/station_screens.py --only attract --lang en de --size 1920x1080
+    python scripts/station_screens.py --only result --config wifi.toml --out /tmp/screens
+                                             # settings from a file: [server] wifi_ssid...
 
 A shared photo of a person stands in for the camera (BOOTH_ASSETS, default ../shared/assets
 beside the checkout); the screens are drawn exactly as the station draws them.
@@ -28,6 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lang", nargs="+", help="language codes (default: every language)")
     ap.add_argument("--size", default="1280x720", help="display size (default: 1280x720)")
     ap.add_argument("--format", choices=("png", "jpg"), default="png")
+    ap.add_argument("--config", type=Path, help="a TOML settings file, as booth run reads")
     ap.add_argument("--assets", type=Path,
                     default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
                                  "assets"))
@@ -42,14 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import cv2
 
-    from booth.config import Config
+    from booth.config import load_config
+    from booth.errors import BoothError
     from booth.photo import with_band
     from booth.qr import qr_image
     from booth.screens import Screens, dim, screen_settings
     from booth.wiring import load_pipeline
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    cfg = Config()
+    try:
+        cfg = load_config(args.config)
+    except BoothError as exc:
+        print(f"station_screens: {exc}", file=sys.stderr)
+        return 1
     cfg.scene.plate = str(args.assets / PLATE)
     pipeline = load_pipeline(cfg, mirror=True)
     frame = cv2.imread(str(args.assets / PERSON), cv2.IMREAD_COLOR)

@@ -206,3 +206,42 @@ def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
 ])
 def test_a_bad_still_size_is_refused_naming_it(tmp_path, text, expected):
     assert error_of(tmp_path, "[camera]\n" + text) == expected
+
+
+def test_a_wifi_network_for_the_result_screen(tmp_path):
+    cfg = load_config(write(tmp_path, '[server]\nwifi_ssid = "Museum Guest"\n'
+                                      'wifi_password = "mars-rover-2026"\nwifi_hidden = true\n'))
+    assert (cfg.server.wifi_ssid, cfg.server.wifi_password, cfg.server.wifi_hidden) == \
+        ("Museum Guest", "mars-rover-2026", True)
+    assert Config().server.wifi_ssid == ""  # off: no Wi-Fi code
+    open_net = load_config(write(tmp_path, '[server]\nwifi_ssid = "Musée"\n'))
+    assert open_net.server.wifi_password == ""
+    raw_key = "0123456789abcdef" * 4  # a WPA key given as 64 hex digits
+    assert load_config(write(tmp_path, f'[server]\nwifi_ssid = "M"\nwifi_password = '
+                                       f'"{raw_key}"\n')).server.wifi_password == raw_key
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('wifi_password = "mars-rover-2026"\n',
+     "config: server.wifi_password needs server.wifi_ssid, the network's name; set it too (or "
+     "remove both for no Wi-Fi code)"),
+    ("wifi_hidden = true\n",
+     "config: server.wifi_hidden needs server.wifi_ssid, the network's name; set it too (or "
+     "remove both for no Wi-Fi code)"),
+    ('wifi_ssid = "Museum of Mars Exploration, 2.4 GHz"\n',
+     "config: server.wifi_ssid is 35 characters long; a Wi-Fi network's name has at most 32 "
+     "bytes, as the router shows it"),
+    ('wifi_ssid = "Musée des sciences de la planète M"\n',
+     "config: server.wifi_ssid is 36 bytes (UTF-8) long; a Wi-Fi network's name has at most "
+     "32 bytes, as the router shows it"),
+    ('wifi_ssid = "Museum"\nwifi_password = "mars"\n',
+     "config: server.wifi_password is 4 characters long; a WPA password has 8 to 63 (or is "
+     "64 hex digits); leave it empty for an open network"),
+    (f'wifi_ssid = "Museum"\nwifi_password = "{"x" * 64}"\n',
+     "config: server.wifi_password is 64 characters long; a WPA password has 8 to 63 (or is "
+     "64 hex digits); leave it empty for an open network"),
+    ('wifi_ssid = "Museum"\nwifi_hidden = "yes"\n',
+     "config: server.wifi_hidden must be true or false, got 'yes'"),
+])
+def test_a_bad_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
+    assert error_of(tmp_path, "[server]\n" + text) == expected

@@ -1,5 +1,6 @@
 """The station's screens in every language: text fitted by measuring, touch targets, contrast,
-language buttons and keys, the countdown ring, and a visitor's whole visit in German."""
+language buttons and keys, the countdown ring, the Wi-Fi code beside the photo's, and a
+visitor's whole visit in German."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
+from booth.config import load_config
 from booth.graphics import ACCENT, INK, font
 from booth.i18n import shipped
 from booth.machine import Machine, State
 from booth.photo import band_height, caption_band
-from booth.qr import qr_image
+from booth.qr import Wifi, qr_image
 from booth.renderer import Renderer
 from booth.scene import load_scene
-from booth.screens import SCREEN_HEIGHT_MM, Screens
+from booth.screens import SCREEN_HEIGHT_MM, Screens, screen_settings
 from booth.sources import open_source
 from booth.station import PhotoMaker, Station
 from booth.store import Store
@@ -29,6 +31,9 @@ from tests.conftest import PLATE, asset, plate_config
 LANGUAGES = shipped().codes
 DISPLAYS = [(1280, 720), (1920, 1080), (800, 480)]
 LINK = "http://192.168.100.200:8000/p/AbCdEfGhIjKlMnOpQrStUv"
+# The longest name and password a WPA network has (32 bytes, 63 characters).
+LONG_WIFI = Wifi("Museum of Mars Exploration 2.4GH",
+                 "correct-horse-battery-staple-perseverance-ingenuity-jezero-2026")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,20 @@ def result_screen(screens: Screens) -> np.ndarray:
     photo = np.full((1412 + band_height(1412), 1920, 3), 90, np.uint8)
     return screens.result(photo, qr_image(LINK, 600), LINK,
                           datetime.now() + timedelta(hours=24), 24)
+
+
+def codes_on(screen: np.ndarray) -> list[str]:
+    """Every QR code on the screen, left to right: each white square big enough to be one
+    (a code's quiet zone, or the card round it) is cut out and decoded on its own."""
+    white = (screen.min(axis=2) > 245).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(white)
+    found = []
+    for x, y, w, h, area in stats[1:]:
+        if w >= screen.shape[0] // 8 and abs(w - h) <= 2 and area > w * h // 2:
+            square = cv2.copyMakeBorder(screen[y:y + h, x:x + w], 8, 8, 8, 8,
+                                        cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            found.append((x, cv2.QRCodeDetector().detectAndDecode(square)[0]))
+    return [text for _, text in sorted(found)]
 
 
 def luminance(rgb) -> float:
@@ -89,12 +108,15 @@ def test_wrap_and_shrink_keep_text_inside_its_box():
     assert {line.font.size for line in block.lines} == {10}
 
 
+@pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("size", DISPLAYS)
 @pytest.mark.parametrize("code", LANGUAGES)
-def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size):
+def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size, wifi):
     """No text runs over its box, every box is on the screen, and the attract screen's boxes
-    never overlap: in every language and on small and large displays."""
-    screens = screens_for(plate, scene, size, policy_url="https://museum.example/privacy")
+    never overlap: in every language and on small and large displays, with the longest Wi-Fi
+    name and password too."""
+    screens = screens_for(plate, scene, size, policy_url="https://museum.example/privacy",
+                          wifi=wifi)
     screens.set_language(code)
     width, height = size
     result_screen(screens)
@@ -106,6 +128,7 @@ def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size):
         assert block.height <= h, (name, code, size)
         assert all(line.width <= block.width <= w for line in block.lines), (name, code)
         assert all(line.font.size >= 10 for line in block.lines), (name, code)
+        assert not block.lines[-1].text.endswith("…"), (name, code, size)  # nothing cut
     attract = [box for name, _, box in screens.texts.blocks
                if name in ("title", "press", "qr", "privacy") or name.startswith("language")]
     for i, (ax, ay, aw, ah) in enumerate(attract):
@@ -123,9 +146,10 @@ def test_language_buttons_are_at_least_15_mm_on_a_24_inch_screen(plate, scene, s
         assert min(button.w, button.h) * mm_per_pixel >= 15.0, button
 
 
+@pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("code", LANGUAGES)
-def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code):
-    screens = screens_for(plate, scene)
+def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code, wifi):
+    screens = screens_for(plate, scene, wifi=wifi)
     screens.set_language(code)
     texts = screens.texts
     attract = texts.base.copy()
@@ -289,12 +313,13 @@ def test_privacy_notice_on_the_attract_screen_uses_the_museums_text(plate, scene
     assert words.startswith("Confidentialité Votre photo est conservée 12")
 
 
+@pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("code", ["es", "fr", "de"])
-def test_no_english_is_left_on_any_station_screen(plate, scene, code):
+def test_no_english_is_left_on_any_station_screen(plate, scene, code, wifi):
     """Every text block of every screen differs from its English version (the language
     names on the buttons and the link excepted)."""
     def words(language: str) -> dict[str, str]:
-        screens = screens_for(plate, scene)
+        screens = screens_for(plate, scene, wifi=wifi)
         screens.set_language(language)
         result_screen(screens)
         found = {name: " ".join(line.text for line in block.lines)
@@ -317,3 +342,43 @@ def test_warm_up_draws_every_language_ahead_of_a_touch(plate, scene):
     drawn = screens._texts["de"]
     screens.set_language("de")
     assert screens.texts is drawn  # nothing is drawn on the frame loop
+
+
+@pytest.mark.parametrize("size", DISPLAYS)
+def test_the_wifi_code_comes_first_beside_the_photos(plate, scene, size, tmp_path: Path):
+    """[server] wifi_ssid and wifi_password, from the config file to the pixels: two codes,
+    the network's first (its name and password also in words), then the photo's."""
+    toml = tmp_path / "booth.toml"
+    toml.write_text('[server]\nwifi_ssid = \'Museum "Guest"; 2.4\'\n'
+                    'wifi_password = "mars:rover,2026\\\\"\n', encoding="utf-8")
+    cfg = load_config(toml, environ={})
+    screens = screens_for(plate, scene, size, **screen_settings(cfg))
+    screen = result_screen(screens)
+    assert codes_on(screen) == [r'WIFI:T:WPA;S:Museum \"Guest\"\; 2.4;P:mars\:rover\,2026\\;;',
+                                LINK]
+    blocks = ["".join(line.text.replace(" ", "") for line in block.lines)  # as wrapped
+              for block, _ in screens.result_blocks]
+    assert blocks[:3] == ["1.\u00a0JointheWi-Fi", "2.\u00a0Getyourphoto",
+                          'NetworkMuseum"Guest";2.4Passwordmars:rover,2026\\']
+    (words,) = [" ".join(line.text for line in block.lines)
+                for name, block, _ in screens.texts.blocks if name == "qr"]
+    assert words.startswith("Your photo appears with two QR codes")
+    # An open network: its name, no password, and a code that says so.
+    screens = screens_for(plate, scene, size, wifi=Wifi("Museum"))
+    screen = result_screen(screens)
+    assert codes_on(screen) == ["WIFI:T:nopass;S:Museum;;", LINK]
+    lines = [line.text for block, _ in screens.result_blocks for line in block.lines]
+    assert "Museum" in lines and "Password" not in lines
+
+
+@pytest.mark.parametrize("size", DISPLAYS)
+def test_without_a_wifi_name_the_result_screen_has_the_photos_code_alone(plate, scene, size):
+    screens = screens_for(plate, scene, size, **screen_settings(load_config(None, environ={})))
+    assert screens.wifi is None
+    assert codes_on(result_screen(screens)) == [LINK]
+    lines = [line.text for block, _ in screens.result_blocks for line in block.lines]
+    assert " ".join(lines).startswith("Scan to get your photo")
+    assert "Network" not in lines
+    (words,) = [" ".join(line.text for line in block.lines)
+                for name, block, _ in screens.texts.blocks if name == "qr"]
+    assert words.startswith("Your photo appears with a QR code")
