@@ -128,6 +128,7 @@ def test_delete_and_expiry_remove_object_and_row(station, server, s3_bucket, pg_
     assert list(_objects(s3_bucket)) == [f"booth/{keep.filename}"]
     web = _client(server)
     assert web.get(f"/p/{doomed.token}").status_code == 404
+    assert web.get(f"/p/{expiring.token}").status_code == 404
     assert web.get(f"/p/{keep.token}/photo.jpg").data == JPEG
     assert server.purge_all() == 1 and _objects(s3_bucket) == {} and _rows(pg_url) == []
 
