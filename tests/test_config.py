@@ -245,3 +245,32 @@ def test_a_wifi_network_for_the_result_screen(tmp_path):
 ])
 def test_a_bad_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
     assert error_of(tmp_path, "[server]\n" + text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[store]\ndatabase_url = "postgresql://booth@db/booth"\n',
+     "store.database_url and store.photos_url go together"),
+    ('[store]\nphotos_url = "s3://photos"\n',
+     "store.database_url and store.photos_url go together"),
+    ('[store]\ndatabase_url = "mysql://booth:secret@db/booth"\nphotos_url = "s3://p"\n',
+     "store.database_url = 'mysql://booth:***@db/booth'; use postgresql://"),
+    ('[store]\ndatabase_url = "postgresql://db/booth"\nphotos_url = "/srv/photos"\n',
+     "store.photos_url = '/srv/photos'; use s3://bucket"),
+    ('[store]\ndatabase_url = "postgresql://db/b"\nphotos_url = "s3://p"\n'
+     's3_endpoint_url = "127.0.0.1:8333"\n',
+     "store.s3_endpoint_url = '127.0.0.1:8333'; use http://host:port"),
+])
+def test_a_shared_store_half_or_wrongly_set_is_refused(tmp_path, text, expected):
+    """One line naming the setting, and never the database password."""
+    message = error_of(tmp_path, text)
+    assert message.startswith("config: ") and expected in message
+    assert "secret" not in message
+
+
+def test_a_shared_store_is_read_from_the_file(tmp_path):
+    cfg = load_config(write(tmp_path, '[store]\ndatabase_url = "postgresql://booth@db/booth"\n'
+                                      'photos_url = "s3://photos/booth"\n'
+                                      's3_endpoint_url = "http://127.0.0.1:8333"\n'),
+                      environ={})
+    assert (cfg.store.database_url, cfg.store.photos_url, cfg.store.s3_endpoint_url) == (
+        "postgresql://booth@db/booth", "s3://photos/booth", "http://127.0.0.1:8333")
