@@ -264,3 +264,31 @@ def test_servers_share_staff_secrets_and_sessions(shared) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
+        shared, tmp_path, s3_server, s3_bucket, capsys) -> None:
+    from booth.wiring import finish_uploads
+
+    data = tmp_path / "station"
+    station = Store(data, shared=shared, outbox=True)
+    station.start_uploader()
+    s3_server.stop()
+    try:
+        tokens = [station.publish(JPEG, ttl_seconds=3600).token for _ in range(2)]
+        finish_uploads(station, 1.0)  # the bucket is down: gives up after its wait
+        station.close()
+        assert len(list((data / "outbox").glob("*.json"))) == 2
+        assert "2 photo(s) wait in the outbox for the next start" in capsys.readouterr().err
+    finally:
+        s3_server.start()
+    station = Store(data, shared=shared, outbox=True)  # the next start
+    try:
+        station.start_uploader()
+        finish_uploads(station, 60.0)  # the bucket is back: all of them go up
+        assert list((data / "outbox").iterdir()) == []
+        web = _client(station)
+        for token in tokens:
+            assert web.get(f"/p/{token}/photo.jpg").data == JPEG
+    finally:
+        station.close()
