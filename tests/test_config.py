@@ -189,7 +189,7 @@ def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
     assert (Config().camera.still_width, Config().camera.still_height) == (0, 0)  # off
 
 
-@pytest.mark.parametrize("text, expected", [
+_BAD_STILL = [
     ("still_width = 1920\n", "config: camera.still_width and camera.still_height go together; "
                              "set both, or both to 0 for no still"),
     ("still_width = -1\nstill_height = 1080\n",
@@ -203,9 +203,7 @@ def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
      "framing"),
     ('still_width = "4k"\nstill_height = 2160\n',
      "config: camera.still_width must be a whole number, got '4k'"),
-])
-def test_a_bad_still_size_is_refused_naming_it(tmp_path, text, expected):
-    assert error_of(tmp_path, "[camera]\n" + text) == expected
+]
 
 
 def test_a_wifi_network_for_the_result_screen(tmp_path):
@@ -221,7 +219,7 @@ def test_a_wifi_network_for_the_result_screen(tmp_path):
                                        f'"{raw_key}"\n')).server.wifi_password == raw_key
 
 
-@pytest.mark.parametrize("text, expected", [
+_BAD_WIFI = [
     ('wifi_password = "mars-rover-2026"\n',
      "config: server.wifi_password needs server.wifi_ssid, the network's name; set it too (or "
      "remove both for no Wi-Fi code)"),
@@ -242,9 +240,15 @@ def test_a_wifi_network_for_the_result_screen(tmp_path):
      "64 hex digits); leave it empty for an open network"),
     ('wifi_ssid = "Museum"\nwifi_hidden = "yes"\n',
      "config: server.wifi_hidden must be true or false, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [
+    *(("[camera]\n" + text, expected) for text, expected in _BAD_STILL),
+    *(("[server]\n" + text, expected) for text, expected in _BAD_WIFI),
 ])
-def test_a_bad_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
-    assert error_of(tmp_path, "[server]\n" + text) == expected
+def test_a_bad_still_size_or_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
+    assert error_of(tmp_path, text) == expected
 
 
 @pytest.mark.parametrize("text, expected", [
