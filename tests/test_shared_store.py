@@ -18,18 +18,13 @@ import pytest
 
 from booth.config import Config
 from booth.errors import StoreUnavailable
-from booth.store import Shared, Store
+from booth.store import Store
 from booth.store.outbox import Uploader
 from booth.store.sweep import sweep_bucket
 from booth.webapp import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
-
-
-@pytest.fixture
-def shared(pg_url, s3_bucket) -> Shared:
-    return Shared(pg_url, f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from booth.store.db import Database
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
+from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
 from booth.store.settings import Settings
@@ -59,13 +60,15 @@ class Store(CaptureRows, Settings, StaffSessions):
     and a bucket). gentle=True for a process that runs beside a station (the web server
     alone): its start-up sweep leaves young files alone, since the station may be writing
     them. outbox=True for a station on the shared store: its photos wait in data_dir/outbox
-    until the uploader (start_uploader) has put them in the shared store."""
+    until the uploader (start_uploader) has put them in the shared store. rate_counts: the
+    web app's rate limits in the shared database (None on the data dir's store, whose web
+    app counts in memory)."""
 
     def __init__(self, data_dir: Path | None, *, gentle: bool = False,
                  shared: Shared | None = None, outbox: bool = False) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._leftovers: set[Path] = set()
-        self.outbox = self.uploader = None
+        self.outbox = self.uploader = self.rate_counts = None
         if shared is not None:
             self._open_shared(shared, outbox)
             return
@@ -104,6 +107,7 @@ class Store(CaptureRows, Settings, StaffSessions):
         self.photo_files = Bucket(shared.photos_url, shared.s3_endpoint_url)
         self.db = PgDatabase(shared.database_url)
         self.secrets = SecretRows(self.db)
+        self.rate_counts = RateCounts(self.db)
 
     @property
     def shared(self) -> bool:

@@ -94,6 +94,7 @@ def migrate(db: sqlite3.Connection, secrets: SecretFiles, where: str) -> None:
 # The shared store. Ids come from a sequence (never reused, as in SQLite's settings row);
 # pending is 1 from a station's first report of a photo until its files are in the bucket.
 # Secrets are rows here: every server must sign and check the same staff cookies.
+# rate_limits: the web app's fixed windows, counted by every server (booth.store.ratelimits).
 PG_MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE captures (
         id BIGSERIAL PRIMARY KEY,
