@@ -287,3 +287,27 @@ def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
             assert web.get(f"/p/{token}/photo.jpg").data == JPEG
     finally:
         station.close()
+
+
+def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, server) -> None:
+    """A station that cannot reach the database yet: its link carries the photo's expiry, and
+    until then the link waits for the photo instead of saying "not found"."""
+    web = _client(server)
+    now = time.time()
+    capture = station.publish(JPEG, ttl_seconds=3600, now=now)
+    until = int(capture.expires_at)
+    for path in (f"/p/{capture.token}?until={until}", f"/p/{capture.token}/photo.jpg?until={until}"):
+        page = web.get(path)
+        assert page.status_code in (200, 503) and "on its way" in page.get_data(as_text=True)
+    assert web.get(f"/p/{capture.token}").status_code == 404  # no expiry: not found
+    assert web.get(f"/p/{capture.token}?until={int(now) - 1}").status_code == 404  # past
+    assert web.get(f"/p/{capture.token}?until=soon").status_code == 404
+
+    _uploader(station).upload_all()
+    assert web.get(f"/p/{capture.token}/photo.jpg?until={until}").data == JPEG
+    assert server.delete([server.resolve(capture.token).id]) == 1
+    # Deleted: "not found" from now on, whatever the link says, until it would have expired.
+    assert web.get(f"/p/{capture.token}?until={until}").status_code == 404
+    assert server.purge_expired(now=until + 1) == 0
+    with psycopg.connect(server.db.url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0] == 0
