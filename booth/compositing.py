@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.effects import contact_shadow, light_wrap
+from booth.effects import contact_shadow, light_reach, wrap_amount
 from booth.matting import clean_edge_colours, fade_edges
 from booth.placement import People, Transform
 
@@ -130,6 +130,56 @@ def _warp_matte(matte: Matte, to_region: np.ndarray, size: tuple[int, int]) -> n
     return np.clip(alpha, 0.0, 1.0, out=alpha)
 
 
+def _warp_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
+                interpolation: int) -> tuple[np.ndarray, np.ndarray]:
+    return cv2.warpAffine(frame, m, size, flags=interpolation,
+                          borderMode=cv2.BORDER_REPLICATE), m
+
+
+def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
+                 interpolation: int) -> tuple[np.ndarray, np.ndarray]:
+    """The camera frame under the placement `m` (2x3: uniform scale, maybe mirrored, and a
+    shift) over a region of `size`, with the 2x3 actually used: the shift is rounded to
+    whole region pixels. Then the scaling is a plain resize of the frame's crop by the exact
+    scale and the mirror a flip, three times cheaper than a general warp of the same
+    pixels; half a pixel of placement is nothing the eye sees (the matte is warped with the
+    same 2x3, so the cut-out stays on the person)."""
+    w, h = size
+    fh, fw = frame.shape[:2]
+    s, mirrored = m[1, 1], m[0, 0] < 0
+    # Camera pixels the region needs (with room for the interpolation's kernel).
+    us = sorted(((0 - m[0, 2]) / m[0, 0], (w - 1 - m[0, 2]) / m[0, 0]))
+    vs = ((0 - m[1, 2]) / s, (h - 1 - m[1, 2]) / s)
+    u0, u1 = max(0, math.floor(us[0]) - 2), min(fw, math.ceil(us[1]) + 3)
+    v0, v1 = max(0, math.floor(vs[0]) - 2), min(fh, math.ceil(vs[1]) + 3)
+    if u1 - u0 < 2 or v1 - v0 < 2:  # the frame is nowhere near the region
+        return _warp_frame(frame, m, size, interpolation)
+    # cv2.resize by an exact factor: its pixel i shows camera u0 + (i + 0.5) / s - 0.5.
+    scaled = cv2.resize(frame[v0:v1, u0:u1], None, fx=s, fy=s, interpolation=interpolation)
+    sh, sw = scaled.shape[:2]
+    # Region pixel x of scaled pixel i: i + ox, or after the flip (sw - 1 - i) + ox.
+    if mirrored:
+        scaled = cv2.flip(scaled, 1)
+        ox = m[0, 2] - s * (u0 - 0.5) - sw + 0.5
+    else:
+        ox = m[0, 2] + s * (u0 - 0.5) + 0.5
+    oy = m[1, 2] + s * (v0 - 0.5) + 0.5
+    ix, iy = round(ox), round(oy)
+    used = m.copy()
+    used[0, 2] += ix - ox
+    used[1, 2] += iy - oy
+    # Into the region: what the crop does not cover repeats its edge, as a warp's border did.
+    left, top = ix, iy
+    right, bottom = w - (ix + sw), h - (iy + sh)
+    part = scaled[max(0, -top):sh - max(0, -bottom), max(0, -left):sw - max(0, -right)]
+    if part.shape[0] != h - max(0, top) - max(0, bottom) or (
+            part.shape[1] != w - max(0, left) - max(0, right)):  # nowhere near the region
+        return _warp_frame(frame, m, size, interpolation)
+    fg = cv2.copyMakeBorder(part, max(0, top), max(0, bottom), max(0, left), max(0, right),
+                            cv2.BORDER_REPLICATE)
+    return fg, used
+
+
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
               look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
@@ -152,7 +202,7 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
                        look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
-    fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    fg, m = _place_frame(frame, m, size, interpolation)
     alpha = _warp_matte(matte, np.vstack([m, [0, 0, 1]]) @ matte.to_frame, size)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
         hit = _intersect(keep, region)
@@ -163,42 +213,77 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     # the camera frame is cut off by the bottom of the photo).
     ch, cw = canvas.shape[:2]
     fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
+    lit = look.glow is not None and look.light_wrap > 0 and look.light_wrap_px >= 1
+    reach = light_reach(alpha, look.light_wrap_px) if lit else None
+    solid, mixed = split(alpha, reach)
     if look.edge_colours_px:
-        clean_edge_colours(fg, alpha, look.edge_colours_px)
-    bg = canvas[y0:y1, x0:x1]
+        clean_edge_colours(fg, alpha, look.edge_colours_px, mixed)
     if look.colour is not None:
         cv2.LUT(fg, look.colour, dst=fg)
-    wrap = None if look.glow is None else light_wrap(alpha, look.light_wrap_px, look.light_wrap)
-    blend(bg, fg, alpha, None if wrap is None else look.glow[y0:y1, x0:x1], wrap)
+    blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
+          None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
     return alpha
 
 
-def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, glow: np.ndarray | None = None,
-          wrap: np.ndarray | None = None) -> None:
-    """bg = fg over bg by alpha, in place, fg first lit by `glow` by `wrap` (the light wrap;
-    both None: none). Where alpha is 0 bg stays and where it is 1 (and no light wraps) fg is
+def split(alpha: np.ndarray, reach: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where fg covers bg whole (a uint8 0/1 mask, for cv2.copyTo) and the flat indices of
+    the pixels where they mix: a soft alpha, or (with the light wrap's `reach`, see
+    booth.effects.light_reach) light from the plate wrapping over the edge. Worked out once
+    per frame: the edge colours and the blend share them."""
+    solid = alpha >= 1.0
+    if reach is not None:
+        solid &= reach >= 1.0
+    drawn = alpha > 0.0
+    drawn ^= solid  # solid pixels are drawn ones: what is left mixes
+    return solid.view(np.uint8), np.flatnonzero(drawn)
+
+
+def _pixels(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """The pixels of a BGR image that may be a view into a larger one (the canvas's region)
+    as rows of 3, without copying: (that N x 3 array, its pixels per image row). The pixel
+    at flat index i of the image (i = y * width + x) is at _at(i, width, that)."""
+    step, pixel, channel = image.strides
+    if channel != 1 or pixel != 3 or step % 3:
+        raise ValueError("expected rows of packed 8-bit BGR pixels")
+    h, w = image.shape[:2]
+    return np.lib.stride_tricks.as_strided(image, ((h - 1) * (step // 3) + w, 3), (3, 1)), \
+        step // 3
+
+
+def _at(flat: np.ndarray, width: int, row: int) -> np.ndarray:
+    return flat if row == width else flat + (flat // width) * (row - width)
+
+
+def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, solid: np.ndarray,
+          mixed: np.ndarray, light: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
+    """bg = fg over bg by alpha, in place (bg may be a view into the canvas), fg first lit
+    by the plate's light where it wraps over the edge (`light`: the glow over bg's pixels,
+    the light's reach and the light wrap's strength, see booth.effects.wrap_amount). `solid` and
+    `mixed` are split(alpha, reach). Where alpha is 0 bg stays and where fg is solid it is
     copied; in the live preview those are nearly all of a person's region, and computing
     only the few pixels that mix, gathered by index, costs half of blending the whole region
     twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
     share of the pixels costs more than OpenCV's blends."""
-    solid = alpha >= 1.0
-    if wrap is not None:
-        solid &= wrap <= 0.0
-    mixed = np.flatnonzero((alpha > 0.0) & ~solid)
     if len(mixed) > _GATHER_SHARE * alpha.size:
-        if wrap is not None:
+        if light is not None:
+            glow, reach, strength = light
+            wrap = wrap_amount(alpha, reach, strength)
             fg = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
         bg[:] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
         return
-    out = np.ascontiguousarray(bg)  # bg is a view into the canvas: work on a flat copy
-    cv2.copyTo(fg, solid.view(np.uint8), out)
-    if len(mixed):
-        pixels = out.reshape(-1, 3)
-        f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
-        if wrap is not None:
-            lit = np.ascontiguousarray(glow).reshape(-1, 3).take(mixed, axis=0)
-            f += wrap.reshape(-1).take(mixed)[:, None] * (lit - f)
-        b = pixels.take(mixed, axis=0).astype(np.float32)
-        b += alpha.reshape(-1).take(mixed)[:, None] * (f - b)
-        pixels[mixed] = np.rint(b, out=b).astype(np.uint8)
-    bg[:] = out
+    cv2.copyTo(fg, solid, bg)
+    if not len(mixed):
+        return
+    a = alpha.reshape(-1).take(mixed)[:, None]
+    f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
+    w = bg.shape[1]
+    pixels, row = _pixels(bg)
+    if light is not None:
+        glow, reach, strength = light
+        lit, glow_row = _pixels(glow)
+        wrap = wrap_amount(a[:, 0], reach.reshape(-1).take(mixed), strength)[:, None]
+        f += wrap * (lit.take(_at(mixed, w, glow_row), axis=0) - f)
+    at = _at(mixed, w, row)
+    b = pixels.take(at, axis=0).astype(np.float32)
+    b += a * (f - b)
+    pixels[at] = np.rint(b, out=b).astype(np.uint8)

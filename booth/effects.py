@@ -76,20 +76,23 @@ def glow(plate: np.ndarray, width: int) -> np.ndarray:
     return cv2.blur(plate, (2 * width + 1, 2 * width + 1))
 
 
-def light_wrap(alpha: np.ndarray, width: int, strength: float) -> np.ndarray | None:
-    """How much of the plate's light (its glow) each pixel of the person takes, as real
-    light wraps round a figure: near the edge, where the blurred alpha drops, up to
-    `strength`; nothing deep inside or outside. None when the effect is off. The mix itself
-    is done in the one blend that puts the person into the plate (compositing.blend)."""
-    if strength <= 0 or width < 1:
-        return None
+def light_reach(alpha: np.ndarray, width: int) -> np.ndarray:
+    """How far in the plate's light reaches over a figure's edge: the alpha blurred by the
+    light wrap's width (below 1 within that width of the edge)."""
     k = 2 * width + 1
-    amount = cv2.blur(alpha, (k, k))
-    np.subtract(1.0, amount, out=amount)
+    return cv2.blur(alpha, (k, k))
+
+
+def wrap_amount(alpha: np.ndarray, reach: np.ndarray, strength: float) -> np.ndarray:
+    """How much of the plate's light (its glow) each pixel of the person takes, as real
+    light wraps round a figure: near the edge, where the light's reach drops, up to
+    `strength`; nothing deep inside or outside. Elementwise: the preview works it out only
+    at the few pixels where it mixes; the mix itself is done in the one blend that puts the
+    person into the plate (compositing.blend)."""
+    amount = 1.0 - reach
     amount *= alpha
     amount *= 2.0 * strength
-    np.minimum(amount, strength, out=amount)
-    return amount
+    return np.minimum(amount, strength, out=amount)
 
 
 def contact_shadow(canvas: np.ndarray, x0: int, x1: int, ground_y: int, height: int,

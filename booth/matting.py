@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 _EPS = 1e-4
+_SOFT = (0.01, 0.99)  # alpha of the soft edge, whose colours are estimated
 
 
 def _means(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int,
@@ -61,7 +62,7 @@ def _edge_pass(image: np.ndarray, fg: np.ndarray, bg: np.ndarray | None, alpha: 
 def _edge(alpha: np.ndarray) -> np.ndarray:
     """Flat indices of the soft edge, where alpha is strictly between 0 and 1: where it is
     1 the pixel is the visitor's already, where it is 0 it is not drawn."""
-    return np.flatnonzero((alpha > 0.01) & (alpha < 0.99))
+    return np.flatnonzero((alpha > _SOFT[0]) & (alpha < _SOFT[1]))
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -83,11 +84,18 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int) -> None:
+def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int,
+                       mixed: np.ndarray | None = None) -> None:
     """The live preview's cheaper form, in place on fg (uint8 BGR): the wide pass alone.
     Linear shrinking is several times cheaper than area averaging here, and the box blur
-    that follows smooths what it skips."""
-    edge = _edge(alpha)
+    that follows smooths what it skips. `mixed`: flat indices of a superset of the soft
+    edge the caller has already found (booth.compositing.split), picked from instead of
+    searching the whole of alpha again."""
+    if mixed is None:
+        edge = _edge(alpha)
+    else:
+        a = alpha.reshape(-1).take(mixed)
+        edge = mixed[(a > _SOFT[0]) & (a < _SOFT[1])]
     if len(edge):
         colour, _ = _edge_pass(fg, fg, None, alpha, edge, radius, cv2.INTER_LINEAR)
         fg.reshape(-1, 3)[edge] = colour + 0.5
