@@ -92,6 +92,21 @@ class Look:
     edge_colours_px: int = 0  # blur-fusion radius for the visitor's edge colours; 0: as seen
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """What composite() drew: the alpha it used over the people's region, that region, and
+    the box of the canvas it changed (the region and the contact shadow), canvas pixels."""
+
+    alpha: np.ndarray
+    region: Box
+    box: Box
+
+
+def _union(a: Box, b: Box | None) -> Box:
+    return a if b is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
+                                max(a[3], b[3]))
+
+
 def person_region(bbox: tuple[float, float, float, float], m: np.ndarray, frame_w: int,
                   frame_h: int, canvas_h: int, stage_px: Box) -> Box | None:
     """Canvas pixels that can hold a visitor: their box, a feather margin, inside the stage."""
@@ -182,11 +197,10 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
 
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
-              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
+              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> Drawn | None:
     """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place.
 
-    Returns the alpha that was used over the person region (None if nobody was drawn).
-    """
+    Returns what was drawn (None if nobody was)."""
     if people.bbox is None:
         return None
     fh, fw = frame.shape[:2]
@@ -195,11 +209,12 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     if region is None:
         return None
     x0, y0, x1, y1 = region
+    shadow = None
     if look.shadow > 0 and people.feet_visible:
         u0, _, u1, v1 = people.bbox
         xs, ys = whole @ np.array([[u0 * fw, v1 * fh, 1], [u1 * fw, v1 * fh, 1]]).T
-        contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()), look.shadow_px,
-                       look.shadow, stage_px)
+        shadow = contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()),
+                                look.shadow_px, look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
     fg, m = _place_frame(frame, m, size, interpolation)
@@ -222,7 +237,7 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
         cv2.LUT(fg, look.colour, dst=fg)
     blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
           None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
-    return alpha
+    return Drawn(alpha, region, _union(region, shadow))
 
 
 def split(alpha: np.ndarray, reach: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.compositing import Look, Matte, alpha_from_confidence, composite
+from booth.compositing import Drawn, Look, Matte, alpha_from_confidence, composite
 from booth.effects import colour_lut, colour_stats, glow, motion, smooth_mask
 from booth.matting import estimate_foreground
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
@@ -116,9 +116,9 @@ class Pipeline:
 
     def render(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
                matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR,
-               colours_estimated: bool = False) -> np.ndarray | None:
-        """Composite into `canvas` (a copy of the plate at any size) in place; returns the
-        alpha used over the person region, or None when nobody was drawn.
+               colours_estimated: bool = False) -> Drawn | None:
+        """Composite into `canvas` (a copy of the plate at any size) in place; returns what
+        was drawn (booth.compositing.Drawn), or None when nobody was.
         `colours_estimated`: frame already holds the visitor's own colours at the edge."""
         if not analysis.drawable:
             return None
