@@ -195,10 +195,69 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
     return fg, used
 
 
+@dataclass(frozen=True)
+class Placed:
+    """The camera frame placed over a box of a canvas ahead of time (place_ahead), with the
+    colour transfer done: composite() cuts its region out of it when it lies inside."""
+
+    fg: np.ndarray
+    m: np.ndarray  # 2x3 from camera pixels to the box's pixels, as used
+    box: Box  # canvas pixels
+    canvas: tuple[int, int]  # the canvas's width and height
+    transform: Transform
+    colour: np.ndarray | None
+
+
+def _placed_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
+                  colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """_place_frame(), then the colour transfer (before the edge colours are estimated: a
+    per-channel shift commutes with their estimate, and so it can be done ahead of time)."""
+    fg, m = _place_frame(frame, m, size, interpolation)
+    if colour is not None:
+        cv2.LUT(fg, colour, dst=fg)
+    return fg, m
+
+
+def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
+                transform: Transform, *, mirror: bool, canvas: tuple[int, int], stage_px: Box,
+                colour: np.ndarray | None, margin: float = 0.02) -> Placed | None:
+    """The camera frame placed and colour-shifted over the region the people had in the frame
+    before (`bbox`), grown by `margin` of the canvas height, for a composite() of this frame
+    with the same transform and colours: done while the model looks at the frame."""
+    fh, fw = frame.shape[:2]
+    cw, ch = canvas
+    box = person_region(bbox, transform.pixel_matrix(fw, fh, ch, mirror), fw, fh, ch, stage_px)
+    if box is None:
+        return None
+    grow = round(margin * ch)
+    box = _intersect((box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow), stage_px)
+    m = transform.pixel_matrix(fw, fh, ch, mirror, dx=box[0], dy=box[1])
+    fg, m = _placed_frame(frame, m, (box[2] - box[0], box[3] - box[1]), cv2.INTER_LINEAR,
+                          colour)
+    return Placed(fg, m, box, canvas, transform, colour)
+
+
+def _ahead(placed: Placed | None, canvas: np.ndarray, region: Box, transform: Transform,
+           colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The region cut out of what was placed ahead of time, if it was placed for this
+    canvas, transform and colours and the region lies inside it."""
+    if (placed is None or placed.transform is not transform or placed.colour is not colour
+            or placed.canvas != canvas.shape[1::-1] or _intersect(placed.box, region) != region):
+        return None
+    dx, dy = region[0] - placed.box[0], region[1] - placed.box[1]
+    fg = placed.fg[dy:dy + region[3] - region[1], dx:dx + region[2] - region[0]].copy()
+    m = placed.m.copy()
+    m[0, 2] -= dx
+    m[1, 2] -= dy
+    return fg, m
+
+
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
-              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> Drawn | None:
-    """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place.
+              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR,
+              placed: Placed | None = None) -> Drawn | None:
+    """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place
+    (`placed`: the frame placed ahead of time, used if it fits, see place_ahead).
 
     Returns what was drawn (None if nobody was)."""
     if people.bbox is None:
@@ -217,7 +276,8 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
                                 look.shadow_px, look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
-    fg, m = _place_frame(frame, m, size, interpolation)
+    fg, m = _ahead(placed, canvas, region, transform, look.colour) or _placed_frame(
+        frame, m, size, interpolation, look.colour)
     alpha = _warp_matte(matte, np.vstack([m, [0, 0, 1]]) @ matte.to_frame, size)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
         hit = _intersect(keep, region)
@@ -233,8 +293,6 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     solid, mixed = split(alpha, reach)
     if look.edge_colours_px:
         clean_edge_colours(fg, alpha, look.edge_colours_px, mixed)
-    if look.colour is not None:
-        cv2.LUT(fg, look.colour, dst=fg)
     blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
           None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
     return Drawn(alpha, region, _union(region, shadow))
