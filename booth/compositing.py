@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from booth.effects import contact_shadow, light_reach, wrap_amount
-from booth.matting import clean_edge_colours, fade_edges
+from booth.matting import clean_edge_colours, fade_edges, put_pixels
 from booth.placement import People, Transform
 
 # Model confidence mapped to alpha: below LO is room, above HI is person. Centred above 0.5,
@@ -361,4 +361,4 @@ def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, solid: np.ndarray,
     at = _at(mixed, w, row)
     b = pixels.take(at, axis=0).astype(np.float32)
     b += a * (f - b)
-    pixels[at] = np.rint(b, out=b).astype(np.uint8)
+    put_pixels(pixels, at, np.rint(b, out=b))

@@ -59,6 +59,16 @@ def _edge_pass(image: np.ndarray, fg: np.ndarray, bg: np.ndarray | None, alpha: 
     return np.clip(colour, 0.0, 255.0), b
 
 
+def put_pixels(rows: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:
+    """rows[at] = values for N x 3 uint8 pixel rows (values rounded and cut to uint8 as an
+    assignment would): numpy writes 3-byte items scattered by index twice as fast as rows of
+    three bytes, which matters at a frame's thousands of edge pixels."""
+    if values.dtype != np.uint8:
+        values = values.astype(np.uint8)
+    pixel = np.dtype((np.void, 3))
+    rows.view(pixel)[:, 0][at] = np.ascontiguousarray(values).view(pixel)[:, 0]
+
+
 def _edge(alpha: np.ndarray) -> np.ndarray:
     """Flat indices of the soft edge, where alpha is strictly between 0 and 1: where it is
     1 the pixel is the visitor's already, where it is 0 it is not drawn."""
@@ -98,7 +108,7 @@ def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int,
         edge = mixed[(a > _SOFT[0]) & (a < _SOFT[1])]
     if len(edge):
         colour, _ = _edge_pass(fg, fg, None, alpha, edge, radius, cv2.INTER_LINEAR)
-        fg.reshape(-1, 3)[edge] = colour + 0.5
+        put_pixels(fg.reshape(-1, 3), edge, np.add(colour, 0.5, out=colour))
 
 
 def fade_edges(alpha: np.ndarray, width: int,
