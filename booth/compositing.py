@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.effects import contact_shadow, light_wrap
-from booth.matting import clean_edge_colours, fade_edges
+from booth.effects import contact_shadow, light_reach, wrap_amount
+from booth.matting import clean_edge_colours, fade_edges, put_pixels
 from booth.placement import People, Transform
 
 # Model confidence mapped to alpha: below LO is room, above HI is person. Centred above 0.5,
@@ -92,6 +92,21 @@ class Look:
     edge_colours_px: int = 0  # blur-fusion radius for the visitor's edge colours; 0: as seen
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """What composite() drew: the alpha it used over the people's region, that region, and
+    the box of the canvas it changed (the region and the contact shadow), canvas pixels."""
+
+    alpha: np.ndarray
+    region: Box
+    box: Box
+
+
+def _union(a: Box, b: Box | None) -> Box:
+    return a if b is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
+                                max(a[3], b[3]))
+
+
 def person_region(bbox: tuple[float, float, float, float], m: np.ndarray, frame_w: int,
                   frame_h: int, canvas_h: int, stage_px: Box) -> Box | None:
     """Canvas pixels that can hold a visitor: their box, a feather margin, inside the stage."""
@@ -127,16 +142,126 @@ def _warp_matte(matte: Matte, to_region: np.ndarray, size: tuple[int, int]) -> n
             cv2.warpAffine(matte.values, shrink @ to_region, small, flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=matte.outside),
             size, interpolation=cv2.INTER_LINEAR)
-    return np.clip(alpha, 0.0, 1.0, out=alpha)
+    # np.clip's result, by two of OpenCV's thresholds at a quarter of its cost.
+    cv2.threshold(alpha, 1.0, 1.0, cv2.THRESH_TRUNC, dst=alpha)
+    return cv2.threshold(alpha, 0.0, 0.0, cv2.THRESH_TOZERO, dst=alpha)[1]
+
+
+def _warp_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
+                interpolation: int) -> tuple[np.ndarray, np.ndarray]:
+    return cv2.warpAffine(frame, m, size, flags=interpolation,
+                          borderMode=cv2.BORDER_REPLICATE), m
+
+
+def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
+                 interpolation: int) -> tuple[np.ndarray, np.ndarray]:
+    """The camera frame under the placement `m` (2x3: uniform scale, maybe mirrored, and a
+    shift) over a region of `size`, with the 2x3 actually used: the shift is rounded to
+    whole region pixels. Then the scaling is a plain resize of the frame's crop by the exact
+    scale and the mirror a flip, three times cheaper than a general warp of the same
+    pixels; half a pixel of placement is nothing the eye sees (the matte is warped with the
+    same 2x3, so the cut-out stays on the person)."""
+    w, h = size
+    fh, fw = frame.shape[:2]
+    s, mirrored = m[1, 1], m[0, 0] < 0
+    # Camera pixels the region needs (with room for the interpolation's kernel).
+    us = sorted(((0 - m[0, 2]) / m[0, 0], (w - 1 - m[0, 2]) / m[0, 0]))
+    vs = ((0 - m[1, 2]) / s, (h - 1 - m[1, 2]) / s)
+    u0, u1 = max(0, math.floor(us[0]) - 2), min(fw, math.ceil(us[1]) + 3)
+    v0, v1 = max(0, math.floor(vs[0]) - 2), min(fh, math.ceil(vs[1]) + 3)
+    if u1 - u0 < 2 or v1 - v0 < 2:  # the frame is nowhere near the region
+        return _warp_frame(frame, m, size, interpolation)
+    # cv2.resize by an exact factor: its pixel i shows camera u0 + (i + 0.5) / s - 0.5.
+    scaled = cv2.resize(frame[v0:v1, u0:u1], None, fx=s, fy=s, interpolation=interpolation)
+    sh, sw = scaled.shape[:2]
+    # Region pixel x of scaled pixel i: i + ox, or after the flip (sw - 1 - i) + ox.
+    if mirrored:
+        scaled = cv2.flip(scaled, 1)
+        ox = m[0, 2] - s * (u0 - 0.5) - sw + 0.5
+    else:
+        ox = m[0, 2] + s * (u0 - 0.5) + 0.5
+    oy = m[1, 2] + s * (v0 - 0.5) + 0.5
+    ix, iy = round(ox), round(oy)
+    used = m.copy()
+    used[0, 2] += ix - ox
+    used[1, 2] += iy - oy
+    # Into the region: what the crop does not cover repeats its edge, as a warp's border did.
+    left, top = ix, iy
+    right, bottom = w - (ix + sw), h - (iy + sh)
+    part = scaled[max(0, -top):sh - max(0, -bottom), max(0, -left):sw - max(0, -right)]
+    if part.shape[0] != h - max(0, top) - max(0, bottom) or (
+            part.shape[1] != w - max(0, left) - max(0, right)):  # nowhere near the region
+        return _warp_frame(frame, m, size, interpolation)
+    fg = cv2.copyMakeBorder(part, max(0, top), max(0, bottom), max(0, left), max(0, right),
+                            cv2.BORDER_REPLICATE)
+    return fg, used
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The camera frame placed over a box of a canvas ahead of time (place_ahead), with the
+    colour transfer done: composite() cuts its region out of it when it lies inside."""
+
+    fg: np.ndarray
+    m: np.ndarray  # 2x3 from camera pixels to the box's pixels, as used
+    box: Box  # canvas pixels
+    canvas: tuple[int, int]  # the canvas's width and height
+    transform: Transform
+    colour: np.ndarray | None
+
+
+def _placed_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
+                  colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """_place_frame(), then the colour transfer (before the edge colours are estimated: a
+    per-channel shift commutes with their estimate, and so it can be done ahead of time)."""
+    fg, m = _place_frame(frame, m, size, interpolation)
+    if colour is not None:
+        cv2.LUT(fg, colour, dst=fg)
+    return fg, m
+
+
+def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
+                transform: Transform, *, mirror: bool, canvas: tuple[int, int], stage_px: Box,
+                colour: np.ndarray | None, margin: float = 0.02) -> Placed | None:
+    """The camera frame placed and colour-shifted over the region the people had in the frame
+    before (`bbox`), grown by `margin` of the canvas height, for a composite() of this frame
+    with the same transform and colours: done while the model looks at the frame."""
+    fh, fw = frame.shape[:2]
+    cw, ch = canvas
+    box = person_region(bbox, transform.pixel_matrix(fw, fh, ch, mirror), fw, fh, ch, stage_px)
+    if box is None:
+        return None
+    grow = round(margin * ch)
+    box = _intersect((box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow), stage_px)
+    m = transform.pixel_matrix(fw, fh, ch, mirror, dx=box[0], dy=box[1])
+    fg, m = _placed_frame(frame, m, (box[2] - box[0], box[3] - box[1]), cv2.INTER_LINEAR,
+                          colour)
+    return Placed(fg, m, box, canvas, transform, colour)
+
+
+def _ahead(placed: Placed | None, canvas: np.ndarray, region: Box, transform: Transform,
+           colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The region cut out of what was placed ahead of time, if it was placed for this
+    canvas, transform and colours and the region lies inside it."""
+    if (placed is None or placed.transform is not transform or placed.colour is not colour
+            or placed.canvas != canvas.shape[1::-1] or _intersect(placed.box, region) != region):
+        return None
+    dx, dy = region[0] - placed.box[0], region[1] - placed.box[1]
+    fg = placed.fg[dy:dy + region[3] - region[1], dx:dx + region[2] - region[0]].copy()
+    m = placed.m.copy()
+    m[0, 2] -= dx
+    m[1, 2] -= dy
+    return fg, m
 
 
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
-              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR) -> np.ndarray | None:
-    """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place.
+              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR,
+              placed: Placed | None = None) -> Drawn | None:
+    """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place
+    (`placed`: the frame placed ahead of time, used if it fits, see place_ahead).
 
-    Returns the alpha that was used over the person region (None if nobody was drawn).
-    """
+    Returns what was drawn (None if nobody was)."""
     if people.bbox is None:
         return None
     fh, fw = frame.shape[:2]
@@ -145,14 +270,16 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     if region is None:
         return None
     x0, y0, x1, y1 = region
+    shadow = None
     if look.shadow > 0 and people.feet_visible:
         u0, _, u1, v1 = people.bbox
         xs, ys = whole @ np.array([[u0 * fw, v1 * fh, 1], [u1 * fw, v1 * fh, 1]]).T
-        contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()), look.shadow_px,
-                       look.shadow, stage_px)
+        shadow = contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()),
+                                look.shadow_px, look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
-    fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    fg, m = _ahead(placed, canvas, region, transform, look.colour) or _placed_frame(
+        frame, m, size, interpolation, look.colour)
     alpha = _warp_matte(matte, np.vstack([m, [0, 0, 1]]) @ matte.to_frame, size)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
         hit = _intersect(keep, region)
@@ -163,42 +290,75 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     # the camera frame is cut off by the bottom of the photo).
     ch, cw = canvas.shape[:2]
     fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
+    lit = look.glow is not None and look.light_wrap > 0 and look.light_wrap_px >= 1
+    reach = light_reach(alpha, look.light_wrap_px) if lit else None
+    solid, mixed = split(alpha, reach)
     if look.edge_colours_px:
-        clean_edge_colours(fg, alpha, look.edge_colours_px)
-    bg = canvas[y0:y1, x0:x1]
-    if look.colour is not None:
-        cv2.LUT(fg, look.colour, dst=fg)
-    wrap = None if look.glow is None else light_wrap(alpha, look.light_wrap_px, look.light_wrap)
-    blend(bg, fg, alpha, None if wrap is None else look.glow[y0:y1, x0:x1], wrap)
-    return alpha
+        clean_edge_colours(fg, alpha, look.edge_colours_px, mixed)
+    blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
+          None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
+    return Drawn(alpha, region, _union(region, shadow))
 
 
-def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, glow: np.ndarray | None = None,
-          wrap: np.ndarray | None = None) -> None:
-    """bg = fg over bg by alpha, in place, fg first lit by `glow` by `wrap` (the light wrap;
-    both None: none). Where alpha is 0 bg stays and where it is 1 (and no light wraps) fg is
+def split(alpha: np.ndarray, reach: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where fg covers bg whole (a uint8 0/1 mask, for cv2.copyTo) and the flat indices of
+    the pixels where they mix: a soft alpha, or (with the light wrap's `reach`, see
+    booth.effects.light_reach) light from the plate wrapping over the edge. Worked out once
+    per frame: the edge colours and the blend share them."""
+    solid = alpha >= 1.0
+    if reach is not None:
+        solid &= reach >= 1.0
+    drawn = alpha > 0.0
+    drawn ^= solid  # solid pixels are drawn ones: what is left mixes
+    return solid.view(np.uint8), np.flatnonzero(drawn)
+
+
+def _pixels(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """The pixels of a BGR image that may be a view into a larger one (the canvas's region)
+    as rows of 3, without copying: (that N x 3 array, its pixels per image row). The pixel
+    at flat index i of the image (i = y * width + x) is at _at(i, width, that)."""
+    step, pixel, channel = image.strides
+    if channel != 1 or pixel != 3 or step % 3:
+        raise ValueError("expected rows of packed 8-bit BGR pixels")
+    h, w = image.shape[:2]
+    return np.lib.stride_tricks.as_strided(image, ((h - 1) * (step // 3) + w, 3), (3, 1)), \
+        step // 3
+
+
+def _at(flat: np.ndarray, width: int, row: int) -> np.ndarray:
+    return flat if row == width else flat + (flat // width) * (row - width)
+
+
+def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, solid: np.ndarray,
+          mixed: np.ndarray, light: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
+    """bg = fg over bg by alpha, in place (bg may be a view into the canvas), fg first lit
+    by the plate's light where it wraps over the edge (`light`: the glow over bg's pixels,
+    the light's reach and the light wrap's strength, see booth.effects.wrap_amount). `solid` and
+    `mixed` are split(alpha, reach). Where alpha is 0 bg stays and where fg is solid it is
     copied; in the live preview those are nearly all of a person's region, and computing
     only the few pixels that mix, gathered by index, costs half of blending the whole region
     twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
     share of the pixels costs more than OpenCV's blends."""
-    solid = alpha >= 1.0
-    if wrap is not None:
-        solid &= wrap <= 0.0
-    mixed = np.flatnonzero((alpha > 0.0) & ~solid)
     if len(mixed) > _GATHER_SHARE * alpha.size:
-        if wrap is not None:
+        if light is not None:
+            glow, reach, strength = light
+            wrap = wrap_amount(alpha, reach, strength)
             fg = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
         bg[:] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
         return
-    out = np.ascontiguousarray(bg)  # bg is a view into the canvas: work on a flat copy
-    cv2.copyTo(fg, solid.view(np.uint8), out)
-    if len(mixed):
-        pixels = out.reshape(-1, 3)
-        f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
-        if wrap is not None:
-            lit = np.ascontiguousarray(glow).reshape(-1, 3).take(mixed, axis=0)
-            f += wrap.reshape(-1).take(mixed)[:, None] * (lit - f)
-        b = pixels.take(mixed, axis=0).astype(np.float32)
-        b += alpha.reshape(-1).take(mixed)[:, None] * (f - b)
-        pixels[mixed] = np.rint(b, out=b).astype(np.uint8)
-    bg[:] = out
+    cv2.copyTo(fg, solid, bg)
+    if not len(mixed):
+        return
+    a = alpha.reshape(-1).take(mixed)[:, None]
+    f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
+    w = bg.shape[1]
+    pixels, row = _pixels(bg)
+    if light is not None:
+        glow, reach, strength = light
+        lit, glow_row = _pixels(glow)
+        wrap = wrap_amount(a[:, 0], reach.reshape(-1).take(mixed), strength)[:, None]
+        f += wrap * (lit.take(_at(mixed, w, glow_row), axis=0) - f)
+    at = _at(mixed, w, row)
+    b = pixels.take(at, axis=0).astype(np.float32)
+    b += a * (f - b)
+    put_pixels(pixels, at, np.rint(b, out=b))

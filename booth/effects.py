@@ -76,34 +76,39 @@ def glow(plate: np.ndarray, width: int) -> np.ndarray:
     return cv2.blur(plate, (2 * width + 1, 2 * width + 1))
 
 
-def light_wrap(alpha: np.ndarray, width: int, strength: float) -> np.ndarray | None:
-    """How much of the plate's light (its glow) each pixel of the person takes, as real
-    light wraps round a figure: near the edge, where the blurred alpha drops, up to
-    `strength`; nothing deep inside or outside. None when the effect is off. The mix itself
-    is done in the one blend that puts the person into the plate (compositing.blend)."""
-    if strength <= 0 or width < 1:
-        return None
+def light_reach(alpha: np.ndarray, width: int) -> np.ndarray:
+    """How far in the plate's light reaches over a figure's edge: the alpha blurred by the
+    light wrap's width (below 1 within that width of the edge)."""
     k = 2 * width + 1
-    amount = cv2.blur(alpha, (k, k))
-    np.subtract(1.0, amount, out=amount)
+    return cv2.blur(alpha, (k, k))
+
+
+def wrap_amount(alpha: np.ndarray, reach: np.ndarray, strength: float) -> np.ndarray:
+    """How much of the plate's light (its glow) each pixel of the person takes, as real
+    light wraps round a figure: near the edge, where the light's reach drops, up to
+    `strength`; nothing deep inside or outside. Elementwise: the preview works it out only
+    at the few pixels where it mixes; the mix itself is done in the one blend that puts the
+    person into the plate (compositing.blend)."""
+    amount = 1.0 - reach
     amount *= alpha
     amount *= 2.0 * strength
-    np.minimum(amount, strength, out=amount)
-    return amount
+    return np.minimum(amount, strength, out=amount)
 
 
 def contact_shadow(canvas: np.ndarray, x0: int, x1: int, ground_y: int, height: int,
-                   darkness: float, clip: tuple[int, int, int, int]) -> None:
+                   darkness: float, clip: tuple[int, int, int, int]
+                   ) -> tuple[int, int, int, int] | None:
     """A soft dark ellipse on the ground under visible feet, drawn into canvas in place,
-    never outside `clip` (the stage). Separable (flat-topped across the feet, Gaussian in
-    depth), so it costs two short vectors and one multiply."""
+    never outside `clip` (the stage); returns the box it darkened (None: none). Separable
+    (flat-topped across the feet, Gaussian in depth), so it costs two short vectors and one
+    multiply."""
     if darkness <= 0 or height < 1 or x1 <= x0:
-        return
+        return None
     cx, half_w = (x0 + x1) / 2, max(2.0, (x1 - x0) * 0.6)
     bx0, by0 = max(clip[0], int(cx - 1.6 * half_w)), max(clip[1], ground_y - 2 * height)
     bx1, by1 = min(clip[2], int(cx + 1.6 * half_w)), min(clip[3], ground_y + 2 * height)
     if bx1 <= bx0 or by1 <= by0:
-        return
+        return None
     xs = (np.arange(bx0, bx1, dtype=np.float32) - cx) / half_w
     ys = (np.arange(by0, by1, dtype=np.float32) - ground_y) / (0.5 * height)
     across = np.exp(-(xs * xs) ** 2)  # flat under the feet, fading beyond them
@@ -111,3 +116,4 @@ def contact_shadow(canvas: np.ndarray, x0: int, x1: int, ground_y: int, height: 
     keep = 1.0 - darkness * np.outer(depth, across)
     region = canvas[by0:by1, bx0:bx1]
     region[:] = (region * keep[:, :, None]).astype(np.uint8)
+    return bx0, by0, bx1, by1

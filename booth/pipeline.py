@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from booth.compositing import Look, Matte, alpha_from_confidence, composite
+from booth.compositing import (
+    Drawn,
+    Look,
+    Matte,
+    Placed,
+    alpha_from_confidence,
+    composite,
+    place_ahead,
+)
 from booth.effects import colour_lut, colour_stats, glow, motion, smooth_mask
 from booth.matting import estimate_foreground
 from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
@@ -26,6 +35,8 @@ class Analysis:
     people: People
     transform: Transform | None
     colour: np.ndarray | None = None
+    # The frame placed for the preview while the model looked at it (Pipeline.analyse).
+    placed: Future[Placed | None] | None = None
 
     @property
     def drawable(self) -> bool:
@@ -50,10 +61,31 @@ class Pipeline:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # grey frame, mask
         self.timings: dict[str, float] = {}  # seconds per stage of the last analyse()
         self._glows: dict[tuple[int, int], np.ndarray] = {}
+        # The live preview: its canvas size, and the people's box and the colour transfer of
+        # the frame before, with which a new frame is placed while the model looks at it.
+        self._preview: tuple[int, int] | None = None
+        self._before: tuple[tuple[float, float, float, float] | None, np.ndarray | None] = (
+            None, None)
+        self._placer: ThreadPoolExecutor | None = None
 
     def analyse(self, frame: np.ndarray, now: float | None = None) -> Analysis:
         """Segment one frame and update the placement. `now` (seconds) smooths mask and
-        placement over time, as in the live preview; None treats the frame as a still."""
+        placement over time, as in the live preview; None treats the frame as a still.
+
+        In the live preview a frame is shown at the placement and colours of the frame
+        before (one frame more of the smoothing's 0.3 s, which nobody sees; the visitor's
+        picture and cut-out are this frame's), so that, while the model looks at the frame
+        on this thread, another places it in the preview: the two cores share the work."""
+        # Only while someone stays in view: a visitor stepping in is shown at once.
+        shown = self.smoother.current if now is not None and self._before[0] else None
+        placed = None
+        if shown is not None and self._preview is not None:
+            if self._placer is None:
+                self._placer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="place")
+            w, h = self._preview
+            placed = self._placer.submit(
+                place_ahead, frame, self._before[0], shown, mirror=self.mirror, canvas=(w, h),
+                stage_px=self.stage_box(w, h), colour=self._before[1])
         t0 = time.perf_counter()
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
         mask = self.segmenter.segment(exposed(small))
@@ -74,8 +106,12 @@ class Pipeline:
         if people.found and self.effects.colour > 0:
             colour = colour_lut(colour_stats(small, people.mask), self.scene_colour,
                                    self.effects.colour)
+        if now is not None:
+            before, self._before = self._before[1], (people.bbox, colour)
+            if shown is not None:
+                transform, colour = shown, before
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
-        return Analysis(people, transform, colour)
+        return Analysis(people, transform, colour, placed)
 
     def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
         """The photo's analysis of a still taken at the shutter (booth.sources.StillSource):
@@ -116,13 +152,18 @@ class Pipeline:
 
     def render(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
                matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR,
-               colours_estimated: bool = False) -> np.ndarray | None:
-        """Composite into `canvas` (a copy of the plate at any size) in place; returns the
-        alpha used over the person region, or None when nobody was drawn.
+               colours_estimated: bool = False) -> Drawn | None:
+        """Composite into `canvas` (a copy of the plate at any size) in place; returns what
+        was drawn (booth.compositing.Drawn), or None when nobody was.
         `colours_estimated`: frame already holds the visitor's own colours at the edge."""
         if not analysis.drawable:
             return None
         h, w = canvas.shape[:2]
+        placed = None
+        if matte is None and interpolation == cv2.INTER_LINEAR and not colours_estimated:
+            self._preview = (w, h)  # the live preview's canvas: the next frames are placed ahead
+            if analysis.placed is not None:
+                placed = analysis.placed.result()
         if matte is None:
             matte = Matte.from_confidence(analysis.people.mask, frame.shape[1], frame.shape[0])
         look = self.look(analysis, w, h)
@@ -130,7 +171,8 @@ class Pipeline:
             look = dataclasses.replace(look, edge_colours_px=0)
         return composite(canvas, frame, analysis.people, matte, analysis.transform,
                          mirror=self.mirror, stage_px=self.stage_box(w, h),
-                         keep_px=self.keep_boxes(w, h), look=look, interpolation=interpolation)
+                         keep_px=self.keep_boxes(w, h), look=look, interpolation=interpolation,
+                         placed=placed)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's)."""

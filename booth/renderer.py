@@ -6,7 +6,8 @@ shot, the screen it draws into and what that screen shows, and it times its two 
 
 It does only the work a change needs: a view like the last one (same camera frame, same
 state, digit and banner) is not drawn again, and the side panel, which changes only with the
-state, is redrawn only then; between those, only the photo area is restored and composited.
+state, is redrawn only then; between those, only the part of the photo area the last frame
+drew on is restored, and the new frame composited.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Renderer:
         self._frozen: np.ndarray | None = None  # the preview at the shutter
         self._shown: View | None = None  # what self.screen shows
         self._panel: tuple | None = None  # what its side panel shows
+        # Where the photo area differs from the base screen (screen pixels; None: nowhere).
+        self._dirty: tuple[int, int, int, int] | None = None
 
     def freeze(self, frame: np.ndarray, analysis: Analysis) -> None:
         """Keep the preview of this frame: shown during the flash and while the photo is made."""
@@ -73,7 +76,8 @@ class Renderer:
                 self.timings["ui"] = 0.0
             return self.screen
         # The flash covers the whole screen; anything else leaves the panel as it was drawn.
-        panel = (view.state, view.countdown, self.screens.date)
+        # The base is another one in another language: everything is drawn again.
+        panel = (view.state, view.countdown, self.screens.date, id(self.screens.base))
         whole = panel != self._panel or view.state is State.CAPTURE
         t0 = time.perf_counter()
         self.compose_preview(self.screen, view, whole=whole)
@@ -92,15 +96,27 @@ class Renderer:
     def compose_preview(self, screen: np.ndarray, view: View, *, whole: bool = True) -> None:
         """The photo area: live composite, or the frozen shot while the photo is made
         (`whole`: the rest of the screen is restored too)."""
-        lay = self.screens.layout
+        lay, base = self.screens.layout, self.screens.base
         if whole:
-            screen[:] = self.screens.base
-        else:
-            lay.photo_region(screen)[:] = lay.photo_region(self.screens.base)
+            screen[:] = base
+        elif self._dirty is not None:
+            x0, y0, x1, y1 = self._dirty
+            screen[y0:y1, x0:x1] = base[y0:y1, x0:x1]
+        self._dirty = None
         if view.state in (State.CAPTURE, State.PROCESSING) and self._frozen is not None:
             lay.plate_region(screen)[:] = self._frozen
+            self._photo_area_dirty()
         elif view.frame is not None and view.analysis is not None:
-            self.pipeline.render(lay.plate_region(screen), view.frame, view.analysis)
+            drawn = self.pipeline.render(lay.plate_region(screen), view.frame, view.analysis)
+            if drawn is not None:
+                x0, y0, x1, y1 = drawn.box
+                self._dirty = (lay.photo_x + x0, lay.photo_y + y0, lay.photo_x + x1,
+                               lay.photo_y + y1)
+
+    def _photo_area_dirty(self) -> None:
+        lay = self.screens.layout
+        self._dirty = (lay.photo_x, lay.photo_y, lay.photo_x + lay.photo_w,
+                       lay.photo_y + lay.plate_h + lay.band_h)
 
     def draw_panel(self, screen: np.ndarray, view: View) -> None:
         """The side panel alone, redrawn from the base: the state's overlays, and in the
@@ -124,13 +140,18 @@ class Renderer:
         screens, lay, state = self.screens, self.screens.layout, view.state
         if panel:
             self._panel_overlays(screen, view)
+        # Whatever is drawn over the photo area is restored with all of it next time.
         if state is State.ATTRACT:
             if view.camera_ok and view.analysis is not None and not view.analysis.people.found:
                 screens.step_in.draw(screen)
+                self._photo_area_dirty()
         elif state is State.CAPTURE:
             flash(screen, max(0.0, 1.0 - view.since / FLASH_SECONDS))
+            self._photo_area_dirty()
         elif state is State.PROCESSING:
             dim(lay.plate_region(screen))
+            self._photo_area_dirty()
         if not view.camera_ok and state in (State.ATTRACT, State.COUNTDOWN):
             dim(lay.plate_region(screen))
             screens.camera_banner.draw(screen)
+            self._photo_area_dirty()

@@ -5,6 +5,7 @@ mediapipe 0.10.21 ships the model files; nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from pathlib import Path
@@ -48,8 +49,18 @@ def exposed(image: np.ndarray, bright: float = 230.0, max_gain: float = 4.0) -> 
     every fourth pixel each way) are darker than `bright` is brightened by up to max_gain.
     In a dim room the model loses people (in the evaluation set's dim room, one visitor's
     solid core went from 0 % to 6 % of the frame with this)."""
-    gain = min(max_gain, bright / max(float(np.percentile(image[::4, ::4], 99)), 1.0))
+    gain = min(max_gain, bright / max(_percentile_99(image[::4, ::4]), 1.0))
     return cv2.convertScaleAbs(image, alpha=gain) if gain > 1.2 else image
+
+
+def _percentile_99(values: np.ndarray) -> float:
+    """np.percentile(values, 99) of uint8 values, from their histogram: the same figure (the
+    two order statistics it interpolates between are found by counting) at a tenth of the
+    cost, which matters once a frame."""
+    counts = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    rank = 0.99 * (counts[-1] - 1)
+    low, high = np.searchsorted(counts, [math.floor(rank) + 1, math.ceil(rank) + 1])
+    return float(low + (rank - math.floor(rank)) * (high - low))
 
 
 class Segmenter:

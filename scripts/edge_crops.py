@@ -63,30 +63,17 @@ def main() -> int:
         matte = pipeline.photo_matte(frame, analysis)
         coloured = frame if effects.edge_colours == 0 else pipeline.cutout(
             frame, analysis, matte)[0]
-        alpha = pipeline.render(photo, coloured, analysis, matte, cv2.INTER_CUBIC,
+        drawn = pipeline.render(photo, coloured, analysis, matte, cv2.INTER_CUBIC,
                                 colours_estimated=True)
-        region = _region_origin(pipeline, photo.shape, frame, analysis)
         preview = cv2.resize(pipeline.plate, (980, 720), interpolation=cv2.INTER_AREA)
-        preview_alpha = pipeline.render(preview, frame, analysis)
-        preview_origin = _region_origin(pipeline, preview.shape, frame, analysis)
+        shown = pipeline.render(preview, frame, analysis)
         cells.append(np.hstack([
-            _label(_edge_crop(photo, alpha, region), f"photo, {label}"),
-            _label(_edge_crop(preview, preview_alpha, preview_origin), "live preview")]))
+            _label(_edge_crop(photo, drawn.alpha, drawn.region[:2]), f"photo, {label}"),
+            _label(_edge_crop(preview, shown.alpha, shown.region[:2]), "live preview")]))
     pipeline.effects = on
     cv2.imwrite(str(args.out), np.vstack(cells))
     print(args.out)
     return 0
-
-
-def _region_origin(pipeline, shape, frame, analysis) -> tuple[int, int]:
-    """Where render() put the person region in a canvas of this shape."""
-    from booth.compositing import person_region
-
-    h, w = shape[:2]
-    fh, fw = frame.shape[:2]
-    m = analysis.transform.pixel_matrix(fw, fh, h, pipeline.mirror)
-    region = person_region(analysis.people.bbox, m, fw, fh, h, pipeline.stage_box(w, h))
-    return region[0], region[1]
 
 
 if __name__ == "__main__":

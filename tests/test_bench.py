@@ -32,6 +32,7 @@ def test_bench_smoke_run_reports_every_field(tmp_path: Path):
     for stage in report["stages"].values():
         assert 0 <= stage["median_ms"] <= stage["p95_ms"]
     assert report["frame_ms_median"] > 0 and report["fps"] > 0
+    assert report["frame_cpu_ms_median"] > 0  # the work of a frame, on all threads
     assert report["frame_ms_median"] >= report["stages"]["segment"]["median_ms"]
     assert report["capture_to_qr_ms"] > 0 and report["reader_thread_ms"] > 0
     assert {"temporal", "colour", "light_wrap", "shadow", "edge_colours",

@@ -58,8 +58,7 @@ def test_the_preview_keeps_the_pale_wall_out_of_the_edge(pipeline):
         pipeline.effects = effects
         canvas = cv2.resize(pipeline.plate, canvas_shape[1::-1], interpolation=cv2.INTER_AREA)
         before = canvas.copy()
-        alpha = pipeline.render(canvas, frame, analysis)
-        assert alpha is not None
+        assert pipeline.render(canvas, frame, analysis) is not None
         bands.append((canvas, before))
     on, (off, before) = bands[1][0], bands[0]
     changed = np.abs(on.astype(int) - off.astype(int)).max(axis=2) > 0
@@ -79,9 +78,10 @@ def test_the_edge_of_the_worked_region_never_shows():
     mask[40:100, 100:150] = 1.0
     people = People(mask, (100 / 256, 40 / 144, 150 / 256, 100 / 144))
     everywhere = Matte.from_alpha(np.ones((720, 1280), np.float32), (0, 0, 1280, 720))
-    alpha = composite(canvas, frame, people, everywhere, Transform(1.0, 0.2, 0.0),
+    drawn = composite(canvas, frame, people, everywhere, Transform(1.0, 0.2, 0.0),
                       mirror=False, stage_px=(0, 0, 1000, 720), keep_px=[])
-    assert alpha is not None
+    assert drawn is not None
+    alpha = drawn.alpha
     for edge in (alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]):
         assert edge.max() < 0.2
     steps = max(np.abs(np.diff(alpha, axis=0)).max(), np.abs(np.diff(alpha, axis=1)).max())

@@ -9,15 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.compositing import blend
+from booth.compositing import blend, split
 from booth.effects import (
     Effects,
     colour_lut,
     colour_stats,
     contact_shadow,
-    light_wrap,
+    light_reach,
     motion,
     smooth_mask,
+    wrap_amount,
 )
 from booth.errors import BoothError
 from booth.photo import band_height, caption_band
@@ -81,11 +82,11 @@ def test_light_wrap_touches_only_the_edge():
     alpha = np.zeros((100, 100), np.float32)
     alpha[:, 50:] = 1.0
     out = np.zeros_like(fg)
-    blend(out, fg, alpha, glow, light_wrap(alpha, width=6, strength=0.5))
+    reach = light_reach(alpha, 6)
+    blend(out, fg, alpha, *split(alpha, reach), (glow, reach, 0.5))
     assert out[50, 51, 0] > 60  # just inside the edge: lit by the plate
     assert out[50, 90, 0] == 30  # deep inside: untouched
     assert out[50, 40, 0] == 0  # outside: the background
-    assert light_wrap(alpha, 6, 0.0) is None
 
 
 def test_blend_of_only_the_mixing_pixels_is_the_blend_of_the_whole_region():
@@ -98,12 +99,16 @@ def test_blend_of_only_the_mixing_pixels_is_the_blend_of_the_whole_region():
     yy, xx = np.mgrid[0:h, 0:w // 2]
     alpha = np.clip(1.0 - np.hypot(yy - h / 2, xx - w / 4) / (0.3 * h), 0, 0.05) / 0.05
     alpha = alpha.astype(np.float32)
-    wrap = light_wrap(alpha, 8, 0.35)
+    reach = light_reach(alpha, 8)
+    wrap = wrap_amount(alpha, reach, 0.35)
     lit = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
     expected = cv2.blendLinear(lit, bg, alpha, 1.0 - alpha)
     canvas = np.zeros((h, w // 2 + 10, 3), np.uint8)
     canvas[:, 10:] = bg
-    blend(canvas[:, 10:], fg, alpha, glow, wrap)  # into a view, as into the canvas
+    glows = np.zeros_like(canvas)
+    glows[:, 10:] = glow
+    # Into a view, as into the canvas, and with the glow a view of a larger picture too.
+    blend(canvas[:, 10:], fg, alpha, *split(alpha, reach), (glows[:, 10:], reach, 0.35))
     diff = np.abs(canvas[:, 10:].astype(int) - expected)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     assert (alpha == 1).mean() > 0.2 and (alpha == 0).mean() > 0.2  # all three kinds there
