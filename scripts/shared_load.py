@@ -167,6 +167,7 @@ class Deployment:
         data = self.tmp / name
         data.mkdir()
         proc, port = serve(data, self.config(name))
+        proc.name = name
         self.procs.append(proc)
         return proc, port
 
@@ -283,14 +284,14 @@ class Links:
                     return
 
     def from_bucket(self, link: Followed) -> bool:
-        """The bytes of an uploaded photo whose outbox entry had gone already."""
-        if link.sha:
-            return True
+        """Whether the photo is uploaded (its row no longer pending); its bytes are read
+        from the bucket if its outbox entry had gone already."""
         with contextlib.suppress(Exception):  # not uploaded yet, or a service down
             row = next(r for r in self.deployment.rows()
                        if r[0] == token_hash(link.token) and not r[4])
-            data = self.deployment.read(row[1])
-            link.sha, link.size, link.source = sha(data), len(data), "bucket"
+            if not link.sha:
+                data = self.deployment.read(row[1])
+                link.sha, link.size, link.source = sha(data), len(data), "bucket"
             return True
         return False
 
