@@ -93,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=60.0,
                     help="load: how long the phones run (default: 60)")
     ap.add_argument("--clients", type=int, default=20, help="load: phones (default: 20)")
+    ap.add_argument("--stop-stations", action="store_true",
+                    help="load: stop the stations (a clean exit) once they have taken 6 "
+                         "photos, before the phones start: the serving path alone")
     ap.add_argument("--down", type=float, default=60.0,
                     help="outage: seconds each service is down (default: 60)")
     ap.add_argument("--rounds", type=int, default=20, help="sigkill: kills (default: 20)")
@@ -389,6 +392,11 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
     watcher.start()
     try:
         wait_for("uploaded photo", lambda: shared.photos, 120, dep.procs)
+        if args.stop_stations:
+            wait_for("6 uploaded photos", lambda: len(shared.photos) >= 6, 120, dep.procs)
+            for proc in dep.procs:
+                if proc.name.startswith("station"):
+                    proc.stop()
         load_before = os.getloadavg()
         start = time.monotonic()
         stop_at = start + args.seconds
@@ -402,7 +410,8 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
         load_after = os.getloadavg()
         stop.set()
         watcher.join(timeout=10)
-        alive = {p.name: p.proc.poll() is None for p in dep.procs}
+        alive = {p.name: p.proc.poll() is None for p in dep.procs
+                 if not (args.stop_stations and p.name.startswith("station"))}
         on_disk = [str(p) for name in ("serve-a", "serve-b") for p in (tmp / name).rglob("*")
                    if p.is_file()]
     finally:
@@ -417,6 +426,7 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
     if shared.downloads == 0 or shared.deletes == 0:
         errors.append(f"{shared.downloads} downloads and {shared.deletes} deletes: no load")
     return {"seconds": round(wall, 1), "clients": args.clients,
+            "stations_during_load": "stopped" if args.stop_stations else "capturing",
             "photos_taken": len(links.all), "downloads": shared.downloads,
             "photo_pages": shared.pages, "deletes": shared.deletes,
             "expected_404": shared.expected_404,
@@ -435,6 +445,7 @@ class Watch:
 
     requests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    refused: dict[int, list[float]] = field(default_factory=dict)  # link -> 404/429 times
     errors: list[str] = field(default_factory=list)
 
 
@@ -458,6 +469,8 @@ def watcher(port: int, links: Links, watch: Watch, stop: threading.Event) -> Non
                 watch.statuses[key] = watch.statuses.get(key, 0) + 1
                 if status not in (200, 503) or (status == 503 and not waiting):
                     watch.errors.append(f"link {n}{route}: HTTP {status}")
+                    if status in (404, 429):
+                        watch.refused.setdefault(n, []).append(time.monotonic())
                 if route and status == 200:
                     if not link.sha:
                         links.from_bucket(link)
@@ -527,6 +540,9 @@ def scenario_outage(args, pg, s3, tmp: Path) -> dict:
     errors += [f"{len(outbox_left)} files left in the outbox"] if outbox_left else []
     return {"photos_taken": len(links.all), "lost": len(lost), "phases": phases,
             "watch_requests": watch.requests, "answers": watch.statuses,
+            "links_refused": len(watch.refused),
+            "refused_window_s": round(max((t[-1] - t[0] for t in watch.refused.values()),
+                                          default=0.0), 1),
             "bytes_from": {s: sum(x.source == s for x in links.all) for s in ("outbox", "bucket")},
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "exit_status": codes, "errors": errors[:10], "error_count": len(errors)}
