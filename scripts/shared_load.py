@@ -25,7 +25,7 @@ The bucket is killed for --down seconds, then the database. Errors: a 404 or 500
 must carry Retry-After and the on-its-way page), a link that does not serve its exact
 photo within 60 s of the service's return, a photo lost at the end.
 
-sigkill: one station on one data dir, started --rounds times and SIGKILLed 0-0.3 s after
+sigkill: one station on one data dir, started --rounds times and SIGKILLed 0-0.1 s after
 its first new link (keep_raw: three files per photo, a longer upload); then a clean
 `booth run --max-captures 1`. Errors: a printed link without exactly one uploaded row and
 its photo's bytes, a row without exactly its objects, an orphan object after the sweep.
@@ -99,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--down", type=float, default=60.0,
                     help="outage: seconds each service is down (default: 60)")
     ap.add_argument("--rounds", type=int, default=20, help="sigkill: kills (default: 20)")
+    ap.add_argument("--kill-within", type=float, default=0.1,
+                    help="sigkill: seconds after the new link, at most (default: 0.1, "
+                         "about an upload's time here)")
     ap.add_argument("--downloads", type=int, default=200,
                     help="presigned: downloads each way (default: 200)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -586,7 +589,7 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
             station = dep.station("station", f"http://127.0.0.1:{port}", links.listener(data),
                                   assets=args.assets, **{"station.keep_raw": True})
             wait_for("new link", lambda: len(links.all) > before, 120, [station])  # noqa: B023
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, args.kill_within))
             station.proc.kill()
             station.proc.wait()
             dep.procs.remove(station)
