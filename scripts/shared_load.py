@@ -25,7 +25,7 @@ The bucket is killed for --down seconds, then the database. Errors: a 404 or 500
 must carry Retry-After and the on-its-way page), a link that does not serve its exact
 photo within 60 s of the service's return, a photo lost at the end.
 
-sigkill: one station on one data dir, started --rounds times and SIGKILLed 0-0.1 s after
+sigkill: one station on one data dir, started --rounds times and SIGKILLed 0-0.03 s after
 its first new link (keep_raw: three files per photo, a longer upload); then a clean
 `booth run --max-captures 1`. Errors: a printed link without exactly one uploaded row and
 its photo's bytes, a row without exactly its objects, an orphan object after the sweep.
@@ -99,8 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--down", type=float, default=60.0,
                     help="outage: seconds each service is down (default: 60)")
     ap.add_argument("--rounds", type=int, default=20, help="sigkill: kills (default: 20)")
-    ap.add_argument("--kill-within", type=float, default=0.1,
-                    help="sigkill: seconds after the new link, at most (default: 0.1, "
+    ap.add_argument("--kill-within", type=float, default=0.03,
+                    help="sigkill: seconds after the new link, at most (default: 0.03, "
                          "about an upload's time here)")
     ap.add_argument("--downloads", type=int, default=200,
                     help="presigned: downloads each way (default: 200)")
@@ -554,9 +554,27 @@ def scenario_outage(args, pg, s3, tmp: Path) -> dict:
 # --- sigkill ------------------------------------------------------------------------------
 
 
-def where_killed(dep: Deployment, data: Path, link: Followed) -> str:
+def kill_when_uploading(station: Proc, outbox: Path, delay: float, killed) -> None:
+    """SIGKILL the station `delay` s after a new capture's record appears in its outbox (the
+    uploader starts on it at once); killed.record: (token hash, files, photo's SHA-256)."""
+    old = {p.name for p in outbox.glob("*.json")} if outbox.is_dir() else set()
+    while station.proc.poll() is None:
+        new = [p for p in outbox.glob("*.json") if p.name not in old] if outbox.is_dir() else []
+        if new:
+            killed.record = None
+            with contextlib.suppress(OSError, ValueError, KeyError):  # gone already
+                record = json.loads(new[0].read_text())
+                killed.record = (record["token_hash"], record["files"],
+                                 sha((outbox / record["files"]["photo"]).read_bytes()))
+            time.sleep(delay)
+            killed.set()
+            station.proc.kill()
+            return
+        time.sleep(0.002)
+
+
+def where_killed(dep: Deployment, data: Path, th: str) -> str:
     """Which step of the upload the kill cut: from the outbox record, the row, the objects."""
-    th = token_hash(link.token)
     record = None
     for path in (data / "outbox").glob("*.json"):
         with contextlib.suppress(OSError, ValueError):
@@ -582,18 +600,30 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
     data = tmp / "station"
     rng = random.Random(12)
     outcomes: dict[str, int] = {}
+    shown = 0  # rounds whose link was printed before the kill
+    records: list[tuple] = []  # the captures being uploaded at each kill
     proc, port = dep.serve("serve")
     try:
+        follow = links.listener(data)
         for _ in range(args.rounds):
-            before = len(links.all)
-            station = dep.station("station", f"http://127.0.0.1:{port}", links.listener(data),
+            killed, printed = threading.Event(), len(links.all)
+            station = dep.station("station", f"http://127.0.0.1:{port}", follow,
                                   assets=args.assets, **{"station.keep_raw": True})
-            wait_for("new link", lambda: len(links.all) > before, 120, [station])  # noqa: B023
-            time.sleep(rng.uniform(0, args.kill_within))
-            station.proc.kill()
+            killer = threading.Thread(target=kill_when_uploading, daemon=True, args=(
+                station, data / "outbox", rng.uniform(0, args.kill_within), killed))
+            killer.start()
+            wait_for("a new photo in the outbox", killed.is_set, 120, [station])
             station.proc.wait()
+            killer.join()
+            # The link is printed once the result screen is drawn: often after the kill.
+            shown += len(links.all) > printed
             dep.procs.remove(station)
-            where = where_killed(dep, data, links.all[-1])
+            if killed.record is None:
+                outcomes["record gone before it was read"] = outcomes.get(
+                    "record gone before it was read", 0) + 1
+                continue
+            records.append(killed.record)
+            where = where_killed(dep, data, killed.record[0])
             outcomes[where] = outcomes.get(where, 0) + 1
         last = dep.station("station", f"http://127.0.0.1:{port}", links.listener(data),
                            "--max-captures", "1", assets=args.assets,
@@ -601,6 +631,14 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
         last.proc.wait(timeout=180)
         lost = final_check(dep, links, port)
         rows, objects = dep.rows(), dep.objects()
+        for th, files, photo_sha in records:  # killed mid-upload: whole, once, exact
+            mine = [r for r in rows if r[0] == th and not r[4]]
+            names = set(files.values())
+            if (len(mine) != 1 or {n for n in mine[0][1:4] if n} != names
+                    or not names <= set(objects)
+                    or sha(dep.read(files["photo"])) != photo_sha):
+                lost.append(f"capture {th[:8]} killed mid-upload: {len(mine)} rows, "
+                            f"objects {sorted(names & set(objects))}")
         referenced = {n for r in rows for n in r[1:4] if n}
         orphans = set(objects) - referenced
         store = dep.store()
@@ -620,6 +658,7 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
         errors.append(f"the last start exited {last.proc.returncode}")
     return {"rounds": args.rounds, "links": len(links.all), "rows": len(rows),
             "objects": len(objects), "killed": outcomes, "lost": len(lost),
+            "links_printed_before_kill": shown,
             "duplicated": duplicated, "orphans_before_sweep": len(orphans),
             "swept": swept, "orphans_after_sweep": len(after),
             "load_average": [round(x, 2) for x in os.getloadavg()],
