@@ -107,7 +107,7 @@ def station_process(args: argparse.Namespace) -> int:
     from booth.machine import Machine
     from booth.sources import open_source
     from booth.store import Store
-    from booth.wiring import assemble_station, load_pipeline, report_status, start_web
+    from booth.wiring import StatusReporter, assemble_station, load_pipeline, start_web
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # finally: blocks run
     cfg = load_config(str(args.config))
@@ -124,7 +124,7 @@ def station_process(args: argparse.Namespace) -> int:
         web, janitor = start_web(cfg, store)  # as `booth run`: its own web app and janitor
         station = assemble_station(cfg, pipeline, frames, store, args.base_url,
                                    machine=Machine(0.25, 0.25, 0.05),
-                                   report=lambda status: report_status(store, status))
+                                   report=StatusReporter(store))
         return station.run(HeadlessDisplay())
     finally:
         if web is not None:
