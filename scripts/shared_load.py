@@ -26,9 +26,10 @@ must carry Retry-After and the on-its-way page), a link that does not serve its 
 photo within 60 s of the service's return, a photo lost at the end.
 
 sigkill: one station on one data dir, started --rounds times and SIGKILLed 0-0.03 s after
-its first new link (keep_raw: three files per photo, a longer upload); then a clean
-`booth run --max-captures 1`. Errors: a printed link without exactly one uploaded row and
-its photo's bytes, a row without exactly its objects, an orphan object after the sweep.
+a new capture's record appears in its outbox, while its uploader works on it (keep_raw:
+three files per photo); then a clean `booth run --max-captures 1`. Errors: a killed
+capture or a printed link without exactly one uploaded row, exactly its objects and its
+photo's exact bytes; a duplicated row; an orphan object after the sweep.
 
 purge: a station with retention_hours = 0.05 (the minimum: 3 minutes) takes 4 photos; 2
 are deleted through the visitor's form; the script polls the database and the bucket until
