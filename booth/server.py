@@ -18,6 +18,7 @@ from __future__ import annotations
 import select
 import sys
 import threading
+import time
 
 import waitress
 from flask import Flask
@@ -105,8 +106,8 @@ SWEEP_EVERY = 10  # rounds: the shared store's sweep lists the whole bucket
 class Janitor:
     """Deletes expired captures (file, thumbnail and row) every minute. On the shared store
     every process runs one: each expired row is deleted by exactly one of them (and its
-    objects with it), and every tenth round one of them (an advisory lock) sweeps the bucket
-    for objects no row names."""
+    objects with it), ended rate-limit windows go too, and every tenth round one of them (an
+    advisory lock) sweeps the bucket for objects no row names."""
 
     def __init__(self, store: Store, interval: float = PURGE_INTERVAL) -> None:
         self.store, self.interval = store, interval
@@ -120,6 +121,8 @@ class Janitor:
         rounds = 0
         while True:
             try:
+                if self.store.shared:  # first: a purge of photos fails while the bucket is down
+                    self.store.rate_counts.purge(time.time())
                 self.store.purge_expired()
                 if self.store.shared and rounds % SWEEP_EVERY == 0:
                     self.store.sweep()

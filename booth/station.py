@@ -106,6 +106,8 @@ class PhotoMaker:
                                          ttl_seconds=self.retention_hours * 3600, raw_jpeg=raw,
                                          thumb_jpeg=encode_jpeg(thumbnail(photo), 80))
             link = f"{self.base_url}/p/{capture.token}"
+            if capture.pending:  # on its way to the shared store: see store.waiting()
+                link += f"?until={int(capture.expires_at)}"
             screen = self.screens.result(photo, qr_image(link, 600), link,
                                          datetime.fromtimestamp(capture.expires_at),
                                          self.retention_hours)

@@ -151,6 +151,10 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         frames.start()  # a camera that is not there yet does not stop the station
         web, janitor = start_web(cfg, store)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
+        if store.shared and not cfg.server.public_url:
+            warning = ("the shared store's photos are meant for phones anywhere: set [server] "
+                       "public_url to the public server's address (the QR codes now point "
+                       "at this station)")
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
         print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)

@@ -134,3 +134,11 @@ def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
 def s3_store_url(s3_bucket: S3Bucket) -> str:
     """s3://BUCKET for a fresh bucket; its server is at s3_bucket.endpoint_url."""
     return s3_bucket.url
+
+
+@pytest.fixture
+def shared(pg_url, s3_bucket):
+    """The shared store's settings (booth.store.Shared) on a fresh database and bucket."""
+    from booth.store import Shared
+
+    return Shared(pg_url, f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)

@@ -189,7 +189,7 @@ def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
     assert (Config().camera.still_width, Config().camera.still_height) == (0, 0)  # off
 
 
-@pytest.mark.parametrize("text, expected", [
+_BAD_STILL = [
     ("still_width = 1920\n", "config: camera.still_width and camera.still_height go together; "
                              "set both, or both to 0 for no still"),
     ("still_width = -1\nstill_height = 1080\n",
@@ -203,9 +203,7 @@ def test_a_still_size_is_taken_with_the_preview_shape(tmp_path):
      "framing"),
     ('still_width = "4k"\nstill_height = 2160\n',
      "config: camera.still_width must be a whole number, got '4k'"),
-])
-def test_a_bad_still_size_is_refused_naming_it(tmp_path, text, expected):
-    assert error_of(tmp_path, "[camera]\n" + text) == expected
+]
 
 
 def test_a_wifi_network_for_the_result_screen(tmp_path):
@@ -221,7 +219,7 @@ def test_a_wifi_network_for_the_result_screen(tmp_path):
                                        f'"{raw_key}"\n')).server.wifi_password == raw_key
 
 
-@pytest.mark.parametrize("text, expected", [
+_BAD_WIFI = [
     ('wifi_password = "mars-rover-2026"\n',
      "config: server.wifi_password needs server.wifi_ssid, the network's name; set it too (or "
      "remove both for no Wi-Fi code)"),
@@ -242,6 +240,41 @@ def test_a_wifi_network_for_the_result_screen(tmp_path):
      "64 hex digits); leave it empty for an open network"),
     ('wifi_ssid = "Museum"\nwifi_hidden = "yes"\n',
      "config: server.wifi_hidden must be true or false, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [
+    *(("[camera]\n" + text, expected) for text, expected in _BAD_STILL),
+    *(("[server]\n" + text, expected) for text, expected in _BAD_WIFI),
 ])
-def test_a_bad_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
-    assert error_of(tmp_path, "[server]\n" + text) == expected
+def test_a_bad_still_size_or_wifi_setting_is_refused_naming_it(tmp_path, text, expected):
+    assert error_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[store]\ndatabase_url = "postgresql://booth@db/booth"\n',
+     "store.database_url and store.photos_url go together"),
+    ('[store]\nphotos_url = "s3://photos"\n',
+     "store.database_url and store.photos_url go together"),
+    ('[store]\ndatabase_url = "mysql://booth:secret@db/booth"\nphotos_url = "s3://p"\n',
+     "store.database_url = 'mysql://booth:***@db/booth'; use postgresql://"),
+    ('[store]\ndatabase_url = "postgresql://db/booth"\nphotos_url = "/srv/photos"\n',
+     "store.photos_url = '/srv/photos'; use s3://bucket"),
+    ('[store]\ndatabase_url = "postgresql://db/b"\nphotos_url = "s3://p"\n'
+     's3_endpoint_url = "127.0.0.1:8333"\n',
+     "store.s3_endpoint_url = '127.0.0.1:8333'; use http://host:port"),
+])
+def test_a_shared_store_half_or_wrongly_set_is_refused(tmp_path, text, expected):
+    """One line naming the setting, and never the database password."""
+    message = error_of(tmp_path, text)
+    assert message.startswith("config: ") and expected in message
+    assert "secret" not in message
+
+
+def test_a_shared_store_is_read_from_the_file(tmp_path):
+    cfg = load_config(write(tmp_path, '[store]\ndatabase_url = "postgresql://booth@db/booth"\n'
+                                      'photos_url = "s3://photos/booth"\n'
+                                      's3_endpoint_url = "http://127.0.0.1:8333"\n'),
+                      environ={})
+    assert (cfg.store.database_url, cfg.store.photos_url, cfg.store.s3_endpoint_url) == (
+        "postgresql://booth@db/booth", "s3://photos/booth", "http://127.0.0.1:8333")

@@ -18,18 +18,13 @@ import pytest
 
 from booth.config import Config
 from booth.errors import StoreUnavailable
-from booth.store import Shared, Store
+from booth.store import Store
 from booth.store.outbox import Uploader
 from booth.store.sweep import sweep_bucket
 from booth.webapp import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
-
-
-@pytest.fixture
-def shared(pg_url, s3_bucket) -> Shared:
-    return Shared(pg_url, f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)
 
 
 @pytest.fixture
@@ -264,3 +259,55 @@ def test_servers_share_staff_secrets_and_sessions(shared) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
+        shared, tmp_path, s3_server, s3_bucket, capsys) -> None:
+    from booth.wiring import finish_uploads
+
+    data = tmp_path / "station"
+    station = Store(data, shared=shared, outbox=True)
+    station.start_uploader()
+    s3_server.stop()
+    try:
+        tokens = [station.publish(JPEG, ttl_seconds=3600).token for _ in range(2)]
+        finish_uploads(station, 1.0)  # the bucket is down: gives up after its wait
+        station.close()
+        assert len(list((data / "outbox").glob("*.json"))) == 2
+        assert "2 photo(s) wait in the outbox for the next start" in capsys.readouterr().err
+    finally:
+        s3_server.start()
+    station = Store(data, shared=shared, outbox=True)  # the next start
+    try:
+        station.start_uploader()
+        finish_uploads(station, 60.0)  # the bucket is back: all of them go up
+        assert list((data / "outbox").iterdir()) == []
+        web = _client(station)
+        for token in tokens:
+            assert web.get(f"/p/{token}/photo.jpg").data == JPEG
+    finally:
+        station.close()
+
+
+def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, server) -> None:
+    """A station that cannot reach the database yet: its link carries the photo's expiry, and
+    until then the link waits for the photo instead of saying "not found"."""
+    web = _client(server)
+    now = time.time()
+    capture = station.publish(JPEG, ttl_seconds=3600, now=now)
+    until = int(capture.expires_at)
+    for path in ("", "/photo.jpg"):
+        page = web.get(f"/p/{capture.token}{path}?until={until}")
+        assert page.status_code in (200, 503) and "on its way" in page.get_data(as_text=True)
+    assert web.get(f"/p/{capture.token}").status_code == 404  # no expiry: not found
+    assert web.get(f"/p/{capture.token}?until={int(now) - 1}").status_code == 404  # past
+    assert web.get(f"/p/{capture.token}?until=soon").status_code == 404
+
+    _uploader(station).upload_all()
+    assert web.get(f"/p/{capture.token}/photo.jpg?until={until}").data == JPEG
+    assert server.delete([server.resolve(capture.token).id]) == 1
+    # Deleted: "not found" from now on, whatever the link says, until it would have expired.
+    assert web.get(f"/p/{capture.token}?until={until}").status_code == 404
+    assert server.purge_expired(now=until + 1) == 0
+    with psycopg.connect(server.db.url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0] == 0

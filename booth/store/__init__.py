@@ -1,5 +1,8 @@
-"""The photo store: JPEG files under data_dir/photos, one SQLite row per capture, staff
-sessions, and the secrets that open photos in files of their own.
+"""The photo store. By default, the station's own: JPEG files under data_dir/photos, one
+SQLite row per capture, staff sessions, and the secrets that open photos in files of their
+own. Configured with [store] database_url and photos_url, the shared store: rows (and the
+secrets) in PostgreSQL, photos in an S3-compatible bucket, and on each station an outbox
+that holds its photos until they are up (see booth.store.outbox).
 
 Photos of visitors are personal data, so the store keeps these promises:
 - a row only ever points at a complete file (files are written and synced before the row
@@ -9,10 +12,15 @@ Photos of visitors are personal data, so the store keeps these promises:
 - only the SHA-256 of each download token and staff session id is stored, and the session
   key lives outside the database: the database alone cannot open a photo;
 - the data folder, photos/ and secrets/ are 0700, the files in them 0600.
+On the shared store the same hold with "object" for "file", except the secrets: every server
+must check the same staff cookies, so they are rows in the database, which is then guarded
+like them.
 
-Modules: files (atomic private files), keys (secret files), schema (numbered migrations),
-db (the connection), captures, settings, sessions, sweep. The public interface is Store,
-Capture and TMP_PREFIX.
+Modules: files (atomic private files), photos (the data dir's photos, and the interface a
+bucket also has), bucket (S3), keys (secret files and rows), schema (numbered migrations
+for both databases), db (the SQLite connection), pg (the PostgreSQL pool), captures,
+settings, sessions, sweep, outbox (a station's photos on their way, and the uploader). The
+public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from booth.store.db import Database
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
+from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
 from booth.store.settings import Settings
@@ -51,13 +60,15 @@ class Store(CaptureRows, Settings, StaffSessions):
     and a bucket). gentle=True for a process that runs beside a station (the web server
     alone): its start-up sweep leaves young files alone, since the station may be writing
     them. outbox=True for a station on the shared store: its photos wait in data_dir/outbox
-    until the uploader (start_uploader) has put them in the shared store."""
+    until the uploader (start_uploader) has put them in the shared store. rate_counts: the
+    web app's rate limits in the shared database (None on the data dir's store, whose web
+    app counts in memory)."""
 
     def __init__(self, data_dir: Path | None, *, gentle: bool = False,
                  shared: Shared | None = None, outbox: bool = False) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._leftovers: set[Path] = set()
-        self.outbox = self.uploader = None
+        self.outbox = self.uploader = self.rate_counts = None
         if shared is not None:
             self._open_shared(shared, outbox)
             return
@@ -96,6 +107,7 @@ class Store(CaptureRows, Settings, StaffSessions):
         self.photo_files = Bucket(shared.photos_url, shared.s3_endpoint_url)
         self.db = PgDatabase(shared.database_url)
         self.secrets = SecretRows(self.db)
+        self.rate_counts = RateCounts(self.db)
 
     @property
     def shared(self) -> bool:

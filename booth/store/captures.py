@@ -216,13 +216,29 @@ class CaptureRows:
         """Delete matching rows, then their files. Row first: once the row is gone no link
         opens the photo, and a file that cannot be removed now (open on Windows) is
         unreferenced, so the next sweep takes it."""
-        rows = self.db.all(f"DELETE FROM captures WHERE {where} "
-                           "RETURNING filename, raw_filename, thumb_filename", args)
-        for names in rows:
+        with self.db.write() as db:
+            rows = db.execute(f"DELETE FROM captures WHERE {where} RETURNING filename, "
+                              "raw_filename, thumb_filename, token_hash, expires_at",
+                              args).fetchall()
+            if self.photos is None:  # the shared store: see waiting()
+                for *_, hashed, expires_at in rows:
+                    db.execute("INSERT INTO tombstones (token_hash, expires_at) VALUES (?, ?) "
+                               "ON CONFLICT (token_hash) DO NOTHING", (hashed, expires_at))
+        for *names, _, _ in rows:
             for name in names:
                 if name:
                     self.photo_files.delete(name)
         return len(rows)
+
+    def waiting(self, token: str, until: float, now: float | None = None) -> bool:
+        """Whether an unknown link may be a photo still on its way from a station that cannot
+        reach the shared store: its link says when it expires (`until`), and it was not
+        deleted. Made-up links get the same answer; they open nothing."""
+        now = time.time() if now is None else now
+        if self.photos is not None or not now < until or not _TOKEN_RE.fullmatch(token):
+            return False
+        return self.db.one("SELECT 1 FROM tombstones WHERE token_hash = ?",
+                           (token_hash(token),)) is None
 
     def delete(self, capture_ids: list[int]) -> int:
         ids = [int(i) for i in capture_ids]
@@ -232,7 +248,10 @@ class CaptureRows:
 
     def purge_expired(self, now: float | None = None) -> int:
         self._remove_leftovers()  # the janitor calls this every minute
-        return self._delete_where("expires_at <= ?", (time.time() if now is None else now,))
+        now = time.time() if now is None else now
+        if self.photos is None:
+            self.db.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
+        return self._delete_where("expires_at <= ?", (now,))
 
     def purge_older_than(self, seconds: float, now: float | None = None) -> int:
         now = time.time() if now is None else now

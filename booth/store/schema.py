@@ -94,6 +94,9 @@ def migrate(db: sqlite3.Connection, secrets: SecretFiles, where: str) -> None:
 # The shared store. Ids come from a sequence (never reused, as in SQLite's settings row);
 # pending is 1 from a station's first report of a photo until its files are in the bucket.
 # Secrets are rows here: every server must sign and check the same staff cookies.
+# rate_limits: the web app's fixed windows, counted by every server (booth.store.ratelimits).
+# tombstones: a deleted photo's link says "not found" until it would have expired, never "on
+# its way" (a station's link carries its expiry, so an unknown token may be a photo not up yet).
 PG_MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE captures (
         id BIGSERIAL PRIMARY KEY,
@@ -112,7 +115,9 @@ PG_MIGRATIONS: tuple[str, ...] = (
                                  created_at DOUBLE PRECISION NOT NULL);
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE rate_limits (key TEXT PRIMARY KEY, window_end DOUBLE PRECISION NOT NULL,
-                              hits INTEGER NOT NULL)""",
+                              hits INTEGER NOT NULL);
+    CREATE TABLE tombstones (token_hash TEXT PRIMARY KEY,
+                             expires_at DOUBLE PRECISION NOT NULL)""",
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time

@@ -1,13 +1,15 @@
 """Headers, CSRF and Origin checks, rate limits, trusted proxies and the session cookie.
 
-Everything here is per app (made in create_app): two apps in one process share nothing.
+Everything here is per app (made in create_app): two apps in one process share nothing,
+but on the shared store the rate limits' counts, which all its servers share.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, request
@@ -16,11 +18,13 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from limits import parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
 from werkzeug.exceptions import BadHost, ServiceUnavailable, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booth.config import Config
+from booth.errors import StoreUnavailable
+from booth.store.ratelimits import RateCounts
 
 
 class LockedMemoryStorage(MemoryStorage):
@@ -50,6 +54,49 @@ class LockedMemoryStorage(MemoryStorage):
             return super().acquire_entry(*args, **kwargs)
 
 
+class SharedStorage(Storage):
+    """limits' storage on the shared store's database (booth.store.ratelimits), for every
+    server behind one address to count into the same windows. Fixed windows only (what
+    RateLimits uses). The database out of reach raises StoreUnavailable: the request gets
+    the store's 503 page, as it would a moment later from its own query."""
+
+    STORAGE_SCHEME = ["booth-shared"]  # registered with limits by this class statement
+
+    def __init__(self, uri: str | None = None, *, counts: RateCounts,
+                 clock: Callable[[], float] = time.time, **options) -> None:
+        super().__init__(uri, **options)
+        self.counts, self.clock = counts, clock
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return StoreUnavailable
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        return self.counts.hit(key, expiry, amount, self.clock())
+
+    def decr(self, key: str, amount: int = 1) -> int:
+        return self.counts.give_back(key, amount, self.clock())
+
+    def get(self, key: str) -> int:
+        return self.counts.window(key, self.clock())[0]
+
+    def get_expiry(self, key: str) -> float:
+        return self.counts.window(key, self.clock())[1]
+
+    def check(self) -> bool:
+        try:
+            self.counts.window("", self.clock())
+        except StoreUnavailable:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        return self.counts.clear()
+
+    def clear(self, key: str) -> None:
+        self.counts.clear(key)
+
+
 # Misses (unknown or expired tokens) are throttled much harder than hits.
 MISS_LIMIT = "15 per minute;60 per hour"
 # Staff login failures per client.
@@ -58,16 +105,21 @@ LOGIN_LIMIT = "10 per 15 minutes"
 
 class RateLimits:
     """The booth's limits, per client address (the real client's behind a configured proxy),
-    on this app's own Flask-Limiter storage.
+    on this app's own Flask-Limiter storage: in this process's memory, or with `shared` (the
+    shared store's counters) in the database every server behind the address uses.
 
     A request is counted *before* the work it would buy (a password check, a 404), in one
     atomic increment-and-compare (fixed window): of N parallel requests at most the limit
     pass. Counting after the response, as Flask-Limiter's deduct_when does, lets a burst
     through while the first answers are still being computed."""
 
-    def __init__(self, app: Flask, photo_requests_per_minute: int) -> None:
-        self.limiter = Limiter(get_remote_address, app=app, storage_uri="booth-memory://",
-                               strategy="fixed-window", default_limits=[],
+    def __init__(self, app: Flask, photo_requests_per_minute: int,
+                 shared: RateCounts | None = None) -> None:
+        uri, options = (("booth-memory://", {}) if shared is None
+                        else ("booth-shared://", {"counts": shared}))
+        self.limiter = Limiter(get_remote_address, app=app, storage_uri=uri,
+                               storage_options=options, strategy="fixed-window",
+                               default_limits=[],
                                headers_enabled=False)  # no X-RateLimit-* headers
         self.photo = f"{photo_requests_per_minute} per minute"
         # A password check (argon2id, 64 MiB) takes both cores for ~0.4 s: one at a time,
@@ -176,7 +228,8 @@ def init(app: Flask, cfg: Config) -> None:
 
     app.session_interface = SessionInterface()
     CSRFProtect(app)
-    app.extensions["booth.limits"] = RateLimits(app, cfg.server.photo_requests_per_minute)
+    app.extensions["booth.limits"] = RateLimits(app, cfg.server.photo_requests_per_minute,
+                                                app.extensions["booth.store"].rate_counts)
 
     @app.after_request
     def headers(response: Response) -> Response:

@@ -85,7 +85,10 @@ def photo_route(rule: str, methods: tuple[str, ...] = ("GET",), *, waiting_statu
     costs nothing: a 128-bit token is not found by scanning, however fast.
 
     A photo still on its way from the station gets a page that refreshes itself, with
-    waiting_status (200 for the photo's own page; 503 with Retry-After for the rest)."""
+    waiting_status (200 for the photo's own page; 503 with Retry-After for the rest): a
+    pending row, or on the shared store a link not known yet whose `until` (its expiry, which
+    a station adds) is still to come: the station may not reach the database yet. Those
+    are not misses, so a phone may wait for its photo as long as it takes."""
     def register(view):
         @functools.wraps(view)
         def lookup(token: str):
@@ -93,6 +96,9 @@ def photo_route(rule: str, methods: tuple[str, ...] = ("GET",), *, waiting_statu
             limits.require(limits.photo, "photo")
             capture = _live(token)
             if capture is None:
+                until = request.args.get("until", type=int)
+                if until is not None and store().waiting(token, until):
+                    return on_its_way(waiting_status)
                 limits.require(MISS_LIMIT, "photo-miss")
                 return not_found()
             if capture.pending:  # the page waits; the image and the forms are not there yet
