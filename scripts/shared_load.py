@@ -85,7 +85,7 @@ SCENARIOS = ("load", "outage", "sigkill", "purge", "presigned")
 PREFIX = "photos/"
 STDERR_ERRORS = re.compile(r"Traceback|unexpected error|capture failed|could not save|"
                            r"Exception", re.IGNORECASE)
-LINK = re.compile(r"https?://[^/\s]+/p/([A-Za-z0-9_-]+)$")
+LINK = re.compile(r"https?://[^/\s]+/p/([A-Za-z0-9_-]+)(\?until=\d+)?$")  # until: on its way
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -252,6 +252,7 @@ def services():
 @dataclass
 class Followed:
     token: str
+    query: str  # "?until=<expiry>" while the photo was on its way, as its QR code has it
     printed: float  # monotonic
     sha: str = ""  # the photo's bytes, once known
     size: int = 0
@@ -274,7 +275,7 @@ class Links:
             found = LINK.search(line)
             if not found:
                 return
-            link = Followed(found.group(1), time.monotonic())
+            link = Followed(found.group(1), found.group(2) or "", time.monotonic())
             self._from_outbox(link, data_dir / "outbox")
             with self.lock:
                 self.all.append(link)
@@ -325,7 +326,7 @@ def check_photo(port: int, source: str, link: Followed) -> tuple[int, str, float
                                       source_address=(source, 0))
     try:
         began = time.perf_counter()
-        conn.request("GET", f"/p/{link.token}/photo.jpg")
+        conn.request("GET", f"/p/{link.token}/photo.jpg{link.query}")
         r = conn.getresponse()
         body = r.read()
         took = time.perf_counter() - began
@@ -461,7 +462,8 @@ def watcher(port: int, links: Links, watch: Watch, stop: threading.Event) -> Non
         for n, link in enumerate(links.snapshot()):
             for route in ("", "/photo.jpg"):
                 try:
-                    status, headers, body, _ = link_conn.request("GET", f"/p/{link.token}{route}")
+                    status, headers, body, _ = link_conn.request(
+                        "GET", f"/p/{link.token}{route}{link.query}")
                 except (OSError, http.client.HTTPException) as exc:
                     watch.errors.append(f"link {n}{route}: {type(exc).__name__}: {exc}")
                     link_conn.close()

@@ -104,8 +104,9 @@ def test_two_servers_serve_a_real_stations_photos_from_the_bucket(
             capture_output=True, text=True, timeout=180,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert station.returncode == 0, station.stderr
-        tokens = re.findall(rf"^http://127\.0\.0\.1:{ports[0]}/p/([\w-]+)$", station.stdout,
-                            re.MULTILINE)
+        # (?until=: the photo's expiry, while it was on its way)
+        tokens = re.findall(rf"^http://127\.0\.0\.1:{ports[0]}/p/([\w-]+)(?:\?until=\d+)?$",
+                            station.stdout, re.MULTILINE)
         assert len(tokens) == 2
         # A clean exit waited for the uploads: nothing left on the station's disk.
         assert list((tmp_path / "station" / "outbox").iterdir()) == []
