@@ -35,7 +35,6 @@ import argparse
 import hashlib
 import http.client
 import os
-import random
 import re
 import signal
 import sqlite3
@@ -45,29 +44,30 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from common import (
+    CSRF,
     PLATE,
     ROOT,
     VIDEO,
+    Link,
+    Photo,
     Proc,
+    Shared,
     add_assets_argument,
+    check_image,
     finish,
     percentile,
+    phone,
     serve,
 )
 
 PASSWORD = "load test password"
-NEWEST = 6  # phones pick among the newest photos not being deleted
-DELETE_EVERY = 3  # the owner deletes every third photo...
-DELETE_AFTER = 3  # ...once it has been downloaded this many times
 STDERR_ERRORS = re.compile(r"database is locked|Traceback|unexpected error|capture failed|"
                            r"could not save|purging expired photos failed|malformed|"
                            r"Exception|Error:", re.IGNORECASE)
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,7 +107,7 @@ def station_process(args: argparse.Namespace) -> int:
     from booth.machine import Machine
     from booth.sources import open_source
     from booth.store import Store
-    from booth.wiring import assemble_station, load_pipeline, report_status, start_web
+    from booth.wiring import StatusReporter, assemble_station, load_pipeline, start_web
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # finally: blocks run
     cfg = load_config(str(args.config))
@@ -124,7 +124,7 @@ def station_process(args: argparse.Namespace) -> int:
         web, janitor = start_web(cfg, store)  # as `booth run`: its own web app and janitor
         station = assemble_station(cfg, pipeline, frames, store, args.base_url,
                                    machine=Machine(0.25, 0.25, 0.05),
-                                   report=lambda status: report_status(store, status))
+                                   report=StatusReporter(store))
         return station.run(HeadlessDisplay())
     finally:
         if web is not None:
@@ -138,172 +138,13 @@ def station_process(args: argparse.Namespace) -> int:
 # --- the harness -----------------------------------------------------------------------------
 
 
-@dataclass
-class Photo:
-    n: int
-    token: str
-    id: int
-    path: Path
-    sha: str
-    size: int
-    downloads: int = 0
-    deleting: bool = False
-
-
-@dataclass
-class Shared:
-    clients: int
-    photos: list[Photo] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    errors: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    received: int = 0
-    downloads: int = 0
-    pages: int = 0
-    deletes: int = 0
-    expected_404: int = 0
-    staff_requests: int = 0
-    lookup_failures: int = 0
-
-    def error(self, text: str) -> None:
-        with self.lock:
-            self.errors.append(text)
-
-    def live(self) -> list[Photo]:
-        with self.lock:
-            return [p for p in self.photos if not p.deleting][-NEWEST:]
-
-
-class Link:
-    """One keep-alive connection from a fixed loopback address."""
-
-    def __init__(self, port: int, source: str) -> None:
-        self.port, self.source = port, source
-        self.conn: http.client.HTTPConnection | None = None
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict | None = None) -> tuple[int, dict, bytes, float]:
-        began = time.perf_counter()
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
-                                                       source_address=(self.source, 0))
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                r = self.conn.getresponse()
-                data = r.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()  # a keep-alive connection the server had closed: once more
-                if attempt == 2:
-                    raise
-                continue
-            if r.will_close:
-                self.close()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, data, \
-                time.perf_counter() - began
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-def check_image(shared: Shared, photo: Photo, body: bytes, what: str) -> None:
-    if not (body[:3] == b"\xff\xd8\xff" and body[-2:] == b"\xff\xd9"):
-        shared.error(f"{what} of photo {photo.n}: not a complete JPEG ({len(body)} bytes)")
-    elif len(body) != photo.size or hashlib.sha256(body).hexdigest() != photo.sha:
-        shared.error(f"{what} of photo {photo.n}: {len(body)} bytes that differ from the "
-                     f"file's {photo.size}")
-
-
-def phone(n: int, port: int, shared: Shared, stop_at: float) -> None:
-    rng = random.Random(n)
-    link = Link(port, f"127.0.0.{10 + n}")
-    while time.monotonic() < stop_at:
-        live = shared.live()
-        if not live:
-            time.sleep(0.05)
-            continue
-        photo = rng.choice(live)
-        roll = rng.random()
-        route = ("photo.jpg" if roll < 0.5 else "download" if roll < 0.9 else "")
-        path = f"/p/{photo.token}" + (f"/{route}" if route else "")
-        try:
-            status, headers, body, seconds = link.request("GET", path)
-        except (OSError, http.client.HTTPException) as exc:
-            shared.error(f"phone {n}: GET {path[:12]}...: {type(exc).__name__}: {exc}")
-            link.close()
-            continue
-        with shared.lock:
-            gone = photo.deleting
-        if status == 200:
-            if route:
-                check_image(shared, photo, body, route)
-                with shared.lock:
-                    shared.downloads += 1
-                    shared.received += len(body)
-                    shared.latencies.append(seconds)
-                    photo.downloads += 1
-            else:
-                with shared.lock:
-                    shared.pages += 1
-                if photo.token not in body.decode("utf-8", "replace"):
-                    shared.error(f"phone {n}: photo page of {photo.n} without its links")
-        elif status == 404 and gone:
-            with shared.lock:
-                shared.expected_404 += 1
-        else:
-            shared.error(f"phone {n}: HTTP {status} for {route or 'page'} of photo "
-                         f"{photo.n}{' (deleted)' if gone else ''}")
-        if photo.n % shared.clients == n and photo.n % DELETE_EVERY == 0:  # its owner
-            with shared.lock:
-                ready = photo.downloads >= DELETE_AFTER and not photo.deleting
-                if ready:
-                    photo.deleting = True
-            if ready:
-                delete(n, link, shared, photo)
-
-
-def delete(n: int, link: Link, shared: Shared, photo: Photo) -> None:
-    """The visitor's own delete: the confirmation page, then the form with its token."""
-    base = f"/p/{photo.token}/delete"
-    try:
-        status, headers, body, _ = link.request("GET", base)
-        found = _CSRF.search(body.decode("utf-8", "replace"))
-        cookie = headers.get("set-cookie", "").split(";")[0]
-        if status != 200 or not found or not cookie.startswith("booth_session="):
-            shared.error(f"phone {n}: delete page of photo {photo.n}: HTTP {status}")
-            return
-        form = f"csrf_token={quote(found.group(1))}".encode()
-        status, _, body, _ = link.request(
-            "POST", base, body=form,
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-        if status != 200 or b"deleted" not in body.lower():
-            shared.error(f"phone {n}: delete of photo {photo.n}: HTTP {status}")
-            return
-        with shared.lock:
-            shared.deletes += 1
-        if photo.path.exists():
-            shared.error(f"photo {photo.n} still on disk after its delete")
-        status, _, _, _ = link.request("GET", f"/p/{photo.token}/photo.jpg")
-        if status != 404:
-            shared.error(f"photo {photo.n} still served after its delete: HTTP {status}")
-        else:
-            with shared.lock:
-                shared.expected_404 += 1
-    except (OSError, http.client.HTTPException) as exc:
-        shared.error(f"phone {n}: delete of photo {photo.n}: {type(exc).__name__}: {exc}")
-        link.close()
-
-
 def staff(port: int, shared: Shared, stop_at: float) -> None:
     """Reload the gallery, open the newest thumbnails and a photo, about once a second."""
     link = Link(port, "127.0.0.9")
     try:
         status, headers, body, _ = link.request("GET", "/staff")
         cookie = headers.get("set-cookie", "").split(";")[0]
-        token = _CSRF.search(body.decode()).group(1)
+        token = CSRF.search(body.decode()).group(1)
         form = f"csrf_token={quote(token)}&password={quote(PASSWORD)}".encode()
         status, headers, _, _ = link.request(
             "POST", "/staff/login", body=form,
@@ -413,7 +254,7 @@ def run(args: argparse.Namespace) -> dict:
                 time.sleep(0.05)
             start = time.monotonic()
             stop_at = start + args.seconds
-            threads = [threading.Thread(target=phone, args=(n, port, shared, stop_at),
+            threads = [threading.Thread(target=phone, args=(n, [port], shared, stop_at),
                                         daemon=True) for n in range(args.clients)]
             threads.append(threading.Thread(target=staff, args=(port, shared, stop_at),
                                             daemon=True))

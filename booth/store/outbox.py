@@ -23,7 +23,9 @@ from pathlib import Path
 from booth.errors import StoreUnavailable
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
-MAX_BACKOFF = 8.0  # seconds between tries while a service is down: links work soon after
+# Seconds between tries while a service is down. Short, so that every link works within
+# seconds of the service's return (scripts/shared_load.py outage: up to ~5 s with 8 s here).
+MAX_BACKOFF = 2.0
 
 
 @dataclass

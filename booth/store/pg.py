@@ -63,6 +63,14 @@ class PgDatabase:
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url
         self.where = redacted_url(url)
+        try:
+            # One connection first: its error says why (refused, no such database, a wrong
+            # password) at once, where the pool would log every retry and then only say
+            # that it timed out.
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            raise BoothError(f"database {self.where} cannot be reached ({_reason(exc)}); "
+                             "check [store] database_url, the server and PGPASSWORD") from None
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=WAIT, open=False,
             reconnect_timeout=RECONNECT_WINDOW,
