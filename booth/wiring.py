@@ -37,6 +37,11 @@ def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
                     min_person_fraction=cfg.segmentation.min_person_fraction)
 
 
+def write_status(store, status: dict) -> None:
+    """The station's health, where the staff page reads it (which may be another process)."""
+    store.set_setting("station_status", json.dumps(status))
+
+
 class StatusReporter:
     """The station's health, for the staff page (which may run in another process), written
     on a thread of its own: a database out of reach delays no photo. Only the newest status
@@ -60,7 +65,7 @@ class StatusReporter:
                     self._ready.wait()
                 status, self._newest = self._newest, None
             with contextlib.suppress(sqlite3.Error, BoothError):  # busy, full or unreachable
-                self.store.set_setting("station_status", json.dumps(status))
+                write_status(self.store, status)
 
 
 def start_web(cfg: Config, store, *, background: bool = True):

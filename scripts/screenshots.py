@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from booth.server import WebServer
     from booth.store import Store
     from booth.webapp import create_app
-    from booth.wiring import report_status
+    from booth.wiring import write_status
 
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     desktop.locator("form.login button[type=submit]").click()
                     desktop.locator("ul.gallery").wait_for()
                     # The station's status, as a running station reports it every 2 s.
-                    report_status(store, {"camera": "ok", "fps": 29.7,
+                    write_status(store, {"camera": "ok", "fps": 29.7,
                                           "updated_at": time.time()})
                     desktop.reload()
                     shoot(desktop, "gallery")
