@@ -311,3 +311,14 @@ def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, ser
     assert server.purge_expired(now=until + 1) == 0
     with psycopg.connect(server.db.url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0] == 0
+
+
+def test_switching_language_keeps_a_waiting_link_waiting(station, server) -> None:
+    capture = station.publish(JPEG, ttl_seconds=3600)
+    web = _client(server)
+    until = int(capture.expires_at)
+    switched = web.get(f"/p/{capture.token}?until={until}&lang=de")
+    assert switched.status_code == 303
+    assert switched.headers["Location"] == f"/p/{capture.token}?until={until}"
+    page = web.get(switched.headers["Location"])
+    assert page.status_code == 200 and "Dein Foto ist unterwegs" in page.get_data(as_text=True)

@@ -76,11 +76,14 @@ def init(app: Flask, cfg) -> None:
 
     @app.before_request
     def switch_language():
-        """?lang=xx from the switcher: remember it and show the same page without the query."""
+        """?lang=xx from the switcher: remember it and show the same page without the query
+        (but a waiting photo link's `until`, without which it would be "not found")."""
         code = request.args.get("lang")
         if code is None or request.method != "GET":
             return None
-        response = redirect(request.path, 303)
+        until = request.args.get("until", type=int)
+        response = redirect(request.path if until is None else f"{request.path}?until={until}",
+                            303)
         if code in languages():
             response.set_cookie(COOKIE, code, max_age=COOKIE_DAYS * 86400, httponly=True,
                                 samesite="Lax", secure=request.is_secure)
