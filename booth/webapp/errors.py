@@ -6,6 +6,7 @@ from flask import Flask, make_response, render_template, request, send_file
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import BadHost, HTTPException
+from werkzeug.wsgi import wrap_file
 
 from booth.errors import StoreUnavailable
 from booth.i18n import N_
@@ -34,6 +35,7 @@ def _message(title: str, message: str, code: int):
 
 
 RETRY_SECONDS = 5
+_BLOCK = 256 * 1024
 
 
 def on_its_way(code: int, *, unavailable: bool = False):
@@ -50,6 +52,8 @@ def photo_response(photo: Photo, attachment_name: str | None = None):
     response = send_file(photo.stream, mimetype="image/jpeg",
                          as_attachment=attachment_name is not None,
                          download_name=attachment_name, conditional=False, max_age=0)
+    # In 256 kB blocks rather than send_file's 8 kB: a photo in two or three writes, not 50.
+    response.response = wrap_file(request.environ, photo.stream, buffer_size=_BLOCK)
     response.content_length = photo.length
     return private(response)
 
