@@ -10,6 +10,7 @@ web, a retry in the uploader), never as a traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 
@@ -26,6 +27,9 @@ WAIT = 3.0  # seconds a request waits for a pooled connection before its 503 pag
 # next request starts over at one second. Short, so a server back after a long outage is
 # used again within seconds, not after the delay has doubled to minutes.
 RECONNECT_WINDOW = 10.0
+# The pool logs every failed reconnection (dozens a minute while the server is down); the
+# uploader and the web app say once, in their own words, that the database is out of reach.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 _PLACEHOLDER = re.compile(r"\?")
 
 
