@@ -147,20 +147,18 @@ def _warp_matte(matte: Matte, to_region: np.ndarray, size: tuple[int, int]) -> n
     return cv2.threshold(alpha, 0.0, 0.0, cv2.THRESH_TOZERO, dst=alpha)[1]
 
 
-def _warp_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
-                interpolation: int) -> tuple[np.ndarray, np.ndarray]:
-    return cv2.warpAffine(frame, m, size, flags=interpolation,
-                          borderMode=cv2.BORDER_REPLICATE), m
-
-
-def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
-                 interpolation: int) -> tuple[np.ndarray, np.ndarray]:
+def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
+                 colour: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The camera frame under the placement `m` (2x3: uniform scale, maybe mirrored, and a
-    shift) over a region of `size`, with the 2x3 actually used: the shift is rounded to
-    whole region pixels. Then the scaling is a plain resize of the frame's crop by the exact
-    scale and the mirror a flip, three times cheaper than a general warp of the same
-    pixels; half a pixel of placement is nothing the eye sees (the matte is warped with the
-    same 2x3, so the cut-out stays on the person)."""
+    shift) over a region of `size`, colour-shifted by the lookup table `colour` (None: as
+    seen), with the 2x3 actually used: the shift is rounded to whole region pixels. Then
+    the scaling is a plain resize of the frame's crop by the exact scale and the mirror a
+    flip, three times cheaper than a general warp of the same pixels; half a pixel of
+    placement is nothing the eye sees (the matte is warped with the same 2x3, so the
+    cut-out stays on the person). The colour transfer comes before the edge colours'
+    estimate (a per-channel shift commutes with it), so it can be done ahead of time; it
+    writes the picture's own copy (the lookup is a copy anyway), and the flip and the
+    border are made of the region's part alone: each pass over the region costs."""
     w, h = size
     fh, fw = frame.shape[:2]
     s, mirrored = m[1, 1], m[0, 0] < 0
@@ -170,16 +168,12 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
     u0, u1 = max(0, math.floor(us[0]) - 2), min(fw, math.ceil(us[1]) + 3)
     v0, v1 = max(0, math.floor(vs[0]) - 2), min(fh, math.ceil(vs[1]) + 3)
     if u1 - u0 < 2 or v1 - v0 < 2:  # the frame is nowhere near the region
-        return _warp_frame(frame, m, size, interpolation)
+        return _warped(frame, m, size, interpolation, colour)
     # cv2.resize by an exact factor: its pixel i shows camera u0 + (i + 0.5) / s - 0.5.
     scaled = cv2.resize(frame[v0:v1, u0:u1], None, fx=s, fy=s, interpolation=interpolation)
     sh, sw = scaled.shape[:2]
     # Region pixel x of scaled pixel i: i + ox, or after the flip (sw - 1 - i) + ox.
-    if mirrored:
-        scaled = cv2.flip(scaled, 1)
-        ox = m[0, 2] - s * (u0 - 0.5) - sw + 0.5
-    else:
-        ox = m[0, 2] + s * (u0 - 0.5) + 0.5
+    ox = m[0, 2] - s * (u0 - 0.5) - sw + 0.5 if mirrored else m[0, 2] + s * (u0 - 0.5) + 0.5
     oy = m[1, 2] + s * (v0 - 0.5) + 0.5
     ix, iy = round(ox), round(oy)
     used = m.copy()
@@ -188,13 +182,30 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int],
     # Into the region: what the crop does not cover repeats its edge, as a warp's border did.
     left, top = ix, iy
     right, bottom = w - (ix + sw), h - (iy + sh)
-    part = scaled[max(0, -top):sh - max(0, -bottom), max(0, -left):sw - max(0, -right)]
+    c0, c1 = max(0, -left), sw - max(0, -right)  # the columns kept, counted after the flip
+    if mirrored:
+        c0, c1 = sw - c1, sw - c0
+    part = scaled[max(0, -top):sh - max(0, -bottom), c0:c1]
     if part.shape[0] != h - max(0, top) - max(0, bottom) or (
             part.shape[1] != w - max(0, left) - max(0, right)):  # nowhere near the region
-        return _warp_frame(frame, m, size, interpolation)
-    fg = cv2.copyMakeBorder(part, max(0, top), max(0, bottom), max(0, left), max(0, right),
-                            cv2.BORDER_REPLICATE)
+        return _warped(frame, m, size, interpolation, colour)
+    border = (max(0, top), max(0, bottom), max(0, left), max(0, right))
+    if mirrored:
+        part = cv2.flip(part, 1)  # the flip makes the region's own picture
+    elif not any(border):  # part is a view into scaled: the lookup or a copy makes it one
+        return (part.copy() if colour is None else cv2.LUT(part, colour)), used
+    fg = cv2.copyMakeBorder(part, *border, cv2.BORDER_REPLICATE) if any(border) else part
+    if colour is not None:
+        cv2.LUT(fg, colour, dst=fg)
     return fg, used
+
+
+def _warped(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
+            colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    if colour is not None:
+        cv2.LUT(fg, colour, dst=fg)
+    return fg, m
 
 
 @dataclass(frozen=True)
@@ -208,16 +219,6 @@ class Placed:
     canvas: tuple[int, int]  # the canvas's width and height
     transform: Transform
     colour: np.ndarray | None
-
-
-def _placed_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
-                  colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """_place_frame(), then the colour transfer (before the edge colours are estimated: a
-    per-channel shift commutes with their estimate, and so it can be done ahead of time)."""
-    fg, m = _place_frame(frame, m, size, interpolation)
-    if colour is not None:
-        cv2.LUT(fg, colour, dst=fg)
-    return fg, m
 
 
 def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
@@ -234,7 +235,7 @@ def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
     grow = round(margin * ch)
     box = _intersect((box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow), stage_px)
     m = transform.pixel_matrix(fw, fh, ch, mirror, dx=box[0], dy=box[1])
-    fg, m = _placed_frame(frame, m, (box[2] - box[0], box[3] - box[1]), cv2.INTER_LINEAR,
+    fg, m = _place_frame(frame, m, (box[2] - box[0], box[3] - box[1]), cv2.INTER_LINEAR,
                           colour)
     return Placed(fg, m, box, canvas, transform, colour)
 
@@ -278,7 +279,7 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
                                 look.shadow_px, look.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
-    fg, m = _ahead(placed, canvas, region, transform, look.colour) or _placed_frame(
+    fg, m = _ahead(placed, canvas, region, transform, look.colour) or _place_frame(
         frame, m, size, interpolation, look.colour)
     alpha = _warp_matte(matte, np.vstack([m, [0, 0, 1]]) @ matte.to_frame, size)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
