@@ -11,7 +11,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from booth.errors import BoothError, StoreUnavailable
+from booth.errors import BoothError, StoreUnavailable, first_line
 from booth.store.photos import Photo
 
 # A bucket that does not answer must not hold a web request or the uploader for long.
@@ -34,7 +34,7 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', '?')}: {err.get('Message', '')}".strip(": ")
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc)
 
 
 class Bucket:

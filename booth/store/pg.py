@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator
 
 import psycopg
 import psycopg_pool
 
 from booth.config import redacted_url
-from booth.errors import BoothError, StoreUnavailable
+from booth.errors import BoothError, StoreUnavailable, first_line
 from booth.store.schema import migrate_pg
 
 CONNECT_TIMEOUT = 5  # seconds for a new connection: an unreachable server says so quickly
@@ -30,13 +29,12 @@ RECONNECT_WINDOW = 10.0
 # The pool logs every failed reconnection (dozens a minute while the server is down); the
 # uploader and the web app say once, in their own words, that the database is out of reach.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-_PLACEHOLDER = re.compile(r"\?")
 
 
 def _sql(statement: str) -> str:
     if "%" in statement:  # psycopg would read it as a placeholder
         raise ValueError("SQL for both databases must not contain %")
-    return _PLACEHOLDER.sub("%s", statement)
+    return statement.replace("?", "%s")
 
 
 class _Cursor:
@@ -73,7 +71,7 @@ class PgDatabase:
             # that it timed out.
             psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as exc:
-            raise BoothError(f"database {self.where} cannot be reached ({_reason(exc)}); "
+            raise BoothError(f"database {self.where} cannot be reached ({first_line(exc)}); "
                              "check [store] database_url, the server and PGPASSWORD") from None
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=WAIT, open=False,
@@ -86,7 +84,7 @@ class PgDatabase:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT + 1)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self.pool.close()
-            raise BoothError(f"database {self.where} cannot be reached ({_reason(exc)}); "
+            raise BoothError(f"database {self.where} cannot be reached ({first_line(exc)}); "
                              "check [store] database_url, the server and PGPASSWORD") from None
         try:
             with self.pool.connection() as conn:
@@ -94,12 +92,12 @@ class PgDatabase:
         except BaseException as exc:
             self.pool.close()
             if isinstance(exc, psycopg.Error):
-                raise BoothError(f"database {self.where} cannot be used ({_reason(exc)}); "
+                raise BoothError(f"database {self.where} cannot be used ({first_line(exc)}); "
                                  "the user needs to create tables in it") from None
             raise
 
     def error(self, exc: Exception) -> BoothError:
-        return StoreUnavailable(f"database {self.where}: {_reason(exc)}")
+        return StoreUnavailable(f"database {self.where}: {first_line(exc)}")
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -144,8 +142,3 @@ class PgDatabase:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
