@@ -255,7 +255,7 @@ def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
 
     def frame_time(settings, forced_people=None) -> float:
         pipeline.effects = settings
-        pipeline.smoother.reset()
+        pipeline.forget()  # the whole analysis each time, the model's look included
         t0 = time.perf_counter()
         analysis = pipeline.analyse(frame, t0)
         if forced_people is not None:

@@ -26,6 +26,26 @@ from booth.refine import refined_alpha
 from booth.scene import Scene
 from booth.segmentation import Segmenter, exposed
 
+# The live preview asks the model again only when the picture has changed since it last
+# looked (as obs-backgroundremoval skips inference on a frame that barely changed): most of a
+# kiosk's day is an empty room, and a visitor holding still for the countdown needs no new
+# cut-out. Changed: somewhere the model's small grey frame differs from the one the model saw
+# by more than this many levels (averaged over 3x3 of its pixels). A webcam's noise (sigma 2
+# to 4 at 1280x720) measures 4 to 8 here; a visitor's edge moved by one model pixel, a
+# third of its contrast. The model looks again at least every _STILL_SECONDS anyway.
+_STILL_LEVELS = 6
+_STILL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the model made of the preview frame it last looked at."""
+
+    grey: np.ndarray  # that frame, small and grey
+    at: float  # when (the clock of Pipeline.analyse)
+    people: People
+    colour: np.ndarray | None
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -41,6 +61,11 @@ class Analysis:
     @property
     def drawable(self) -> bool:
         return self.people.found and self.transform is not None
+
+
+def _unchanged(seen: np.ndarray, grey: np.ndarray) -> bool:
+    """Whether a small grey frame shows what `seen` showed, a webcam's noise aside."""
+    return cv2.blur(cv2.absdiff(seen, grey), (3, 3)).max() <= _STILL_LEVELS
 
 
 class Pipeline:
@@ -67,6 +92,16 @@ class Pipeline:
         self._before: tuple[tuple[float, float, float, float] | None, np.ndarray | None] = (
             None, None)
         self._placer: ThreadPoolExecutor | None = None
+        self._look: _Look | None = None  # the model's last look at a preview frame
+        self._last: Analysis | None = None  # the last preview analysis
+
+    def forget(self) -> None:
+        """Start the live preview afresh: no placement, smoothing or look of the model's
+        carried over from the frames before (a benchmark that analyses one frame again and
+        again, timing the whole of it)."""
+        self.smoother.reset()
+        self._previous = self._look = self._last = None
+        self._before = (None, None)
 
     def analyse(self, frame: np.ndarray, now: float | None = None) -> Analysis:
         """Segment one frame and update the placement. `now` (seconds) smooths mask and
@@ -88,30 +123,54 @@ class Pipeline:
                 stage_px=self.stage_box(w, h), colour=self._before[1])
         t0 = time.perf_counter()
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
-        mask = self.segmenter.segment(exposed(small))
-        t1 = time.perf_counter()
-        if now is not None and self.effects.temporal > 0:
-            grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-            if self._previous is not None:
-                mask = smooth_mask(self._previous[1], mask, motion(self._previous[0], grey),
-                                   self.effects.temporal)
-            self._previous = (grey, mask)
-        people = find_people(mask, self.min_person_fraction)
+        grey = None if now is None else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        look = self._look
+        still = look is not None and now is not None and now - look.at < _STILL_SECONDS and (
+            _unchanged(look.grey, grey))
+        if still:
+            people, colour = look.people, look.colour
+            t1 = time.perf_counter()
+        else:
+            mask = self.segmenter.segment(exposed(small))
+            t1 = time.perf_counter()
+            people, colour = self._people(mask, small, grey, now)
         target = None
         if people.bbox is not None:
             target = fit_to_stage(people.bbox, frame.shape[1] / frame.shape[0],
                                   self.plate_aspect, self.scene.stage, self.mirror)
         transform = target if now is None else self.smoother.update(target, now)
-        colour = None
-        if people.found and self.effects.colour > 0:
-            colour = colour_lut(colour_stats(small, people.mask), self.scene_colour,
-                                   self.effects.colour)
         if now is not None:
             before, self._before = self._before[1], (people.bbox, colour)
             if shown is not None:
                 transform, colour = shown, before
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
-        return Analysis(people, transform, colour, placed)
+        last = self._last
+        if (now is not None and not people.found and last is not None
+                and not last.people.found and last.transform is transform):
+            return last  # the empty room again: the same analysis, the same screen
+        analysis = Analysis(people, transform, colour, placed)
+        if now is not None:
+            self._last = analysis
+        return analysis
+
+    def _people(self, mask: np.ndarray, small: np.ndarray, grey: np.ndarray | None,
+                now: float | None) -> tuple[People, np.ndarray | None]:
+        """The people in the model's `mask` of a frame (small: the frame at the model's size;
+        grey: the same in grey, for the live preview's smoothing over time, or None for a
+        still), and their colour transfer."""
+        if grey is not None and self.effects.temporal > 0:
+            if self._previous is not None:
+                mask = smooth_mask(self._previous[1], mask, motion(self._previous[0], grey),
+                                   self.effects.temporal)
+            self._previous = (grey, mask)
+        people = find_people(mask, self.min_person_fraction)
+        colour = None
+        if people.found and self.effects.colour > 0:
+            colour = colour_lut(colour_stats(small, people.mask), self.scene_colour,
+                                self.effects.colour)
+        if grey is not None:
+            self._look = _Look(grey, now, people, colour)
+        return people, colour
 
     def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
         """The photo's analysis of a still taken at the shutter (booth.sources.StillSource):

@@ -5,9 +5,9 @@ The one renderer the station, `booth bench` and scripts/soak.py draw with; it ke
 shot, the screen it draws into and what that screen shows, and it times its two stages.
 
 It does only the work a change needs: a view like the last one (same camera frame, same
-state, digit and banner) is not drawn again, and the side panel, which changes only with the
-state, is redrawn only then; between those, only the part of the photo area the last frame
-drew on is restored, and the new frame composited.
+state, digit and banner; with nobody drawn, any frame) is not drawn again, and the side
+panel, which changes only with the state, is redrawn only then; between those, only the part
+of the photo area the last frame drew on is restored, and the new frame composited.
 """
 
 from __future__ import annotations
@@ -36,9 +36,13 @@ class View:
 
     def same_screen(self, other: View | None) -> bool:
         """Whether `other` draws exactly this screen (the same arrays, not equal ones), the
-        countdown's ring aside (it only needs the side panel, see Renderer.draw)."""
+        countdown's ring aside (it only needs the side panel, see Renderer.draw). The camera
+        frame counts only where someone is drawn from it: a new frame of the same empty room
+        (booth.pipeline: the same analysis) is the same screen."""
+        drawn = self.analysis is not None and self.analysis.drawable
         return (other is not None and self.state is other.state
-                and self.frame is other.frame and self.analysis is other.analysis
+                and (self.frame is other.frame or not drawn)
+                and self.analysis is other.analysis
                 and self.camera_ok == other.camera_ok and self.countdown == other.countdown
                 and (self.state is not State.CAPTURE or self.since == other.since))
 
