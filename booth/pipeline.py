@@ -29,11 +29,15 @@ from booth.segmentation import Segmenter, exposed
 # The live preview asks the model again only when the picture has changed since it last
 # looked (as obs-backgroundremoval skips inference on a frame that barely changed): most of a
 # kiosk's day is an empty room, and a visitor holding still for the countdown needs no new
-# cut-out. Changed: somewhere the model's small grey frame differs from the one the model saw
-# by more than this many levels (averaged over 3x3 of its pixels). A webcam's noise (sigma 2
-# to 4 at 1280x720) measures 4 to 8 here; a visitor's edge moved by one model pixel, a
-# third of its contrast. The model looks again at least every _STILL_SECONDS anyway.
-_STILL_LEVELS = 6
+# cut-out. Changed: more than _STILL_PIXELS pixels of the model's small grey frame differ
+# from the one the model saw by more than _STILL_LEVELS (averaged over 3x3 of them). A still
+# webcam's noise and JPEG blocks leave 0 to 5 such pixels (sigma up to 6 at 1280x720, Motion
+# JPEG); a visitor's edge moved by a model pixel makes one per pixel of outline wherever its
+# contrast is over 36, and a moving visitor in the shared video hundreds (fewer than 18 in
+# only a tenth of its frames, most of those repeated ones). The model looks again at least
+# every _STILL_SECONDS anyway.
+_STILL_LEVELS = 12
+_STILL_PIXELS = 8
 _STILL_SECONDS = 0.5
 
 
@@ -65,7 +69,9 @@ class Analysis:
 
 def _unchanged(seen: np.ndarray, grey: np.ndarray) -> bool:
     """Whether a small grey frame shows what `seen` showed, a webcam's noise aside."""
-    return cv2.blur(cv2.absdiff(seen, grey), (3, 3)).max() <= _STILL_LEVELS
+    difference = cv2.blur(cv2.absdiff(seen, grey), (3, 3))
+    return cv2.countNonZero(cv2.threshold(difference, _STILL_LEVELS, 255,
+                                          cv2.THRESH_BINARY)[1]) <= _STILL_PIXELS
 
 
 class Pipeline:

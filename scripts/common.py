@@ -146,11 +146,14 @@ class Proc:
     """A child process of this checkout's Python; stderr lines collected, stdout lines handed
     to `on_line`; stopped with SIGTERM as a service manager stops the booth."""
 
-    def __init__(self, name: str, cmd: list[str], on_line=None) -> None:
+    def __init__(self, name: str, cmd: list[str], on_line=None, cwd: Path | None = None
+                 ) -> None:
         self.name = name
+        # `python -m booth` imports the booth of its working folder first: give it one
+        # without (`cwd`) when the script may be run from another checkout.
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1,
-                                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=cwd)
         self.stderr: list[str] = []
         self._threads = [threading.Thread(target=self._err, daemon=True),
                          threading.Thread(target=self._out, args=(on_line,), daemon=True)]

@@ -1,11 +1,12 @@
 """Smoke runs of the long-running benchmarks: the soak (memory and frame time over many
-frames) and the two-process load (a station and `booth serve` on one data dir under phones).
+frames), the two-process load (a station and `booth serve` on one data dir under phones) and
+the station's CPU scene by scene.
 
-Both run the scripts themselves, as separate processes, for a few seconds: enough to show
+They run the scripts themselves, as separate processes, for a few seconds: enough to show
 that they run end to end and report, and that nothing fails (no failed photo, no 5xx, no
 "database is locked"). They assert no speed or memory figure: those are measured by the full
-runs, `python scripts/soak.py` and `python scripts/two_process_load.py`, and their results are
-in the README.
+runs, `python scripts/soak.py`, `python scripts/two_process_load.py` and
+`python scripts/station_cores.py`, and their results are in the README.
 """
 
 from __future__ import annotations
@@ -55,3 +56,14 @@ def test_two_process_load_smoke_run():
     assert report["downloads"] >= 20 and report["staff_requests"] >= 2
     for name, lines in report["stderr_samples"].items():
         assert not any("locked" in line or "Traceback" in line for line in lines), name
+
+
+def test_station_cores_smoke_run():
+    """A second of `booth run --headless` per scene (a moving visitor, a still one, an empty
+    room, each a Motion JPEG clip made from the shared media): each is measured."""
+    asset("scenes/sol46/PIA24542_large.jpg")
+    rc, report, stderr = script("station_cores.py", "--seconds", "1", "--warmup", "5",
+                                "--rounds", "1", timeout=240)
+    assert rc == 0 and report["errors"] == [], stderr[-2000:]
+    assert set(report["cores"]) == {"moving", "still visitor", "empty room"}
+    assert all(0 < cores < 2.5 for [cores] in report["cores"].values()), report["cores"]
