@@ -116,7 +116,9 @@ class Pipeline:
         In the live preview a frame is shown at the placement and colours of the frame
         before (one frame more of the smoothing's 0.3 s, which nobody sees; the visitor's
         picture and cut-out are this frame's), so that, while the model looks at the frame
-        on this thread, another places it in the preview: the two cores share the work."""
+        on this thread, another places it in the preview: the two cores share the work. And
+        the model looks at a preview frame only if the picture changed since it last looked
+        (see _STILL_LEVELS); otherwise its last look stands."""
         # Only while someone stays in view: a visitor stepping in is shown at once.
         shown = self.smoother.current if now is not None and self._before[0] else None
         placed = None
