@@ -38,9 +38,10 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def add_assets_argument(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--assets", type=Path,
-                    default=Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" /
-                                 "assets"),
+    # Absolute (argparse converts a string default too): child processes run elsewhere.
+    ap.add_argument("--assets", type=lambda path: Path(path).resolve(),
+                    default=os.environ.get("BOOTH_ASSETS") or str(ROOT.parent / "shared" /
+                                                                  "assets"),
                     help="the shared media folder (default: $BOOTH_ASSETS or "
                          "../shared/assets)")
 
@@ -146,14 +147,13 @@ class Proc:
     """A child process of this checkout's Python; stderr lines collected, stdout lines handed
     to `on_line`; stopped with SIGTERM as a service manager stops the booth."""
 
-    def __init__(self, name: str, cmd: list[str], on_line=None, cwd: Path | None = None
-                 ) -> None:
+    def __init__(self, name: str, cmd: list[str], on_line=None) -> None:
         self.name = name
-        # `python -m booth` imports the booth of its working folder first: give it one
-        # without (`cwd`) when the script may be run from another checkout.
+        # `python -m booth` imports the booth of its working folder before PYTHONPATH's: run
+        # in this checkout, so a script started from another one measures this one's code.
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1,
-                                     env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=cwd)
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
         self.stderr: list[str] = []
         self._threads = [threading.Thread(target=self._err, daemon=True),
                          threading.Thread(target=self._out, args=(on_line,), daemon=True)]

@@ -87,8 +87,7 @@ def cores(video: Path, tmp: Path, config: Path, args: argparse.Namespace) -> flo
     data = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
     station = Proc("the station", [sys.executable, "-m", "booth", "run", "--headless",
                                    "--source", str(video), "--host", "127.0.0.1", "--port",
-                                   "0", "--data-dir", str(data), "--config", str(config)],
-                   cwd=tmp)
+                                   "0", "--data-dir", str(data), "--config", str(config)])
     try:
         time.sleep(args.warmup)
         if station.proc.poll() is not None:

@@ -11,8 +11,10 @@ runs, `python scripts/soak.py`, `python scripts/two_process_load.py` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -22,11 +24,20 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
 def script(name: str, *args: str, timeout: float) -> tuple[int, dict, str]:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args, "--json",
+    """Run a script; its `booth` children go with it, even when the test fails: they are in
+    its process group, which is killed whatever happens."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / name), *args, "--json",
                              "--assets", str(asset("video/intel_asl_book.mp4").parents[1])],
-                            capture_output=True, text=True, timeout=timeout, env=ENV)
-    assert result.stdout.strip(), result.stderr[-3000:]
-    return result.returncode, json.loads(result.stdout), result.stderr
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert stdout.strip(), stderr[-3000:]
+    return proc.returncode, json.loads(stdout), stderr
 
 
 def test_soak_smoke_run():
