@@ -7,12 +7,13 @@ plate at full resolution); only the canvas size and the interpolation differ.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from booth.effects import contact_shadow, light_reach, wrap_amount
+from booth.effects import contact_shadow, light_reach, recolour, wrap_amount
 from booth.matting import clean_edge_colours, fade_edges, put_pixels
 from booth.placement import People, Transform
 
@@ -156,9 +157,9 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interp
     flip, three times cheaper than a general warp of the same pixels; half a pixel of
     placement is nothing the eye sees (the matte is warped with the same 2x3, so the
     cut-out stays on the person). The colour transfer comes before the edge colours'
-    estimate (a per-channel shift commutes with it), so it can be done ahead of time; it
-    writes the picture's own copy (the lookup is a copy anyway), and the flip and the
-    border are made of the region's part alone: each pass over the region costs."""
+    estimate (a per-channel shift commutes with it), so it can be done ahead of time. Each
+    pass over the region costs: the crop is resized alone, and the lookup, the flip and
+    the border each make the region's picture or work in place, never copying it again."""
     w, h = size
     fh, fw = frame.shape[:2]
     s, mirrored = m[1, 1], m[0, 0] < 0
@@ -189,23 +190,22 @@ def _place_frame(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interp
     if part.shape[0] != h - max(0, top) - max(0, bottom) or (
             part.shape[1] != w - max(0, left) - max(0, right)):  # nowhere near the region
         return _warped(frame, m, size, interpolation, colour)
-    border = (max(0, top), max(0, bottom), max(0, left), max(0, right))
-    if mirrored:
-        part = cv2.flip(part, 1)  # the flip makes the region's own picture
-    elif not any(border):  # part is a view into scaled: the lookup or a copy makes it one
-        return (part.copy() if colour is None else cv2.LUT(part, colour)), used
-    fg = cv2.copyMakeBorder(part, *border, cv2.BORDER_REPLICATE) if any(border) else part
+    # part is a view into scaled: the lookup, else the flip, else the border or a copy makes
+    # the region's own picture, and the flip after a lookup is done in place.
     if colour is not None:
-        cv2.LUT(fg, colour, dst=fg)
-    return fg, used
+        part = recolour(part, colour)
+    if mirrored:
+        part = cv2.flip(part, 1, dst=part if colour is not None else None)
+    border = (max(0, top), max(0, bottom), max(0, left), max(0, right))
+    if any(border):
+        return cv2.copyMakeBorder(part, *border, cv2.BORDER_REPLICATE), used
+    return (part if colour is not None or mirrored else part.copy()), used
 
 
 def _warped(frame: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int,
             colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     fg = cv2.warpAffine(frame, m, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
-    if colour is not None:
-        cv2.LUT(fg, colour, dst=fg)
-    return fg, m
+    return (fg if colour is None else recolour(fg, colour)), m
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,11 @@ def _ahead(placed: Placed | None, canvas: np.ndarray, region: Box, transform: Tr
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
               transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
               look: Look = Look(), interpolation: int = cv2.INTER_LINEAR,
-              placed: Placed | None = None) -> Drawn | None:
+              placed: Placed | None = None, helper: Executor | None = None) -> Drawn | None:
     """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place
-    (`placed`: the frame placed ahead of time, used if it fits, see place_ahead).
+    (`placed`: the frame placed ahead of time, used if it fits, see place_ahead; `helper`:
+    a thread on which the light's reach is worked out while this one cleans the edge's
+    colours, for a frame that is ready sooner).
 
     Returns what was drawn (None if nobody was)."""
     if people.bbox is None:
@@ -292,10 +294,15 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     ch, cw = canvas.shape[:2]
     fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
     lit = look.glow is not None and look.light_wrap > 0 and look.light_wrap_px >= 1
-    reach = light_reach(alpha, look.light_wrap_px) if lit else None
-    solid, mixed = split(alpha, reach)
+    reach: np.ndarray | Future | None = None
+    if lit:
+        reach = (light_reach(alpha, look.light_wrap_px) if helper is None else
+                 helper.submit(light_reach, alpha, look.light_wrap_px))
     if look.edge_colours_px:
-        clean_edge_colours(fg, alpha, look.edge_colours_px, mixed)
+        clean_edge_colours(fg, alpha, look.edge_colours_px)
+    if isinstance(reach, Future):
+        reach = reach.result()
+    solid, mixed = split(alpha, reach)
     blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
           None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
     return Drawn(alpha, region, _union(region, shadow))
@@ -341,25 +348,32 @@ def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, solid: np.ndarray,
     twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
     share of the pixels costs more than OpenCV's blends."""
     if len(mixed) > _GATHER_SHARE * alpha.size:
-        if light is not None:
-            glow, reach, strength = light
-            wrap = wrap_amount(alpha, reach, strength)
-            fg = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
-        bg[:] = cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)
+        bg[:] = _lit_over(fg, bg, alpha, light)
         return
     cv2.copyTo(fg, solid, bg)
     if not len(mixed):
         return
-    a = alpha.reshape(-1).take(mixed)[:, None]
-    f = fg.reshape(-1, 3).take(mixed, axis=0).astype(np.float32)
+    # The mixing pixels gathered into 1 x N pictures, blended as the whole region would be.
     w = bg.shape[1]
     pixels, row = _pixels(bg)
+    at = _at(mixed, w, row)
     if light is not None:
         glow, reach, strength = light
         lit, glow_row = _pixels(glow)
-        wrap = wrap_amount(a[:, 0], reach.reshape(-1).take(mixed), strength)[:, None]
-        f += wrap * (lit.take(_at(mixed, w, glow_row), axis=0) - f)
-    at = _at(mixed, w, row)
-    b = pixels.take(at, axis=0).astype(np.float32)
-    b += a * (f - b)
-    put_pixels(pixels, at, np.rint(b, out=b))
+        light = (lit.take(_at(mixed, w, glow_row), axis=0)[None],
+                 reach.reshape(-1).take(mixed)[None], strength)
+    mixed_fg = fg.reshape(-1, 3).take(mixed, axis=0)[None]
+    put_pixels(pixels, at, _lit_over(mixed_fg, pixels.take(at, axis=0)[None],
+                                     alpha.reshape(-1).take(mixed)[None], light)[0])
+
+
+def _lit_over(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray,
+              light: tuple[np.ndarray, np.ndarray, float] | None) -> np.ndarray:
+    """fg, lit by the glow where the light wraps (see blend), over bg by alpha: two of
+    OpenCV's blends (rounded to bytes in between, a level at most), for a whole region or
+    for pixels gathered into 1 x N pictures."""
+    if light is not None:
+        glow, reach, strength = light
+        wrap = wrap_amount(alpha, reach, strength)
+        fg = cv2.blendLinear(glow, fg, wrap, 1.0 - wrap)
+    return cv2.blendLinear(fg, bg, alpha, 1.0 - alpha)

@@ -39,9 +39,12 @@ def motion(previous_small: np.ndarray | None, current_small: np.ndarray) -> np.n
     """0..1 per pixel: how much the (small, grey) frame changed since the last one."""
     if previous_small is None or previous_small.shape != current_small.shape:
         return None
-    diff = cv2.absdiff(previous_small, current_small).astype(np.float32)
-    diff = cv2.blur(diff, (5, 5))  # a moving edge counts for its neighbourhood
-    return np.clip(diff * (1.0 / 24.0), 0.0, 1.0)
+    # A moving edge counts for its neighbourhood: the difference's 5x5 mean, in float
+    # straight from the bytes (one pass), cut at 24 levels and scaled in place.
+    diff = cv2.boxFilter(cv2.absdiff(previous_small, current_small), cv2.CV_32F, (5, 5))
+    cv2.threshold(diff, 24.0, 24.0, cv2.THRESH_TRUNC, dst=diff)
+    diff *= 1.0 / 24.0
+    return diff
 
 
 def colour_stats(image: np.ndarray, mask: np.ndarray | None = None
@@ -69,6 +72,16 @@ def colour_lut(person: tuple[np.ndarray, np.ndarray], scene: tuple[np.ndarray, n
     levels = np.arange(256, dtype=np.float32)[:, None]
     lut = (levels - pm) * gain + target
     return np.clip(lut + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
+
+
+def recolour(image: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """cv2.LUT(image, lut) for a BGR image (it may be a view) and a colour_lut() table, into
+    a new array: the same values at about half the cost, since OpenCV looks a three-channel
+    table up a byte at a time but a one-channel one faster, plane by plane."""
+    planes = cv2.split(image)
+    for channel, plane in enumerate(planes):
+        cv2.LUT(plane, np.ascontiguousarray(lut[:, 0, channel]), dst=plane)
+    return cv2.merge(planes)
 
 
 def glow(plate: np.ndarray, width: int) -> np.ndarray:

@@ -30,14 +30,19 @@ def _means(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int,
         size = (max(1, w // shrink), max(1, h // shrink))
         fg, alpha = (cv2.resize(fg, size, interpolation=interpolation),
                      cv2.resize(alpha, size, interpolation=interpolation))
-        bg = fg if bg is None else cv2.resize(bg, size, interpolation=interpolation)
+        if bg is not None:
+            bg = cv2.resize(bg, size, interpolation=interpolation)
         radius = max(1, radius // shrink)
-    elif bg is None:
-        bg = fg
     k = (2 * radius + 1, 2 * radius + 1)
-    a = alpha[:, :, None]
-    mean_fg = cv2.blur(fg * a, k) / (cv2.blur(alpha, k)[:, :, None] + _EPS)
-    mean_bg = cv2.blur(bg * (1.0 - a), k) / (cv2.blur(1.0 - alpha, k)[:, :, None] + _EPS)
+    fg = fg.astype(np.float32)
+    share = cv2.blur(alpha, k)  # the visitor's share of each box
+    sum_fg = cv2.blur(fg * alpha[:, :, None], k)
+    if bg is None:  # the room is the rest of the picture: a box blur is linear
+        sum_bg = cv2.blur(fg, k) - sum_fg
+    else:
+        sum_bg = cv2.blur(bg.astype(np.float32) * (1.0 - alpha)[:, :, None], k)
+    mean_fg = sum_fg / (share[:, :, None] + _EPS)
+    mean_bg = sum_bg / ((1.0 - share)[:, :, None] + _EPS)
     return mean_fg, mean_bg, shrink
 
 
@@ -54,9 +59,14 @@ def _edge_pass(image: np.ndarray, fg: np.ndarray, bg: np.ndarray | None, alpha: 
     f = mean_fg.reshape(-1, 3).take(small, axis=0)
     b = mean_bg.reshape(-1, 3).take(small, axis=0)
     a = alpha.reshape(-1).take(edge)[:, None]
-    # F = F' + a (I - a F' - (1 - a) B'): the pixel's colour, the room's share removed.
-    colour = f + a * (image.reshape(-1, 3).take(edge, axis=0) - a * f - (1.0 - a) * b)
-    return np.clip(colour, 0.0, 255.0), b
+    # F = F' + a (I - a F' - (1 - a) B') = F' + a (I - B' - a (F' - B')): the pixel's colour,
+    # the room's share removed (worked in place, in float from the start: fewer passes).
+    colour = image.reshape(-1, 3).take(edge, axis=0).astype(np.float32)
+    colour -= b
+    colour -= a * (f - b)
+    colour *= a
+    colour += f
+    return np.clip(colour, 0.0, 255.0, out=colour), b
 
 
 def put_pixels(rows: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:
@@ -94,18 +104,11 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int,
-                       mixed: np.ndarray | None = None) -> None:
+def clean_edge_colours(fg: np.ndarray, alpha: np.ndarray, radius: int) -> None:
     """The live preview's cheaper form, in place on fg (uint8 BGR): the wide pass alone.
     Linear shrinking is several times cheaper than area averaging here, and the box blur
-    that follows smooths what it skips. `mixed`: flat indices of a superset of the soft
-    edge the caller has already found (booth.compositing.split), picked from instead of
-    searching the whole of alpha again."""
-    if mixed is None:
-        edge = _edge(alpha)
-    else:
-        a = alpha.reshape(-1).take(mixed)
-        edge = mixed[(a > _SOFT[0]) & (a < _SOFT[1])]
+    that follows smooths what it skips."""
+    edge = _edge(alpha)
     if len(edge):
         colour, _ = _edge_pass(fg, fg, None, alpha, edge, radius, cv2.INTER_LINEAR)
         put_pixels(fg.reshape(-1, 3), edge, np.add(colour, 0.5, out=colour))

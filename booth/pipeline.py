@@ -97,7 +97,7 @@ class Pipeline:
         self._preview: tuple[int, int] | None = None
         self._before: tuple[tuple[float, float, float, float] | None, np.ndarray | None] = (
             None, None)
-        self._placer: ThreadPoolExecutor | None = None
+        self._helper: ThreadPoolExecutor | None = None  # the live preview's second thread
         self._look: _Look | None = None  # the model's last look at a preview frame
         self._last: Analysis | None = None  # the last preview analysis
 
@@ -116,17 +116,16 @@ class Pipeline:
         In the live preview a frame is shown at the placement and colours of the frame
         before (one frame more of the smoothing's 0.3 s, which nobody sees; the visitor's
         picture and cut-out are this frame's), so that, while the model looks at the frame
-        on this thread, another places it in the preview: the two cores share the work. And
-        the model looks at a preview frame only if the picture changed since it last looked
-        (see _STILL_LEVELS); otherwise its last look stands."""
+        on this thread, a second one places it in the preview and does what else needs no
+        look at it (see _aside): the two cores share the work, and the frame is ready
+        sooner. And the model looks at a preview frame only if the picture changed since it
+        last looked (see _STILL_LEVELS); otherwise its last look stands."""
         # Only while someone stays in view: a visitor stepping in is shown at once.
         shown = self.smoother.current if now is not None and self._before[0] else None
         placed = None
         if shown is not None and self._preview is not None:
-            if self._placer is None:
-                self._placer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="place")
             w, h = self._preview
-            placed = self._placer.submit(
+            placed = self._second_thread().submit(
                 place_ahead, frame, self._before[0], shown, mirror=self.mirror, canvas=(w, h),
                 stage_px=self.stage_box(w, h), colour=self._before[1])
         t0 = time.perf_counter()
@@ -139,9 +138,12 @@ class Pipeline:
             people, colour = look.people, look.colour
             t1 = time.perf_counter()
         else:
+            aside = None if now is None else self._second_thread().submit(
+                self._aside, small, grey, self._previous, look)
             mask = self.segmenter.segment(exposed(small))
             t1 = time.perf_counter()
-            people, colour = self._people(mask, small, grey, now)
+            people, colour = self._people(mask, small, grey, now,
+                                          None if aside is None else aside.result())
         target = None
         if people.bbox is not None:
             target = fit_to_stage(people.bbox, frame.shape[1] / frame.shape[0],
@@ -161,21 +163,51 @@ class Pipeline:
             self._last = analysis
         return analysis
 
+    def _second_thread(self) -> ThreadPoolExecutor:
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
+        return self._helper
+
+    def _aside(self, small: np.ndarray, grey: np.ndarray,
+               previous: tuple[np.ndarray, np.ndarray] | None,
+               look: _Look | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """What a preview frame needs that waits for no look of the model's at it, worked
+        out on the second thread while the model looks: how the picture moved since the
+        frame before (`previous`: its grey frame and mask), for the mask's smoothing; and
+        its colour transfer under the people of the last look (a frame's colours are shown
+        from the next frame on, see analyse: a cut-out a frame old measures them as well)."""
+        moved = None
+        if previous is not None and self.effects.temporal > 0:
+            moved = motion(previous[0], grey)
+        colour = None
+        if look is not None and look.people.found:
+            colour = self._colour(small, look.people.mask)
+        return moved, colour
+
+    def _colour(self, small: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """The colour transfer of a frame at the model's size, under the people's mask."""
+        if self.effects.colour <= 0:
+            return None
+        return colour_lut(colour_stats(small, mask), self.scene_colour, self.effects.colour)
+
     def _people(self, mask: np.ndarray, small: np.ndarray, grey: np.ndarray | None,
-                now: float | None) -> tuple[People, np.ndarray | None]:
+                now: float | None,
+                aside: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+                ) -> tuple[People, np.ndarray | None]:
         """The people in the model's `mask` of a frame (small: the frame at the model's size;
         grey: the same in grey, for the live preview's smoothing over time, or None for a
-        still), and their colour transfer."""
+        still; `aside`: what _aside made of the frame meanwhile), and their colour
+        transfer."""
+        moved, colour = aside or (None, None)
         if grey is not None and self.effects.temporal > 0:
-            if self._previous is not None:
-                mask = smooth_mask(self._previous[1], mask, motion(self._previous[0], grey),
-                                   self.effects.temporal)
+            if moved is not None:
+                mask = smooth_mask(self._previous[1], mask, moved, self.effects.temporal)
             self._previous = (grey, mask)
         people = find_people(mask, self.min_person_fraction)
-        colour = None
-        if people.found and self.effects.colour > 0:
-            colour = colour_lut(colour_stats(small, people.mask), self.scene_colour,
-                                self.effects.colour)
+        if not people.found:
+            colour = None
+        elif colour is None:  # a still, or someone the last look did not see
+            colour = self._colour(small, people.mask)
         if grey is not None:
             self._look = _Look(grey, now, people, colour)
         return people, colour
@@ -226,9 +258,10 @@ class Pipeline:
         if not analysis.drawable:
             return None
         h, w = canvas.shape[:2]
-        placed = None
+        placed, helper = None, None
         if matte is None and interpolation == cv2.INTER_LINEAR and not colours_estimated:
             self._preview = (w, h)  # the live preview's canvas: the next frames are placed ahead
+            helper = self._helper  # the preview's second thread (see analyse), if it has one
             if analysis.placed is not None:
                 placed = analysis.placed.result()
         if matte is None:
@@ -239,7 +272,7 @@ class Pipeline:
         return composite(canvas, frame, analysis.people, matte, analysis.transform,
                          mirror=self.mirror, stage_px=self.stage_box(w, h),
                          keep_px=self.keep_boxes(w, h), look=look, interpolation=interpolation,
-                         placed=placed)
+                         placed=placed, helper=helper)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's)."""

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="rounds of all scenes, one after another (default: 2)")
     ap.add_argument("--noise", type=float, default=2.0,
                     help="the still clips' sensor noise, levels (default: 2)")
+    ap.add_argument("--scene", action="append", choices=["moving", *STILL],
+                    help="measure only this scene (repeatable; default: all three)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     add_assets_argument(ap)
     return ap.parse_args(argv)
@@ -109,9 +111,13 @@ def run(args: argparse.Namespace) -> dict:
         os.environ["BOOTH_PLATE"] = str(args.assets / PLATE)
         config = tmp / "booth.toml"
         config.write_text("[camera]\nwidth = 1280\nheight = 720\n")
-        scenes = {"moving": clip(video_frames(args.assets / VIDEO), tmp / "moving.avi")}
+        wanted = args.scene or ["moving", *STILL]
+        scenes = {}
+        if "moving" in wanted:
+            scenes["moving"] = clip(video_frames(args.assets / VIDEO), tmp / "moving.avi")
         scenes.update({name: clip(still_frames(args.assets / image, args.noise),
-                                  tmp / f"{name}.avi") for name, image in STILL.items()})
+                                  tmp / f"{name}.avi")
+                       for name, image in STILL.items() if name in wanted})
         measured: dict[str, list[float]] = {name: [] for name in scenes}
         loads = []
         for _ in range(args.rounds):

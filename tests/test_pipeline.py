@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
 
 from booth.bench import cover
+from booth.compositing import Matte, composite
 from booth.placement import Transform
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
@@ -107,3 +110,25 @@ def test_the_saved_photo_matches_the_mirrored_preview(pipeline):
     assert not np.array_equal(unmirrored, pipeline.final(frame, analysis))
     assert np.array_equal(
         changed(unmirrored, plain.plate).any(axis=0)[::-1].nonzero()[0].size > 0, True)
+
+
+def test_the_preview_drawn_with_its_second_thread_is_the_same_picture(pipeline):
+    # The live preview shares a frame's work with a second thread: the light's reach is
+    # worked out there while this one cleans the edge's colours. The picture is the one a
+    # single thread draws, pixel for pixel.
+    frame = read("rembg_girl-3.jpg")
+    analysis = pipeline.analyse(frame)
+    h, w = (side // 2 for side in pipeline.plate.shape[:2])
+    small = cv2.resize(pipeline.plate, (w, h), interpolation=cv2.INTER_AREA)
+    pictures = []
+    with ThreadPoolExecutor(max_workers=1) as second:
+        for helper in (None, second):
+            canvas = small.copy()
+            composite(canvas, frame, analysis.people,
+                      Matte.from_confidence(analysis.people.mask, *frame.shape[1::-1]),
+                      analysis.transform, mirror=pipeline.mirror,
+                      stage_px=pipeline.stage_box(w, h), keep_px=pipeline.keep_boxes(w, h),
+                      look=pipeline.look(analysis, w, h), helper=helper)
+            pictures.append(canvas)
+    assert changed(pictures[0], small).sum() > 10000  # the visitor, light wrap and all
+    assert np.array_equal(*pictures)
