@@ -11,8 +11,9 @@ decoding included. The clips are made in a temporary folder, never kept:
   bgm_0001_back_plate.png, as a webcam sees them standing still: each frame with its own
   sensor noise (Gaussian, --noise levels).
 
-    python scripts/station_cores.py          # a table
-    python scripts/station_cores.py --json   # one JSON object
+    python scripts/station_cores.py                  # a table
+    python scripts/station_cores.py --scene moving   # one scene (repeatable)
+    python scripts/station_cores.py --json           # one JSON object
 
 Compare code by running it from two checkouts, alternating. Contacts no network beyond the
 station's own web server on a free loopback port.
