@@ -105,12 +105,16 @@ def xvfb():
                                f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        socket = Path(f"/tmp/.X11-unix/X{number}")
+        # Until the server answers: its socket can exist before it accepts clients, and a
+        # window opened then fails (seen on a loaded machine).
+        env = dict(os.environ, DISPLAY=f":{number}")
         for _ in range(200):
-            if socket.exists() or server.poll() is not None:
+            if server.poll() is not None or subprocess.run(
+                    ["xdotool", "getdisplaygeometry"], capture_output=True, env=env,
+                    timeout=20).returncode == 0:
                 break
             time.sleep(0.05)
-        assert socket.exists(), "Xvfb did not start"
+        assert server.poll() is None, "Xvfb did not start"
         yield f":{number}"
     finally:
         server.terminate()
@@ -147,21 +151,24 @@ class Child:
         return self.proc.stdout.readline().strip()
 
     def close(self) -> tuple[int, str]:
+        """Its exit code and stderr (again on a second call: a failed assertion shows them)."""
+        if self.proc.stderr.closed:
+            return self.proc.returncode, self.err
         try:
             rc = self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        err = self.proc.stderr.read()
+        self.err = self.proc.stderr.read()
         self.proc.stdout.close()
         self.proc.stderr.close()
-        return rc, err
+        return rc, self.err
 
 
 def test_fullscreen_window_covers_a_screen_without_window_manager_and_answers(xvfb: str):
     child = Child(xvfb, "fullscreen")
     try:
-        assert child.line() == "ready"
+        assert child.line() == "ready", child.close()
         window = x(xvfb, "xdotool", "search", "--sync", "--name", "selfie-booth").split()[0]
         screen = None
         for _ in range(100):  # until the window is mapped and painted
