@@ -7,7 +7,7 @@ plate at full resolution); only the canvas size and the interpolation differ.
 from __future__ import annotations
 
 import math
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
@@ -294,14 +294,14 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     ch, cw = canvas.shape[:2]
     fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
     lit = look.glow is not None and look.light_wrap > 0 and look.light_wrap_px >= 1
-    reach: np.ndarray | Future | None = None
-    if lit:
-        reach = (light_reach(alpha, look.light_wrap_px) if helper is None else
-                 helper.submit(light_reach, alpha, look.light_wrap_px))
+    pending = (helper.submit(light_reach, alpha, look.light_wrap_px)
+               if lit and helper is not None else None)
     if look.edge_colours_px:
         clean_edge_colours(fg, alpha, look.edge_colours_px)
-    if isinstance(reach, Future):
-        reach = reach.result()
+    reach = None
+    if lit:
+        reach = pending.result() if pending is not None else light_reach(alpha,
+                                                                         look.light_wrap_px)
     solid, mixed = split(alpha, reach)
     blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
           None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
