@@ -130,9 +130,9 @@ def cmd_compose(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from booth.i18n import Languages
-    from booth.photo import encode_jpeg, with_band
+    from booth.i18n.catalogues import Languages
     from booth.quiet import quiet_stderr
+    from booth.station.photo import encode_jpeg, with_band
     from booth.wiring import load_pipeline
 
     cfg = _config(args)
@@ -222,8 +222,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
-    from booth.passwords import set_password
     from booth.store import open_store
+    from booth.store.passwords import set_password
 
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -14,9 +14,9 @@ import numpy as np
 
 from booth.config import Config
 from booth.errors import BoothError
-from booth.pipeline import Pipeline
-from booth.plate import obtain_plate
-from booth.scene import Scene, load_scene
+from booth.scene.definition import Scene, load_scene
+from booth.scene.plate import obtain_plate
+from booth.vision.pipeline import Pipeline
 
 
 def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
@@ -30,7 +30,7 @@ def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
 
 
 def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
-    from booth.segmentation import Segmenter
+    from booth.vision.segmentation import Segmenter
 
     scene, plate = load_plate(cfg)
     return Pipeline(scene, plate, Segmenter(cfg.segmentation.model), mirror=mirror,
@@ -70,8 +70,8 @@ class StatusReporter:
 
 def start_web(cfg: Config, store, *, background: bool = True):
     """The web app on [server] host:port, and the janitor that purges expired photos."""
-    from booth.server import Janitor, WebServer
     from booth.webapp import create_app
+    from booth.webapp.server import Janitor, WebServer
 
     web = WebServer(create_app(cfg, store), cfg.server.host, cfg.server.port)
     janitor = Janitor(store)
@@ -88,7 +88,7 @@ def serve_web(cfg: Config) -> int:
 
     store = open_store(cfg, gentle=True)
     try:
-        from booth.network import public_base_url
+        from booth.webapp.network import public_base_url
 
         web, janitor = start_web(cfg, store, background=False)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
@@ -109,10 +109,10 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: s
     """The station as `booth run` has it (screens, renderer, photo maker, state machine),
     for `booth run`, `booth bench` and the scripts alike."""
     from booth.clock import SYSTEM
-    from booth.machine import Machine
-    from booth.renderer import Renderer
-    from booth.screens import Screens, screen_settings
-    from booth.station import PhotoMaker, Station
+    from booth.station.loop import PhotoMaker, Station
+    from booth.station.machine import Machine
+    from booth.station.renderer import Renderer
+    from booth.station.screens import Screens, screen_settings
 
     st, clock = cfg.station, clock or SYSTEM
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
@@ -128,11 +128,11 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: s
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
                 save_screens: Path | None) -> int:
-    from booth.display import HeadlessDisplay, WindowDisplay
-    from booth.machine import Machine
-    from booth.network import public_base_url
-    from booth.sources import open_source
+    from booth.camera.sources import open_source
+    from booth.station.display import HeadlessDisplay, WindowDisplay
+    from booth.station.machine import Machine
     from booth.store import open_store
+    from booth.webapp.network import public_base_url
 
     st = cfg.station
     if save_screens is not None:

@@ -77,8 +77,8 @@ def composites(prog: str, assets: Path, people: list[tuple[str, bool]], cache: P
     in `people` ((path under assets, mirrored)), in order; one pipeline for all."""
     import cv2
 
-    from booth.photo import with_band
     from booth.quiet import quiet_stderr
+    from booth.station.photo import with_band
     from booth.wiring import load_pipeline
 
     pipeline = load_pipeline(config_for(assets, cache), mirror=False)

@@ -15,7 +15,7 @@ import numpy as np
 from common import assets_and_out, config_for
 
 from booth.bench import cover
-from booth.graphics import INK, font, to_bgr, to_pil
+from booth.station.graphics import INK, font, to_bgr, to_pil
 from booth.wiring import load_pipeline
 
 ROW_H = 300

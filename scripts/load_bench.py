@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_photos(assets: Path, count: int, cache: Path) -> list[bytes]:
     """count distinct full-size composites, as the station makes them (and mirrored)."""
-    from booth.photo import encode_jpeg
+    from booth.station.photo import encode_jpeg
 
     people = [(PEOPLE[i % len(PEOPLE)], (i // len(PEOPLE)) % 2 == 1) for i in range(count)]
     return [encode_jpeg(photo, QUALITIES[i % len(QUALITIES)])
@@ -88,9 +88,9 @@ class Server:
         self.proc = self.web = self.store = None
         if in_process:
             from booth.config import Config
-            from booth.server import WebServer
             from booth.store import Store
             from booth.webapp import create_app
+            from booth.webapp.server import WebServer
 
             cfg = Config()
             cfg.server.photo_requests_per_minute = limit

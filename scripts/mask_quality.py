@@ -195,7 +195,7 @@ def flicker(pipeline, video: Path) -> tuple[float, float]:
     frames over the pixels where the picture did not change, for the raw model and for the
     preview's mask (smoothed over time, stretched to alpha), at the model's size."""
     from booth.bench import cover
-    from booth.compositing import alpha_from_confidence
+    from booth.vision.compositing import alpha_from_confidence
 
     cap = cv2.VideoCapture(str(video))
     previous, raw_steps, preview_steps, t = None, [], [], 0.0

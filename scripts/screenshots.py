@@ -99,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from booth.config import Config
-    from booth.passwords import set_password
-    from booth.photo import encode_jpeg, thumbnail
-    from booth.server import WebServer
+    from booth.station.photo import encode_jpeg, thumbnail
     from booth.store import Store
+    from booth.store.passwords import set_password
     from booth.webapp import create_app
+    from booth.webapp.server import WebServer
     from booth.wiring import write_status
 
     args.out.mkdir(parents=True, exist_ok=True)

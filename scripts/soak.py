@@ -93,7 +93,7 @@ def deciles(values: list[float]) -> list[float]:
 def machine_for(every: int):
     """A state machine that takes a photo about every `every` frames at 30 frames a second:
     the attract screen, a 1 s countdown, the flash, the photo being made, 1 s of result."""
-    from booth.machine import FLASH_SECONDS, Machine
+    from booth.station.machine import FLASH_SECONDS, Machine
 
     attract = max(0.1, (every - 30 - 30) / 30 - FLASH_SECONDS - 0.5)
     return Machine(countdown_seconds=1, result_seconds=1, auto_capture_seconds=attract)

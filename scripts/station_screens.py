@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from booth.config import load_config
     from booth.errors import BoothError
-    from booth.photo import with_band
-    from booth.qr import qr_image
-    from booth.screens import Screens, dim, screen_settings
+    from booth.station.photo import with_band
+    from booth.station.qr import qr_image
+    from booth.station.screens import Screens, dim, screen_settings
     from booth.wiring import load_pipeline
 
     width, height = (int(v) for v in args.size.lower().split("x"))

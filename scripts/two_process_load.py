@@ -102,10 +102,10 @@ def station_process(args: argparse.Namespace) -> int:
     """booth.wiring.run_station's station, but with a machine that takes a photo about every
     second: 0.05 s of attract, a 0.25 s countdown, the 0.35 s flash, the photo, 0.25 s of
     result. Everything else is as `booth run --headless` has it."""
+    from booth.camera.sources import open_source
     from booth.config import load_config
-    from booth.display import HeadlessDisplay
-    from booth.machine import Machine
-    from booth.sources import open_source
+    from booth.station.display import HeadlessDisplay
+    from booth.station.machine import Machine
     from booth.store import Store
     from booth.wiring import StatusReporter, assemble_station, load_pipeline, start_web
 

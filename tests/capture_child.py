@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 
 from booth.config import Config
-from booth.screens import Screens
-from booth.station import PhotoMaker
+from booth.station.loop import PhotoMaker
+from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import load_pipeline
 

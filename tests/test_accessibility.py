@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from booth.i18n import shipped
-from booth.passwords import set_password
+from booth.i18n.catalogues import shipped
+from booth.store.passwords import set_password
 from tests.conftest import ROOT, unavailable
 from tests.test_browser import (  # noqa: F401 (fixtures)
     DESKTOP,

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from booth.segmentation import Segmenter, model_path
+from booth.vision.segmentation import Segmenter, model_path
 from tests.conftest import ROOT, asset
 
 

@@ -19,12 +19,12 @@ import cv2
 import pytest
 
 from booth.config import Config
-from booth.passwords import set_password
-from booth.photo import encode_jpeg, thumbnail, with_band
-from booth.scene import load_scene
-from booth.server import WebServer
+from booth.scene.definition import load_scene
+from booth.station.photo import encode_jpeg, thumbnail, with_band
 from booth.store import Capture, Store
+from booth.store.passwords import set_password
 from booth.webapp import create_app
+from booth.webapp.server import WebServer
 from booth.webapp.visitor import download_name
 from tests.conftest import asset, unavailable
 

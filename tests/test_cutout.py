@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from booth.bench import cover
-from booth.compositing import Matte, composite
-from booth.placement import People, Transform, find_people
+from booth.vision.compositing import Matte, composite
+from booth.vision.placement import People, Transform, find_people
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 

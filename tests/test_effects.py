@@ -9,8 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.compositing import blend, split
-from booth.effects import (
+from booth.errors import BoothError
+from booth.scene.definition import load_scene
+from booth.station.photo import band_height, caption_band
+from booth.vision.compositing import blend, split
+from booth.vision.effects import (
     Effects,
     colour_lut,
     colour_stats,
@@ -21,9 +24,6 @@ from booth.effects import (
     smooth_mask,
     wrap_amount,
 )
-from booth.errors import BoothError
-from booth.photo import band_height, caption_band
-from booth.scene import load_scene
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 

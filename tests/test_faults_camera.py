@@ -34,15 +34,15 @@ import cv2
 import numpy as np
 import pytest
 
+from booth.camera.sources import BACKOFF_FIRST, CameraSource
 from booth.clock import ManualClock
 from booth.config import Config
-from booth.machine import Machine, State
-from booth.passwords import set_password
-from booth.renderer import Renderer
-from booth.screens import Screens
-from booth.sources import BACKOFF_FIRST, CameraSource
-from booth.station import PhotoMaker, Station
+from booth.station.loop import PhotoMaker, Station
+from booth.station.machine import Machine, State
+from booth.station.renderer import Renderer
+from booth.station.screens import Screens
 from booth.store import Store
+from booth.store.passwords import set_password
 from booth.webapp import create_app
 from booth.wiring import load_pipeline, write_status
 from tests.conftest import asset, plate_config

@@ -27,8 +27,8 @@ from urllib.parse import quote, unquote_to_bytes
 import pytest
 
 from booth.config import Config
-from booth.passwords import set_password
 from booth.store import Store
+from booth.store.passwords import set_password
 from booth.webapp import create_app
 from booth.webapp.security import LockedMemoryStorage
 from tests.conftest import ROOT, asset

@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.machine import Machine, State
-from booth.renderer import Renderer
-from booth.screens import Screens
-from booth.sources import VideoFileSource
-from booth.station import PhotoMaker, Station
+from booth.camera.sources import VideoFileSource
+from booth.station.loop import PhotoMaker, Station
+from booth.station.machine import Machine, State
+from booth.station.renderer import Renderer
+from booth.station.screens import Screens
 from booth.store import TMP_PREFIX, Store
 from booth.wiring import load_pipeline
 from tests.conftest import PLATE, ROOT, asset, plate_config

@@ -16,10 +16,10 @@ from babel.messages.pofile import read_po
 
 from booth.config import Config
 from booth.errors import BoothError
-from booth.i18n import Languages, shipped
-from booth.messages import extract
-from booth.passwords import set_password
+from booth.i18n.catalogues import Languages, shipped
+from booth.i18n.extract import extract
 from booth.store import Store
+from booth.store.passwords import set_password
 from booth.webapp import create_app
 from booth.webapp.visitor import expiry_text
 from tests.conftest import ROOT
@@ -36,12 +36,12 @@ def test_es_fr_de_are_shipped():
 
 
 def test_the_template_is_in_step_with_the_sources():
-    """Run `python -m booth.messages` after changing a message; this fails until then."""
+    """Run `python -m booth.i18n.extract` after changing a message; this fails until then."""
     with (LOCALES / "messages.pot").open("rb") as f:
         template = {m.id for m in read_po(f) if m.id}
     source = {m.id for m in extract() if m.id}
-    assert source - template == set(), "new messages: run python -m booth.messages"
-    assert template - source == set(), "messages no longer used: run python -m booth.messages"
+    assert source - template == set(), "new messages: run python -m booth.i18n.extract"
+    assert template - source == set(), "messages no longer used: run python -m booth.i18n.extract"
 
 
 @pytest.mark.parametrize("code", SHIPPED)

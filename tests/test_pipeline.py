@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from booth.bench import cover
-from booth.compositing import Matte, composite
-from booth.placement import Transform
+from booth.vision.compositing import Matte, composite
+from booth.vision.placement import Transform
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 

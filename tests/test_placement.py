@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from booth.placement import Smoother, Transform, find_people, fit_to_stage
-from booth.scene import load_scene
+from booth.scene.definition import load_scene
+from booth.vision.placement import Smoother, Transform, find_people, fit_to_stage
 
 STAGE = load_scene("sol46").stage
 ASPECT_PLATE = 1920 / 1412

@@ -15,8 +15,8 @@ import pytest
 
 from booth.config import load_config
 from booth.errors import BoothError
-from booth.plate import download, obtain_plate, sha256_of
-from booth.scene import load_scene
+from booth.scene.definition import load_scene
+from booth.scene.plate import download, obtain_plate, sha256_of
 
 PLATE_FILE = "PIA24542_large.jpg"
 PLATE_SHA256 = "efdf4b8ea161a2ecc2af3537b09505b7fb7440344d7a1584bd342e807d29067c"

@@ -7,7 +7,7 @@ import cv2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from booth.qr import Wifi, qr_image
+from booth.station.qr import Wifi, qr_image
 
 
 def parse_wifi(text: str) -> dict[str, str]:

@@ -12,19 +12,19 @@ import cv2
 import numpy as np
 import pytest
 
+from booth.camera.sources import open_source
 from booth.config import load_config
-from booth.graphics import ACCENT, INK, font
-from booth.i18n import shipped
-from booth.machine import Machine, State
-from booth.photo import band_height, caption_band
-from booth.qr import Wifi, qr_image
-from booth.renderer import Renderer
-from booth.scene import load_scene
-from booth.screens import SCREEN_HEIGHT_MM, Screens, screen_settings
-from booth.sources import open_source
-from booth.station import PhotoMaker, Station
+from booth.i18n.catalogues import shipped
+from booth.scene.definition import load_scene
+from booth.station.graphics import ACCENT, INK, font
+from booth.station.loop import PhotoMaker, Station
+from booth.station.machine import Machine, State
+from booth.station.photo import band_height, caption_band
+from booth.station.qr import Wifi, qr_image
+from booth.station.renderer import Renderer
+from booth.station.screens import SCREEN_HEIGHT_MM, Screens, screen_settings
+from booth.station.textfit import Para, fit, wrap
 from booth.store import Store
-from booth.textfit import Para, fit, wrap
 from booth.wiring import load_pipeline
 from tests.conftest import PLATE, asset, plate_config
 

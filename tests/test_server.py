@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from booth.server import Janitor
 from booth.store import Store
+from booth.webapp.server import Janitor
 from tests.conftest import ROOT
 from tests.test_web_visitor import jpeg, publish
 
@@ -171,7 +171,7 @@ def test_purge_command(tmp_path: Path):
 
 
 def test_passwd_command_stores_only_a_strong_hash(tmp_path: Path):
-    from booth.passwords import check_password, stored_hash
+    from booth.store.passwords import check_password, stored_hash
 
     data = tmp_path / "data"
     r = booth("passwd", "--stdin", "--data-dir", data, stdin="correct horse battery\n")

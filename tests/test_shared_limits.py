@@ -18,12 +18,12 @@ from limits.strategies import FixedWindowRateLimiter
 
 from booth.clock import ManualClock
 from booth.config import Config
-from booth.passwords import set_password
-from booth.server import Janitor
 from booth.store import Shared, Store
 from booth.store.outbox import Uploader
+from booth.store.passwords import set_password
 from booth.webapp import create_app
 from booth.webapp.security import SharedStorage
+from booth.webapp.server import Janitor
 from tests.test_web_staff import PASSWORD, _logged_in, _login, _post
 from tests.test_web_visitor import jpeg
 

@@ -238,7 +238,7 @@ def test_one_janitor_sweeps_at_a_time_and_orphans_go(shared, server, s3_bucket) 
 
 
 def test_servers_share_staff_secrets_and_sessions(shared) -> None:
-    from booth.passwords import set_password
+    from booth.store.passwords import set_password
 
     a, b = Store(None, shared=shared), Store(None, shared=shared)
     try:

@@ -16,9 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.clock import ManualClock
-from booth.errors import BoothError
-from booth.sources import (
+from booth.camera.sources import (
     BACKOFF_FIRST,
     STILL_SKIP_FRAMES,
     CameraSource,
@@ -28,6 +26,8 @@ from booth.sources import (
     VideoFileSource,
     open_source,
 )
+from booth.clock import ManualClock
+from booth.errors import BoothError
 from tests.conftest import asset
 
 BOOK_FRAMES = 109

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from booth.camera.sources import STILL_SKIP_FRAMES
 from booth.clock import ManualClock
-from booth.machine import FLASH_SECONDS, Machine, State
-from booth.renderer import Renderer, View
-from booth.screens import Screens
-from booth.sources import STILL_SKIP_FRAMES
-from booth.station import PhotoMaker, Station
+from booth.station.loop import PhotoMaker, Station
+from booth.station.machine import FLASH_SECONDS, Machine, State
+from booth.station.renderer import Renderer, View
+from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import load_pipeline
 from tests.conftest import ROOT, asset, plate_config

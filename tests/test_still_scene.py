@@ -13,10 +13,10 @@ import pytest
 
 from booth.bench import cover
 from booth.clock import ManualClock
-from booth.machine import Machine
-from booth.renderer import Renderer
-from booth.screens import Screens
-from booth.station import PhotoMaker, Station
+from booth.station.loop import PhotoMaker, Station
+from booth.station.machine import Machine
+from booth.station.renderer import Renderer
+from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config

@@ -247,8 +247,8 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     the database (the old session key is dropped, so no cookie it signed is accepted)."""
     from argon2 import PasswordHasher
 
-    from booth.passwords import check_password
     from booth.store import SCHEMA_VERSION
+    from booth.store.passwords import check_password
 
     data = tmp_path / "data"
     (data / "photos").mkdir(parents=True)

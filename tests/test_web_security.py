@@ -25,12 +25,12 @@ from urllib.parse import quote
 import pytest
 
 from booth.config import Config
-from booth.network import public_base_url
-from booth.passwords import set_password
-from booth.server import WebServer
 from booth.store import Store
+from booth.store.passwords import set_password
 from booth.webapp import create_app
+from booth.webapp.network import public_base_url
 from booth.webapp.security import HEADERS
+from booth.webapp.server import WebServer
 from tests.conftest import ROOT
 from tests.test_faults_input import wire
 from tests.test_web_visitor import csrf_from, publish

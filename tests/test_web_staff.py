@@ -21,8 +21,14 @@ from PIL import Image
 
 from booth.config import Config
 from booth.errors import BoothError
-from booth.passwords import check_password, has_password, set_password, store_hash, stored_hash
 from booth.store import Capture, Store
+from booth.store.passwords import (
+    check_password,
+    has_password,
+    set_password,
+    store_hash,
+    stored_hash,
+)
 from booth.webapp import create_app
 
 PASSWORD = "correct horse battery"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from booth.config import Config
-from booth.photo import encode_jpeg
+from booth.station.photo import encode_jpeg
 from booth.store import Store
 from booth.webapp import create_app
 from booth.webapp.visitor import expiry_text

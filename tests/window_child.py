@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from booth.display import WindowDisplay
 from booth.errors import BoothError
+from booth.station.display import WindowDisplay
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ Times are the callers' wall clock (seconds since the epoch): servers are assumed
 time by NTP, a skew of a second only moves a window's edge by that much.
 
 The keys name a client address: expired rows are deleted every minute by the janitor
-(booth.server), so an address stays in the database no longer than its longest window
+(booth.webapp.server), so an address stays in the database no longer than its longest window
 (an hour) and a minute.
 """
 

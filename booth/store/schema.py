@@ -14,7 +14,7 @@ from collections.abc import Callable
 from booth.errors import BoothError
 from booth.store.keys import SecretFiles
 
-PASSWORD_FILE = "staff-password"  # the argon2id hash (see booth.passwords)
+PASSWORD_FILE = "staff-password"  # the argon2id hash (see booth.store.passwords)
 
 
 def _v1_captures_and_settings(db: sqlite3.Connection, secrets: SecretFiles) -> None:

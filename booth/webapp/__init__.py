@@ -17,7 +17,7 @@ from booth.store import Store
 from booth.webapp import errors, languages, security, staff, visitor
 
 # Forms only; nothing is uploaded. waitress refuses larger bodies before reading them
-# (booth.server), so nothing is ever spooled to disk.
+# (booth.webapp.server), so nothing is ever spooled to disk.
 MAX_BODY = 64 * 1024
 SESSION_KEY_FILE = "session-key"
 

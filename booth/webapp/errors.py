@@ -9,7 +9,7 @@ from werkzeug.exceptions import BadHost, HTTPException
 from werkzeug.wsgi import wrap_file
 
 from booth.errors import StoreUnavailable
-from booth.i18n import N_
+from booth.i18n.catalogues import N_
 from booth.store import Photo
 from booth.webapp.languages import current
 from booth.webapp.security import private

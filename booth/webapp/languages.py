@@ -1,6 +1,6 @@
 """The web app's language: the visitor's choice (a cookie set by the switcher), else the
 browser's Accept-Language, else the booth's default. Flask-Babel formats and translates
-with the booth's own catalogues (booth.i18n), the same ones the station uses."""
+with the booth's own catalogues (booth.i18n.catalogues), the same ones the station uses."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask import Flask, current_app, g, has_request_context, redirect, request
 from flask_babel import Babel, Domain
 
 from booth.errors import BoothError
-from booth.i18n import Language, Languages
-from booth.privacy import notice
+from booth.i18n.catalogues import Language, Languages
+from booth.i18n.privacy import notice
 
 COOKIE = "booth_lang"
 COOKIE_DAYS = 365

@@ -161,7 +161,7 @@ def rate_limits() -> RateLimits:
 
 CSP = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
-# On every response, the app's and waitress's own error pages alike (booth.server).
+# On every response, the app's and waitress's own error pages alike (booth.webapp.server).
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",

@@ -32,8 +32,8 @@ from flask import (
 )
 from werkzeug.exceptions import ServiceUnavailable
 
-from booth.passwords import check_password, has_password
 from booth.store import Capture, Store
+from booth.store.passwords import check_password, has_password
 from booth.webapp.errors import photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
@@ -146,7 +146,7 @@ def _check_and_start(password: str) -> tuple[bool, str]:
     now = time.time()
     store().end_sessions(older_than=now - _lifetime())  # shifts long over
     # The session exists before the password is checked: a password set meanwhile ends it
-    # (booth.passwords.set_password), so a check of the old password logs nobody in.
+    # (booth.store.passwords.set_password), so a check of the old password logs nobody in.
     session_id = store().start_session(now)
     if check_password(store(), password):
         return True, session_id

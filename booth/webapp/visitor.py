@@ -15,7 +15,7 @@ from flask import (
     send_from_directory,
 )
 
-from booth.i18n import Language, shipped
+from booth.i18n.catalogues import Language, shipped
 from booth.store import Capture, Store
 from booth.webapp.errors import not_found, on_its_way, photo_response
 from booth.webapp.languages import current

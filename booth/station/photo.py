@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from booth.graphics import ACCENT, INK, MUTED, PANEL, fit_font, to_bgr, to_pil
-from booth.i18n import Language, shipped
-from booth.scene import Scene
+from booth.i18n.catalogues import Language, shipped
+from booth.scene.definition import Scene
+from booth.station.graphics import ACCENT, INK, MUTED, PANEL, fit_font, to_bgr, to_pil
 
 BAND_FRACTION = 0.085  # band height as a share of the plate's height
 

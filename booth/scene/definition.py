@@ -7,9 +7,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from booth.effects import Effects
 from booth.errors import BoothError
 from booth.resources import data_dir
+from booth.vision.effects import Effects
 
 if sys.version_info >= (3, 11):
     import tomllib

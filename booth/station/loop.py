@@ -20,17 +20,17 @@ from typing import TextIO
 import cv2
 import numpy as np
 
+from booth.camera.sources import FrameSource, StillSource
 from booth.clock import SYSTEM, Clock
-from booth.display import Display
 from booth.errors import BoothError
-from booth.machine import Machine, State
-from booth.photo import band_height, caption_band, encode_jpeg, thumbnail
-from booth.pipeline import Analysis, Pipeline
-from booth.qr import qr_image
-from booth.renderer import Renderer, View
-from booth.screens import Screens
-from booth.sources import FrameSource, StillSource
+from booth.station.display import Display
+from booth.station.machine import Machine, State
+from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
+from booth.station.qr import qr_image
+from booth.station.renderer import Renderer, View
+from booth.station.screens import Screens
 from booth.store import Store
+from booth.vision.pipeline import Analysis, Pipeline
 
 POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
 # OpenCV's own thread pool while the station runs. Its workers spin between the many small
@@ -75,7 +75,7 @@ class PhotoMaker:
     def take(self, frame: np.ndarray, analysis: Analysis,
              capture_still: Callable[[], np.ndarray | None] | None = None) -> Outcome:
         """The photo at the shutter: from a still taken now (`capture_still`: the source's,
-        see booth.sources.StillSource) where one comes and fits, else from the preview
+        see booth.camera.sources.StillSource) where one comes and fits, else from the preview
         frame and its analysis."""
         start = time.perf_counter()
         made_from = "the preview"

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.compositing import (
+from booth.scene.definition import Scene
+from booth.vision.compositing import (
     Drawn,
     Look,
     Matte,
@@ -19,12 +20,11 @@ from booth.compositing import (
     composite,
     place_ahead,
 )
-from booth.effects import colour_lut, colour_stats, glow, motion, smooth_mask
-from booth.matting import estimate_foreground
-from booth.placement import People, Smoother, Transform, find_people, fit_to_stage
-from booth.refine import refined_alpha
-from booth.scene import Scene
-from booth.segmentation import Segmenter, exposed
+from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_mask
+from booth.vision.matting import estimate_foreground
+from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
+from booth.vision.refine import refined_alpha
+from booth.vision.segmentation import Segmenter, exposed
 
 # The live preview asks the model again only when the picture has changed since it last
 # looked (as obs-backgroundremoval skips inference on a frame that barely changed): most of a
@@ -213,7 +213,7 @@ class Pipeline:
         return people, colour
 
     def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
-        """The photo's analysis of a still taken at the shutter (booth.sources.StillSource):
+        """The photo's analysis of a still taken at the shutter (booth.camera.sources.StillSource):
         the people found in the still itself, at the preview's placement and colours, so the
         photo shows what the screen showed (the still must have the preview's framing). None
         when nobody is found in it."""
@@ -253,7 +253,7 @@ class Pipeline:
                matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR,
                colours_estimated: bool = False) -> Drawn | None:
         """Composite into `canvas` (a copy of the plate at any size) in place; returns what
-        was drawn (booth.compositing.Drawn), or None when nobody was.
+        was drawn (booth.vision.compositing.Drawn), or None when nobody was.
         `colours_estimated`: frame already holds the visitor's own colours at the edge."""
         if not analysis.drawable:
             return None

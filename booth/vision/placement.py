@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.scene import Stage
+from booth.scene.definition import Stage
 
 # A bbox whose bottom is this close to the frame's bottom is cut off by the camera.
 _CUT_OFF_MARGIN = 0.02

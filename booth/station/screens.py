@@ -3,7 +3,7 @@
 Everything that does not change per frame (panel text, countdown digits, the caption band) is
 rendered once per language, when that language is first shown; per frame the screen is a copy
 of a base image, the live composite and a few small overlays. Every text is fitted to its box
-by measuring it (booth.textfit), so no language runs off the screen.
+by measuring it (booth.station.textfit), so no language runs off the screen.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from booth import privacy
-from booth.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
-from booth.i18n import Language, Languages, shipped
-from booth.photo import band_height, with_band
-from booth.qr import Wifi, qr_image
-from booth.textfit import Block, Para, fit, render
+from booth.i18n import privacy
+from booth.i18n.catalogues import Language, Languages, shipped
+from booth.station.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
+from booth.station.photo import band_height, with_band
+from booth.station.qr import Wifi, qr_image
+from booth.station.textfit import Block, Para, fit, render
 
 PANEL_BGR = PANEL[::-1]
 

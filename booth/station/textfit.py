@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from booth.graphics import Overlay, font
+from booth.station.graphics import Overlay, font
 
 MIN_SIZE = 10  # pixels; below this nobody reads it, so words are broken instead
 # Lines break at white space, but not at a no-break space (U+00A0, U+202F): "1. Join" or a

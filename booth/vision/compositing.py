@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.effects import contact_shadow, light_reach, recolour, wrap_amount
-from booth.matting import clean_edge_colours, fade_edges, put_pixels
-from booth.placement import People, Transform
+from booth.vision.effects import contact_shadow, light_reach, recolour, wrap_amount
+from booth.vision.matting import clean_edge_colours, fade_edges, put_pixels
+from booth.vision.placement import People, Transform
 
 # Model confidence mapped to alpha: below LO is room, above HI is person. Centred above 0.5,
 # the edge sits inside the soft rim where the room shows through; against the reference
@@ -82,7 +82,7 @@ class Matte:
 
 @dataclass(frozen=True)
 class Look:
-    """The effects for one render, in canvas pixels (see booth.effects)."""
+    """The effects for one render, in canvas pixels (see booth.vision.effects)."""
 
     colour: np.ndarray | None = None  # lookup table for cv2.LUT (effects.colour_lut)
     light_wrap: float = 0.0
@@ -311,7 +311,7 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
 def split(alpha: np.ndarray, reach: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Where fg covers bg whole (a uint8 0/1 mask, for cv2.copyTo) and the flat indices of
     the pixels where they mix: a soft alpha, or (with the light wrap's `reach`, see
-    booth.effects.light_reach) light from the plate wrapping over the edge. Worked out once
+    booth.vision.effects.light_reach) light from the plate wrapping over the edge. Worked out once
     per frame: the edge colours and the blend share them."""
     solid = alpha >= 1.0
     if reach is not None:
@@ -341,11 +341,11 @@ def blend(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, solid: np.ndarray,
           mixed: np.ndarray, light: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
     """bg = fg over bg by alpha, in place (bg may be a view into the canvas), fg first lit
     by the plate's light where it wraps over the edge (`light`: the glow over bg's pixels,
-    the light's reach and the light wrap's strength, see booth.effects.wrap_amount). `solid` and
-    `mixed` are split(alpha, reach). Where alpha is 0 bg stays and where fg is solid it is
-    copied; in the live preview those are nearly all of a person's region, and computing
-    only the few pixels that mix, gathered by index, costs half of blending the whole region
-    twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
+    the light's reach and the light wrap's strength, see booth.vision.effects.wrap_amount).
+    `solid` and `mixed` are split(alpha, reach). Where alpha is 0 bg stays and where fg is
+    solid it is copied; in the live preview those are nearly all of a person's region, and
+    computing only the few pixels that mix, gathered by index, costs half of blending the whole
+    region twice. A wide soft edge (the photo's refined matte) is blended whole: gathering a large
     share of the pixels costs more than OpenCV's blends."""
     if len(mixed) > _GATHER_SHARE * alpha.size:
         bg[:] = _lit_over(fg, bg, alpha, light)

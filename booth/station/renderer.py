@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from booth.machine import FLASH_SECONDS, State
-from booth.pipeline import Analysis, Pipeline
-from booth.screens import Screens, dim, flash
+from booth.station.machine import FLASH_SECONDS, State
+from booth.station.screens import Screens, dim, flash
+from booth.vision.pipeline import Analysis, Pipeline
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class View:
         """Whether `other` draws exactly this screen (the same arrays, not equal ones), the
         countdown's ring aside (it only needs the side panel, see Renderer.draw). The camera
         frame counts only where someone is drawn from it: a new frame of the same empty room
-        (booth.pipeline: the same analysis) is the same screen."""
+        (booth.vision.pipeline: the same analysis) is the same screen."""
         drawn = self.analysis is not None and self.analysis.drawable
         return (other is not None and self.state is other.state
                 and (self.frame is other.frame or not drawn)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from booth.i18n import Language
+from booth.i18n.catalogues import Language
 
 
 def notice(lang: Language, hours: float, museum_text: str = "") -> str:

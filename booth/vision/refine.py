@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from booth.matting import fade_edges
-from booth.segmentation import Segmenter, exposed
+from booth.vision.matting import fade_edges
+from booth.vision.segmentation import Segmenter, exposed
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class RefineSettings:
     fine_eps: float = 1e-4
     # The refined confidence is stretched from [low, high] to [0, 1]. A fairly soft edge
     # scored best on the evaluation set's tuning part: with the visitor's colours estimated
-    # at the edge (booth.matting), softness no longer carries the room in.
+    # at the edge (booth.vision.matting), softness no longer carries the room in.
     low: float = 0.25
     high: float = 0.8
 

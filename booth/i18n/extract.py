@@ -1,6 +1,6 @@
 """Keeping the catalogues in step with the sources (in a source checkout):
 
-    python -m booth.messages
+    python -m booth.i18n.extract
 
 extracts every visitor- and staff-facing message (Python, templates, scene files) into
 locales/messages.pot and merges it into each locales/<code>.po: new messages arrive empty for
@@ -17,9 +17,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-from booth.scene import tomllib
+from booth.scene.definition import tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 

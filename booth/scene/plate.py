@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from booth.errors import BoothError
-from booth.scene import Scene
+from booth.scene.definition import Scene
 
 _CHUNK = 64 * 1024
 

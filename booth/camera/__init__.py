@@ -1,0 +1,1 @@
+"""Where frames come from: cameras, device paths, IP cameras, videos, images, folders."""

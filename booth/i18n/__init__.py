@@ -1,0 +1,1 @@
+"""Languages: gettext catalogues, dates, the privacy notice."""

@@ -1,0 +1,1 @@
+"""The station: its states, screens, window and the photo it makes."""

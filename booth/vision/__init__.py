@@ -1,0 +1,1 @@
+"""The per-frame path: segmentation, placement, cut-out and compositing (pure numpy)."""
