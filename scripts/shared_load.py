@@ -1,5 +1,5 @@
 """The shared store's targets, measured: stations and `booth serve` processes on one real
-PostgreSQL 15 and one SeaweedFS bucket (tests/services.py starts both on loopback).
+PostgreSQL 15 and one SeaweedFS bucket (devtools/services.py starts both on loopback).
 
     python scripts/shared_load.py load        # 2 stations, 2 servers, 20 phones (--seconds)
     python scripts/shared_load.py outage      # the bucket, then the database, down 60 s
@@ -142,7 +142,7 @@ class Deployment:
     processes on them, and direct read access for the checks (never through the app)."""
 
     def __init__(self, pg, s3, tmp: Path, **settings: str) -> None:
-        from tests.services import s3_client
+        from devtools.services import s3_client
 
         self.pg, self.s3, self.tmp = pg, s3, tmp
         self.db_url = pg.new_database()
@@ -239,7 +239,7 @@ class Deployment:
 @contextlib.contextmanager
 def services():
     """PostgreSQL and SeaweedFS on loopback, the S3 credentials in the environment."""
-    from tests.services import S3_ENV, postgres_server, s3_server
+    from devtools.services import S3_ENV, postgres_server, s3_server
 
     os.environ.update(S3_ENV)
     with postgres_server() as pg, s3_server() as s3:

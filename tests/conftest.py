@@ -65,11 +65,11 @@ def plate_config():
     return cfg
 
 
-# Real PostgreSQL and S3 servers (tests/services.py): one of each per test session, started
+# Real PostgreSQL and S3 servers (devtools/services.py): one of each per test session, started
 # only when a test asks for it; every test gets its own database or bucket on it.
 
 def _started(stack: contextlib.ExitStack, service):
-    from tests.services import ServiceUnavailable
+    from devtools.services import ServiceUnavailable
 
     try:
         return stack.enter_context(service)
@@ -80,7 +80,7 @@ def _started(stack: contextlib.ExitStack, service):
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL 15 server: .url, .new_database(), .stop()/.start() (same port, same data)."""
-    from tests.services import postgres_server
+    from devtools.services import postgres_server
 
     with contextlib.ExitStack() as stack:
         yield _started(stack, postgres_server())
@@ -90,7 +90,7 @@ def pg_server():
 def s3_server():
     """A SeaweedFS S3 server: .endpoint_url, .new_bucket(), .client, .env (credentials),
     .stop()/.start() (same ports, same data)."""
-    from tests.services import s3_server as start_s3
+    from devtools.services import s3_server as start_s3
 
     with contextlib.ExitStack() as stack:
         yield _started(stack, start_s3())

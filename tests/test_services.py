@@ -1,4 +1,4 @@
-"""The real servers that the store's tests use (tests/services.py, the fixtures in conftest):
+"""The real servers that the store's tests use (devtools/services.py, the fixtures in conftest):
 data goes in and comes back, survives a stop and start, and stays in its own database or
 bucket."""
 

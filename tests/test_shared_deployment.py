@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.services import free_ports
 from tests.conftest import asset
-from tests.services import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = "video/intel_asl_book.mp4"
