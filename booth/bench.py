@@ -250,18 +250,18 @@ def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
     with the effect on and off in alternation, so drift cancels; the contact shadow is
     forced on (the clip shows no feet); refine is timed per capture."""
     effects, background = pipeline.effects, canvas.copy()
-    people = pipeline.analyse(frame).people
+    people = pipeline.photo_analysis(frame).people
     feet = dataclasses.replace(people, bbox=(*people.bbox[:3], min(people.bbox[3], 0.9)))
 
     def frame_time(settings, forced_people=None) -> float:
         pipeline.effects = settings
-        pipeline.forget()  # the whole analysis each time, the model's look included
+        pipeline.forget()  # the whole analysis each time, the model's sight included
         t0 = time.perf_counter()
-        analysis = pipeline.analyse(frame, t0)
+        analysis = pipeline.preview_analysis(frame, t0)
         if forced_people is not None:
             analysis = dataclasses.replace(analysis, people=forced_people)
         canvas[:] = background
-        pipeline.render(canvas, frame, analysis)
+        pipeline.draw_preview(canvas, frame, analysis)
         return time.perf_counter() - t0
 
     costs = {}
@@ -279,7 +279,7 @@ def _effect_costs(pipeline, frame: np.ndarray, canvas: np.ndarray, maker,
         canvas[:] = background
     refiner, pipeline.refiner = pipeline.refiner, None
     try:
-        plain = statistics.median(_captures(maker, frame, pipeline.analyse(frame), 5))
+        plain = statistics.median(_captures(maker, frame, pipeline.photo_analysis(frame), 5))
     finally:
         pipeline.refiner = refiner
     costs["refine (per capture)"] = round((capture_s - plain) * 1000, 1)

@@ -145,7 +145,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         what = "does not exist" if not photo.exists() else "is not an image"
         raise BoothError(f"cannot read {args.photo}: it {what}; give a JPEG or PNG photo")
     pipeline = load_pipeline(cfg, mirror=args.mirror)
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     if not analysis.people.found:
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")

@@ -92,7 +92,7 @@ def composites(prog: str, assets: Path, people: list[tuple[str, bool]], cache: P
             raise SystemExit(f"{prog}: cannot read {assets / relative}")
         if mirrored:
             frame = cv2.flip(frame, 1)
-        analysis = pipeline.analyse(frame)
+        analysis = pipeline.photo_analysis(frame)
         if not analysis.people.found:
             raise SystemExit(f"{prog}: nobody found in {relative}")
         made[relative, mirrored] = with_band(pipeline.final(frame, analysis), pipeline.scene,

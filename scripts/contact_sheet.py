@@ -59,7 +59,7 @@ def main() -> int:
     pipeline = load_pipeline(config_for(args.assets), mirror=True)
     rows = []
     for name, frame in pictures(args.assets):
-        analysis = pipeline.analyse(frame)
+        analysis = pipeline.photo_analysis(frame)
         raw = pipeline.segmenter.segment(frame)
         matte = pipeline.photo_matte(frame, analysis)
         refined = pipeline.photo_alpha(frame, analysis, matte)

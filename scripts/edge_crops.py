@@ -58,15 +58,14 @@ def main() -> int:
     for label, effects in (("before: the camera's colours", dataclasses.replace(
             on, edge_colours=0)), ("after: the visitor's own colours", on)):
         pipeline.effects = effects
-        analysis = pipeline.analyse(frame)
+        analysis = pipeline.photo_analysis(frame)
         photo = pipeline.plate.copy()
         matte = pipeline.photo_matte(frame, analysis)
         coloured = frame if effects.edge_colours == 0 else pipeline.cutout(
             frame, analysis, matte)[0]
-        drawn = pipeline.render(photo, coloured, analysis, matte, cv2.INTER_CUBIC,
-                                colours_estimated=True)
+        drawn = pipeline.draw_photo(photo, coloured, analysis, matte, colours_estimated=True)
         preview = cv2.resize(pipeline.plate, (980, 720), interpolation=cv2.INTER_AREA)
-        shown = pipeline.render(preview, frame, analysis)
+        shown = pipeline.draw_preview(preview, frame, analysis)
         cells.append(np.hstack([
             _label(_edge_crop(photo, drawn.alpha, drawn.region[:2]), f"photo, {label}"),
             _label(_edge_crop(preview, shown.alpha, shown.region[:2]), "live preview")]))

@@ -158,7 +158,7 @@ def scores(colour, alpha, truth, fg) -> dict:
 
 def cutout_of(pipeline, frame: np.ndarray):
     """The saved photo's cut-out at the frame's size (booth compose --cutout-out)."""
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     return pipeline.cutout(frame, analysis, pipeline.photo_matte(frame, analysis))
 
 
@@ -208,7 +208,7 @@ def flicker(pipeline, video: Path) -> tuple[float, float]:
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
         raw = pipeline.segmenter.segment(small)
         t += 1 / 30
-        preview = alpha_from_confidence(pipeline.analyse(frame, t).people.mask)
+        preview = alpha_from_confidence(pipeline.preview_analysis(frame, t).people.mask)
         if previous is not None:
             still = cv2.blur(np.abs(grey - previous[0]), (5, 5)) < 3
             raw_steps.append(np.abs(raw - previous[1])[still].mean())

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.scene.plate = str(args.assets / PLATE)
     pipeline = load_pipeline(cfg, mirror=True)
     frame = cv2.imread(str(args.assets / PERSON), cv2.IMREAD_COLOR)
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     screens = Screens(width, height, pipeline.plate, pipeline.scene, 3, **screen_settings(cfg))
     lay = screens.layout
     args.out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def preview():
             screen = screens.base.copy()
-            pipeline.render(lay.plate_region(screen), frame, analysis)
+            pipeline.draw_preview(lay.plate_region(screen), frame, analysis)
             return screen
 
         shots = {}

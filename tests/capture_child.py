@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     store.publish = announced  # the real publish runs; the parent only learns when
     print("ready", flush=True)
     for frame in frames:
-        outcome = maker.make(frame, pipeline.analyse(frame, time.monotonic()))
+        outcome = maker.make(frame, pipeline.preview_analysis(frame, time.monotonic()))
         if not outcome.ok:
             print(f"failed {outcome.error}", flush=True)
             return 1

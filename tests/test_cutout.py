@@ -50,7 +50,7 @@ def test_the_preview_keeps_the_pale_wall_out_of_the_edge(pipeline):
     # The yellow hoodie in front of a pale office wall: at her soft edge the preview used to
     # blend the wall into Mars. With her own colours estimated there, that band is darker.
     frame = video_frame("intel_asl_book.mp4", 50)
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     canvas_shape = (720, 980, 3)
     plain = dataclasses.replace(pipeline.effects, edge_colours=0)
     bands = []
@@ -58,7 +58,7 @@ def test_the_preview_keeps_the_pale_wall_out_of_the_edge(pipeline):
         pipeline.effects = effects
         canvas = cv2.resize(pipeline.plate, canvas_shape[1::-1], interpolation=cv2.INTER_AREA)
         before = canvas.copy()
-        assert pipeline.render(canvas, frame, analysis) is not None
+        assert pipeline.draw_preview(canvas, frame, analysis) is not None
         bands.append((canvas, before))
     on, (off, before) = bands[1][0], bands[0]
     changed = np.abs(on.astype(int) - off.astype(int)).max(axis=2) > 0
@@ -93,17 +93,17 @@ def test_the_edge_of_the_worked_region_never_shows():
 
 def test_only_a_clear_visitor_is_worth_a_photo(pipeline):
     visitor = video_frame("intel_asl_again.mp4", 30)
-    assert pipeline.analyse(visitor).people.confident
-    assert pipeline.analyse(on_wall("rembg_girl-3")).people.confident
+    assert pipeline.photo_analysis(visitor).people.confident
+    assert pipeline.photo_analysis(on_wall("rembg_girl-3")).people.confident
     empty = np.full((720, 1280, 3), WALL, np.uint8)
-    assert not pipeline.analyse(empty).people.confident
+    assert not pipeline.photo_analysis(empty).people.confident
     for name, opacity, blur in (("rembg_girl-2", 0.25, 61), ("p3m_p_a09f6d7a", 0.5, 121)):
-        ghost = pipeline.analyse(on_wall(name, opacity, blur)).people
+        ghost = pipeline.photo_analysis(on_wall(name, opacity, blur)).people
         assert ghost.found and not ghost.confident  # seen, but only as a doubt
     far = cv2.resize(on_wall("rembg_girl-3"), (160, 90), interpolation=cv2.INTER_AREA)
     crowd_far_away = np.full((720, 1280, 3), WALL, np.uint8)
     crowd_far_away[600:690, 500:660] = far
-    assert not pipeline.analyse(crowd_far_away).people.confident
+    assert not pipeline.photo_analysis(crowd_far_away).people.confident
 
 
 def test_a_clean_mask_is_confident_and_a_doubtful_one_is_not():

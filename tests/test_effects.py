@@ -133,7 +133,7 @@ def test_shadow_only_where_the_camera_sees_feet(pipeline):
     close = cv2.imread(str(asset("people/rembg_girl-3.jpg")))  # cut off by the frame
     effects = pipeline.effects
     for frame, expect in ((sitting, True), (close, False)):
-        analysis = pipeline.analyse(frame)
+        analysis = pipeline.photo_analysis(frame)
         assert analysis.people.feet_visible is expect
         matte = pipeline.photo_matte(frame, analysis)
         with_shadow = pipeline.final(frame, analysis, matte)
@@ -165,11 +165,11 @@ def test_every_effect_switches_off_in_the_scene_file(tmp_path: Path, pipeline):
                                     light_wrap=0, shadow=0)
     assert plain.refiner is None
     frame = cv2.imread(str(asset("people/rembg_girl-2.jpg")))
-    analysis = plain.analyse(frame)
+    analysis = plain.photo_analysis(frame)
     assert analysis.colour is None
     # With every effect off, a pixel deep inside the person is the warped frame's pixel.
     final = plain.final(frame, analysis)
-    styled = pipeline.final(frame, pipeline.analyse(frame))
+    styled = pipeline.final(frame, pipeline.photo_analysis(frame))
     assert not np.array_equal(final, styled)
 
 

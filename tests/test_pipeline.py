@@ -34,7 +34,7 @@ def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name", PEOPLE)
 def test_every_shared_person_lands_in_the_stage_and_nowhere_else(pipeline, name):
     frame = read(name)
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     assert analysis.drawable, f"nobody found in {name}"
     final = pipeline.final(frame, analysis)
     plate = pipeline.plate
@@ -53,7 +53,7 @@ def test_every_shared_person_lands_in_the_stage_and_nowhere_else(pipeline, name)
 def test_keep_visible_regions_hold_even_when_placement_points_at_them(pipeline):
     """A transform that would put the visitor right over Ingenuity and the rover."""
     frame = read("rembg_girl-2.jpg")
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     plate = pipeline.plate
     h, w = plate.shape[:2]
     for target in (Transform(0.9, 0.45, 0.1), Transform(1.2, 0.7, 0.05)):
@@ -66,7 +66,7 @@ def test_keep_visible_regions_hold_even_when_placement_points_at_them(pipeline):
 
 def test_the_astronauts_face_is_opaque_and_the_corners_are_clear(pipeline):
     frame = read("skimage_astronaut.png")
-    mask = pipeline.analyse(frame).people.mask
+    mask = pipeline.photo_analysis(frame).people.mask
     alpha = cv2.resize(mask, (512, 512))
     assert alpha[60:140, 190:250].min() > 0.5  # her face
     for corner in (alpha[:40, :40], alpha[:40, -40:]):  # her suit fills the bottom corners
@@ -78,7 +78,7 @@ def test_two_people_side_by_side_both_appear(pipeline):
     left = cover(read("rembg_girl-2.jpg"), 640, 720)
     right = cover(read("bgm_0001_img.png"), 640, 720)
     frame = np.hstack([left, right])
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     u0, _, u1, _ = analysis.people.bbox
     split = left.shape[1] / frame.shape[1]
     assert u0 < split - 0.15 and u1 > split + 0.15, "the box must span both people"
@@ -92,11 +92,11 @@ def test_two_people_side_by_side_both_appear(pipeline):
 
 def test_the_saved_photo_matches_the_mirrored_preview(pipeline):
     frame = read("rembg_girl-3.jpg")
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     h, w = pipeline.plate.shape[:2]
     small = cv2.resize(pipeline.plate, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     preview = small.copy()
-    pipeline.render(preview, frame, analysis)
+    pipeline.draw_preview(preview, frame, analysis)
     final = cv2.resize(pipeline.final(frame, analysis), (w // 2, h // 2),
                        interpolation=cv2.INTER_AREA)
     region = changed(preview, small)
@@ -106,7 +106,7 @@ def test_the_saved_photo_matches_the_mirrored_preview(pipeline):
     # Mirrored: the girl faces left in the photo, so her face ends up on the other side
     # compared with an unmirrored render of the same frame.
     plain = load_pipeline(plate_config(), mirror=False)
-    unmirrored = plain.final(frame, plain.analyse(frame))
+    unmirrored = plain.final(frame, plain.photo_analysis(frame))
     assert not np.array_equal(unmirrored, pipeline.final(frame, analysis))
     assert np.array_equal(
         changed(unmirrored, plain.plate).any(axis=0)[::-1].nonzero()[0].size > 0, True)
@@ -117,7 +117,7 @@ def test_the_preview_drawn_with_its_second_thread_is_the_same_picture(pipeline):
     # worked out there while this one cleans the edge's colours. The picture is the one a
     # single thread draws, pixel for pixel.
     frame = read("rembg_girl-3.jpg")
-    analysis = pipeline.analyse(frame)
+    analysis = pipeline.photo_analysis(frame)
     h, w = (side // 2 for side in pipeline.plate.shape[:2])
     small = cv2.resize(pipeline.plate, (w, h), interpolation=cv2.INTER_AREA)
     pictures = []
@@ -128,7 +128,7 @@ def test_the_preview_drawn_with_its_second_thread_is_the_same_picture(pipeline):
                       Matte.from_confidence(analysis.people.mask, *frame.shape[1::-1]),
                       analysis.transform, mirror=pipeline.mirror,
                       stage_px=pipeline.stage_box(w, h), keep_px=pipeline.keep_boxes(w, h),
-                      look=pipeline.look(analysis, w, h), helper=helper)
+                      finish=pipeline.finish(analysis, w, h), helper=helper)
             pictures.append(canvas)
     assert changed(pictures[0], small).sum() > 10000  # the visitor, light wrap and all
     assert np.array_equal(*pictures)

@@ -340,7 +340,7 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
                       Machine(3, 30), clock=clock, out=io.StringIO(), log=lambda msg: None)
-    analyses, renders = counting(pipeline, "analyse"), counting(pipeline, "render")
+    analyses, renders = counting(pipeline, "preview_analysis"), counting(pipeline, "draw_preview")
     pressed_at: list[float] = []
 
     def script(poll: int) -> list[str]:
@@ -377,7 +377,7 @@ def test_drawing_only_what_changed_gives_the_screen_a_full_redraw_gives(clip_fra
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
     kept = Renderer(pipeline, screens)
     frames = clip_frames[:6]
-    analyses = [pipeline.analyse(f) for f in frames]
+    analyses = [pipeline.photo_analysis(f) for f in frames]
     nobody = dataclasses.replace(analyses[0], people=dataclasses.replace(
         analyses[0].people, bbox=None))
     views = [View(State.ATTRACT, frames[0], analyses[0], True),

@@ -43,23 +43,23 @@ def test_a_still_visitor_is_segmented_again_only_when_they_move_or_half_a_second
     model = counting(pipeline.segmenter, "segment")
     pipeline.forget()
     frames = webcam_frames("bgm_0001_img.png", 16, sigma=2.0)
-    first = pipeline.analyse(frames[0], 0.0)
+    first = pipeline.preview_analysis(frames[0], 0.0)
     assert first.drawable and model[0] == 1
     for i in range(1, 15):  # within half a second, only noise changes: the model's look stays
-        analysis = pipeline.analyse(frames[i], i / 30)
+        analysis = pipeline.preview_analysis(frames[i], i / 30)
         assert analysis.people is first.people and analysis.drawable
     assert model[0] == 1
-    pipeline.analyse(frames[15], 0.5)  # half a second on, it looks again
+    pipeline.preview_analysis(frames[15], 0.5)  # half a second on, it looks again
     assert model[0] == 2
     # The visitor steps 40 pixels aside: the very next frame is looked at, and they are
     # found where they now stand.
     moved = np.roll(frames[1], 40, axis=1)
-    analysis = pipeline.analyse(moved, 0.5 + 1 / 30)
+    analysis = pipeline.preview_analysis(moved, 0.5 + 1 / 30)
     assert model[0] == 3
     assert analysis.people.bbox[0] == pytest.approx(first.people.bbox[0] + 40 / 1280, abs=0.01)
     # A still (the photo) is always looked at afresh.
-    pipeline.analyse(frames[2])
-    pipeline.analyse(frames[2])
+    pipeline.photo_analysis(frames[2])
+    pipeline.photo_analysis(frames[2])
     assert model[0] == 5
 
 
@@ -69,7 +69,7 @@ def test_a_noisy_camera_is_looked_at_every_frame(pipeline):
     model = counting(pipeline.segmenter, "segment")
     pipeline.forget()
     for i, frame in enumerate(webcam_frames("bgm_0001_img.png", 6, sigma=16.0)):
-        pipeline.analyse(frame, i / 30)
+        pipeline.preview_analysis(frame, i / 30)
     assert model[0] == 6
 
 
@@ -80,7 +80,7 @@ def test_an_empty_room_is_drawn_once_and_a_visitor_stepping_in_is_drawn_at_once(
     first frame with a visitor in it is looked at and drawn on that very step."""
     pipeline.forget()
     model = counting(pipeline.segmenter, "segment")
-    renders = counting(pipeline, "render")
+    renders = counting(pipeline, "draw_preview")
     clock = ManualClock()
     camera = HandCamera(webcam_frames("bgm_0001_back_plate.png", 30, sigma=2.0), clock)
     camera.start()

@@ -182,7 +182,7 @@ class Station:
             dt = now - self._frame_at
             self.fps = 0.9 * self.fps + 0.1 / dt if dt > 0 else self.fps
             self.frame_seq, self._frame_at, self.frame = seq, now, latest
-            self.analysis = self.pipeline.analyse(latest, now)
+            self.analysis = self.pipeline.preview_analysis(latest, now)
         self.timings["read"], self.timings["analyse"] = t1 - t0, time.perf_counter() - t1
         self._watch_camera()
         if self.machine.tick(now):

@@ -62,7 +62,7 @@ class Renderer:
     def freeze(self, frame: np.ndarray, analysis: Analysis) -> None:
         """Keep the preview of this frame: shown during the flash and while the photo is made."""
         self._frozen = self.screens.plate_small.copy()
-        self.pipeline.render(self._frozen, frame, analysis)
+        self.pipeline.draw_preview(self._frozen, frame, analysis)
 
     def draw(self, view: View) -> np.ndarray:
         """The screen for `view`, drawn into self.screen (returned)."""
@@ -111,7 +111,7 @@ class Renderer:
             lay.plate_region(screen)[:] = self._frozen
             self._photo_area_dirty()
         elif view.frame is not None and view.analysis is not None:
-            drawn = self.pipeline.render(lay.plate_region(screen), view.frame, view.analysis)
+            drawn = self.pipeline.draw_preview(lay.plate_region(screen), view.frame, view.analysis)
             if drawn is not None:
                 x0, y0, x1, y1 = drawn.box
                 self._dirty = (lay.photo_x + x0, lay.photo_y + y0, lay.photo_x + x1,

@@ -1,7 +1,10 @@
 """Put the people into the plate: warp only the region around them and blend with a soft alpha.
 
-The same code renders the live preview (a small plate, every frame) and the saved photo (the
-plate at full resolution); only the canvas size and the interpolation differ.
+Both paths of booth.vision.pipeline draw with composite(): the live preview (a small plate,
+every frame, with the frame placed ahead on a second thread, see place_ahead) and the saved
+photo (the plate at full resolution, bicubic, with the refined matte); only the canvas size,
+the interpolation, the matte and the help differ. A `Finish` holds the effects of one
+composite in canvas pixels; a `PixelBox` is a box of canvas pixels (x0, y0, x1, y1).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from booth.vision.placement import People, Transform
 # mattes in the test media this cut scored best (IoU 0.944, boundary error 0.110).
 _ALPHA_LO, _ALPHA_HI = 0.4, 0.8
 _OUTSIDE = -_ALPHA_LO / (_ALPHA_HI - _ALPHA_LO)  # stretch() of zero confidence
-Box = tuple[int, int, int, int]
+PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1 and y1 excluded
 # Above this share of mixing pixels, blending the whole region is cheaper than gathering them
 # (measured: the preview's edge is about 0.09 of its region, the refined photo's 0.16).
 _GATHER_SHARE = 0.12
@@ -45,7 +48,7 @@ def _mask_to_frame(mask_shape: tuple[int, int], frame_w: int, frame_h: int) -> n
     return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
 
 
-def _intersect(a: Box, b: Box) -> Box | None:
+def _intersect(a: PixelBox, b: PixelBox) -> PixelBox | None:
     x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
@@ -65,7 +68,7 @@ class Matte:
         return cls(stretch(mask), _mask_to_frame(mask.shape, frame_w, frame_h), _OUTSIDE)
 
     @classmethod
-    def from_alpha(cls, alpha: np.ndarray, box: Box) -> Matte:
+    def from_alpha(cls, alpha: np.ndarray, box: PixelBox) -> Matte:
         """A full-resolution alpha over box (frame pixels), e.g. the refined one."""
         return cls(alpha, np.array([[1, 0, box[0]], [0, 1, box[1]], [0, 0, 1]], np.float64), 0.0)
 
@@ -81,8 +84,8 @@ class Matte:
 
 
 @dataclass(frozen=True)
-class Look:
-    """The effects for one render, in canvas pixels (see booth.vision.effects)."""
+class Finish:
+    """The effects of one composite, in canvas pixels (see booth.vision.effects)."""
 
     colour: np.ndarray | None = None  # lookup table for cv2.LUT (effects.colour_lut)
     light_wrap: float = 0.0
@@ -99,17 +102,17 @@ class Drawn:
     the box of the canvas it changed (the region and the contact shadow), canvas pixels."""
 
     alpha: np.ndarray
-    region: Box
-    box: Box
+    region: PixelBox
+    box: PixelBox
 
 
-def _union(a: Box, b: Box | None) -> Box:
+def _union(a: PixelBox, b: PixelBox | None) -> PixelBox:
     return a if b is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
                                 max(a[3], b[3]))
 
 
 def person_region(bbox: tuple[float, float, float, float], m: np.ndarray, frame_w: int,
-                  frame_h: int, canvas_h: int, stage_px: Box) -> Box | None:
+                  frame_h: int, canvas_h: int, stage_px: PixelBox) -> PixelBox | None:
     """Canvas pixels that can hold a visitor: their box, a feather margin, inside the stage."""
     u0, v0, u1, v1 = bbox
     corners = np.array([[u0 * frame_w, v0 * frame_h, 1], [u1 * frame_w, v1 * frame_h, 1]]).T
@@ -215,15 +218,16 @@ class Placed:
 
     fg: np.ndarray
     m: np.ndarray  # 2x3 from camera pixels to the box's pixels, as used
-    box: Box  # canvas pixels
+    box: PixelBox  # canvas pixels
     canvas: tuple[int, int]  # the canvas's width and height
     transform: Transform
     colour: np.ndarray | None
 
 
 def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
-                transform: Transform, *, mirror: bool, canvas: tuple[int, int], stage_px: Box,
-                colour: np.ndarray | None, margin: float = 0.02) -> Placed | None:
+                transform: Transform, *, mirror: bool, canvas: tuple[int, int],
+                stage_px: PixelBox, colour: np.ndarray | None,
+                margin: float = 0.02) -> Placed | None:
     """The camera frame placed and colour-shifted over the region the people had in the frame
     before (`bbox`), grown by `margin` of the canvas height, for a composite() of this frame
     with the same transform and colours: done while the model looks at the frame."""
@@ -240,8 +244,8 @@ def place_ahead(frame: np.ndarray, bbox: tuple[float, float, float, float],
     return Placed(fg, m, box, canvas, transform, colour)
 
 
-def _ahead(placed: Placed | None, canvas: np.ndarray, region: Box, transform: Transform,
-           colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _ahead(placed: Placed | None, canvas: np.ndarray, region: PixelBox,
+           transform: Transform, colour: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
     """The region cut out of what was placed ahead of time, if it was placed for this
     canvas, transform and colours and the region lies inside it."""
     if (placed is None or placed.transform is not transform or placed.colour is not colour
@@ -256,8 +260,9 @@ def _ahead(placed: Placed | None, canvas: np.ndarray, region: Box, transform: Tr
 
 
 def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matte,
-              transform: Transform, *, mirror: bool, stage_px: Box, keep_px: list[Box],
-              look: Look = Look(), interpolation: int = cv2.INTER_LINEAR,
+              transform: Transform, *, mirror: bool, stage_px: PixelBox,
+              keep_px: list[PixelBox], finish: Finish = Finish(),
+              interpolation: int = cv2.INTER_LINEAR,
               placed: Placed | None = None, helper: Executor | None = None) -> Drawn | None:
     """Blend the people from `frame` into `canvas` (the plate area, BGR uint8) in place
     (`placed`: the frame placed ahead of time, used if it fits, see place_ahead; `helper`:
@@ -274,15 +279,15 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
         return None
     x0, y0, x1, y1 = region
     shadow = None
-    if look.shadow > 0 and people.feet_visible:
+    if finish.shadow > 0 and people.feet_visible:
         u0, _, u1, v1 = people.bbox
         xs, ys = whole @ np.array([[u0 * fw, v1 * fh, 1], [u1 * fw, v1 * fh, 1]]).T
         shadow = contact_shadow(canvas, int(xs.min()), int(xs.max()), int(ys.max()),
-                                look.shadow_px, look.shadow, stage_px)
+                                finish.shadow_px, finish.shadow, stage_px)
     size = (x1 - x0, y1 - y0)
     m = transform.pixel_matrix(fw, fh, canvas.shape[0], mirror, dx=x0, dy=y0)
-    fg, m = _ahead(placed, canvas, region, transform, look.colour) or _place_frame(
-        frame, m, size, interpolation, look.colour)
+    fg, m = _ahead(placed, canvas, region, transform, finish.colour) or _place_frame(
+        frame, m, size, interpolation, finish.colour)
     alpha = _warp_matte(matte, np.vstack([m, [0, 0, 1]]) @ matte.to_frame, size)
     for keep in keep_px:  # what must stay visible stays visible, whatever the smoothing does
         hit = _intersect(keep, region)
@@ -293,18 +298,18 @@ def composite(canvas: np.ndarray, frame: np.ndarray, people: People, matte: Matt
     # the camera frame is cut off by the bottom of the photo).
     ch, cw = canvas.shape[:2]
     fade_edges(alpha, max(2, round(0.01 * ch)), (x0 > 0, y0 > 0, x1 < cw, y1 < ch))
-    lit = look.glow is not None and look.light_wrap > 0 and look.light_wrap_px >= 1
-    pending = (helper.submit(light_reach, alpha, look.light_wrap_px)
+    lit = finish.glow is not None and finish.light_wrap > 0 and finish.light_wrap_px >= 1
+    pending = (helper.submit(light_reach, alpha, finish.light_wrap_px)
                if lit and helper is not None else None)
-    if look.edge_colours_px:
-        clean_edge_colours(fg, alpha, look.edge_colours_px)
+    if finish.edge_colours_px:
+        clean_edge_colours(fg, alpha, finish.edge_colours_px)
     reach = None
     if lit:
-        reach = pending.result() if pending is not None else light_reach(alpha,
-                                                                         look.light_wrap_px)
+        reach = (pending.result() if pending is not None
+                 else light_reach(alpha, finish.light_wrap_px))
     solid, mixed = split(alpha, reach)
     blend(canvas[y0:y1, x0:x1], fg, alpha, solid, mixed,
-          None if reach is None else (look.glow[y0:y1, x0:x1], reach, look.light_wrap))
+          None if reach is None else (finish.glow[y0:y1, x0:x1], reach, finish.light_wrap))
     return Drawn(alpha, region, _union(region, shadow))
 
 

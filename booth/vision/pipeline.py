@@ -1,4 +1,19 @@
-"""The per-frame path: segment, place, composite. It knows no store, web app or screen."""
+"""The two paths through the vision layer: the live preview and the saved photo.
+
+The live preview, every camera frame: `Pipeline.preview_analysis(frame, now)` finds the
+people (the model looks again only when the picture changed), smooths their placement and
+mask over time and, on a second thread, places the frame ahead of its analysis;
+`Pipeline.draw_preview(canvas, frame, analysis)` composites them into the screen's small
+plate with that thread's help.
+
+The saved photo, once a capture: `Pipeline.photo_analysis(frame)` (or `still_analysis`, for
+a still taken at the shutter) finds the people in one frame on its own; `photo_matte`
+refines their cut-out at full resolution; `final` composites it into the full-size plate
+(through `draw_photo`) and `cutout` gives the cut-out alone.
+
+Both paths share the model, the placement and the compositor (booth.vision.compositing). It
+knows no store, web app or screen.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +28,9 @@ import numpy as np
 from booth.scene.definition import Scene
 from booth.vision.compositing import (
     Drawn,
-    Look,
+    Finish,
     Matte,
+    PixelBox,
     Placed,
     alpha_from_confidence,
     composite,
@@ -42,13 +58,39 @@ _STILL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
-class _Look:
+class _Sight:
     """What the model made of the preview frame it last looked at."""
 
     grey: np.ndarray  # that frame, small and grey
-    at: float  # when (the clock of Pipeline.analyse)
+    at: float  # when (the clock of Pipeline.preview_analysis)
     people: People
     colour: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _SmoothedMask:
+    """The preview frame before, for the mask's smoothing over time: the frame small and
+    grey (how the picture moved since), and its mask as smoothed."""
+
+    grey: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The preview frame before: its people's box and colour transfer, with which the next
+    frame is placed ahead while the model looks at it (and shown, while someone stays)."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    colour: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Aside:
+    """What the second thread made of a preview frame while the model looked at it."""
+
+    moved: np.ndarray | None  # how the picture moved since the frame before (effects.motion)
+    colour: np.ndarray | None  # its colour transfer under the people of the last sight
 
 
 @dataclass(frozen=True)
@@ -59,7 +101,7 @@ class Analysis:
     people: People
     transform: Transform | None
     colour: np.ndarray | None = None
-    # The frame placed for the preview while the model looked at it (Pipeline.analyse).
+    # The frame placed for the preview while the model looked at it (preview_analysis).
     placed: Future[Placed | None] | None = None
 
     @property
@@ -75,6 +117,9 @@ def _unchanged(seen: np.ndarray, grey: np.ndarray) -> bool:
 
 
 class Pipeline:
+    """The two paths over one scene, plate and model, and the live preview's state between
+    its frames (one preview per pipeline; the photo path keeps none)."""
+
     def __init__(self, scene: Scene, plate: np.ndarray, segmenter: Segmenter, *,
                  mirror: bool = True, min_person_fraction: float = 0.01) -> None:
         self.scene = scene
@@ -89,128 +134,141 @@ class Pipeline:
         self.plate_aspect = plate.shape[1] / plate.shape[0]
         x0, y0, x1, y1 = self.stage_box(plate.shape[1], plate.shape[0])
         self.scene_colour = colour_stats(plate[y0:y1, x0:x1])  # where visitors stand
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # grey frame, mask
-        self.timings: dict[str, float] = {}  # seconds per stage of the last analyse()
+        self.timings: dict[str, float] = {}  # seconds per stage of the last analysis
         self._glows: dict[tuple[int, int], np.ndarray] = {}
-        # The live preview: its canvas size, and the people's box and the colour transfer of
-        # the frame before, with which a new frame is placed while the model looks at it.
-        self._preview: tuple[int, int] | None = None
-        self._before: tuple[tuple[float, float, float, float] | None, np.ndarray | None] = (
-            None, None)
-        self._helper: ThreadPoolExecutor | None = None  # the live preview's second thread
-        self._look: _Look | None = None  # the model's last look at a preview frame
-        self._last: Analysis | None = None  # the last preview analysis
+        # The live preview's state: its canvas size (the frames after the first drawn are
+        # placed ahead for it), the frame before, the mask as smoothed, the model's last
+        # sight, the last analysis, and the second thread.
+        self._preview_canvas: tuple[int, int] | None = None
+        self._before = _Before()
+        self._smoothed: _SmoothedMask | None = None
+        self._sight: _Sight | None = None
+        self._last_analysis: Analysis | None = None
+        self._helper: ThreadPoolExecutor | None = None
 
     def forget(self) -> None:
-        """Start the live preview afresh: no placement, smoothing or look of the model's
+        """Start the live preview afresh: no placement, smoothing or sight of the model's
         carried over from the frames before (a benchmark that analyses one frame again and
         again, timing the whole of it)."""
         self.smoother.reset()
-        self._previous = self._look = self._last = None
-        self._before = (None, None)
+        self._smoothed = self._sight = self._last_analysis = None
+        self._before = _Before()
 
-    def analyse(self, frame: np.ndarray, now: float | None = None) -> Analysis:
-        """Segment one frame and update the placement. `now` (seconds) smooths mask and
-        placement over time, as in the live preview; None treats the frame as a still.
+    # The live preview.
 
-        In the live preview a frame is shown at the placement and colours of the frame
-        before (one frame more of the smoothing's 0.3 s, which nobody sees; the visitor's
-        picture and cut-out are this frame's), so that, while the model looks at the frame
-        on this thread, a second one places it in the preview and does what else needs no
-        look at it (see _aside): the two cores share the work, and the frame is ready
-        sooner. And the model looks at a preview frame only if the picture changed since it
-        last looked (see _STILL_LEVELS); otherwise its last look stands."""
+    def preview_analysis(self, frame: np.ndarray, now: float) -> Analysis:
+        """Segment one preview frame and update the placement, smoothing mask and placement
+        over time (`now`, seconds).
+
+        A frame is shown at the placement and colours of the frame before (one frame more of
+        the smoothing's 0.3 s, which nobody sees; the visitor's picture and cut-out are this
+        frame's), so that, while the model looks at the frame on this thread, a second one
+        places it in the preview and does what else needs no look at it (see _aside): the
+        two cores share the work, and the frame is ready sooner. And the model looks at a
+        frame only if the picture changed since it last looked (see _STILL_LEVELS);
+        otherwise its last sight stands."""
         # Only while someone stays in view: a visitor stepping in is shown at once.
-        shown = self.smoother.current if now is not None and self._before[0] else None
+        before = self._before
+        shown = self.smoother.current if before.bbox is not None else None
         placed = None
-        if shown is not None and self._preview is not None:
-            w, h = self._preview
+        if shown is not None and self._preview_canvas is not None:
+            w, h = self._preview_canvas
             placed = self._second_thread().submit(
-                place_ahead, frame, self._before[0], shown, mirror=self.mirror, canvas=(w, h),
-                stage_px=self.stage_box(w, h), colour=self._before[1])
+                place_ahead, frame, before.bbox, shown, mirror=self.mirror, canvas=(w, h),
+                stage_px=self.stage_box(w, h), colour=before.colour)
         t0 = time.perf_counter()
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
-        grey = None if now is None else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        look = self._look
-        still = look is not None and now is not None and now - look.at < _STILL_SECONDS and (
-            _unchanged(look.grey, grey))
-        if still:
-            people, colour = look.people, look.colour
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        sight = self._sight
+        if sight is not None and now - sight.at < _STILL_SECONDS and _unchanged(sight.grey,
+                                                                                grey):
             t1 = time.perf_counter()
         else:
-            aside = None if now is None else self._second_thread().submit(
-                self._aside, small, grey, self._previous, look)
+            aside = self._second_thread().submit(self._aside, small, grey, self._smoothed,
+                                                 sight)
             mask = self.segmenter.segment(exposed(small))
             t1 = time.perf_counter()
-            people, colour = self._people(mask, small, grey, now,
-                                          None if aside is None else aside.result())
-        target = None
-        if people.bbox is not None:
-            target = fit_to_stage(people.bbox, frame.shape[1] / frame.shape[0],
-                                  self.plate_aspect, self.scene.stage, self.mirror)
-        transform = target if now is None else self.smoother.update(target, now)
-        if now is not None:
-            before, self._before = self._before[1], (people.bbox, colour)
-            if shown is not None:
-                transform, colour = shown, before
+            sight = self._look_again(mask, small, grey, now, aside.result())
+        people, colour = sight.people, sight.colour
+        transform = self.smoother.update(self._target(people, frame), now)
+        self._before = _Before(people.bbox, colour)
+        if shown is not None:
+            transform, colour = shown, before.colour
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
-        last = self._last
-        if (now is not None and not people.found and last is not None
-                and not last.people.found and last.transform is transform):
+        last = self._last_analysis
+        if (not people.found and last is not None and not last.people.found
+                and last.transform is transform):
             return last  # the empty room again: the same analysis, the same screen
-        analysis = Analysis(people, transform, colour, placed)
-        if now is not None:
-            self._last = analysis
-        return analysis
+        self._last_analysis = Analysis(people, transform, colour, placed)
+        return self._last_analysis
 
     def _second_thread(self) -> ThreadPoolExecutor:
         if self._helper is None:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
         return self._helper
 
-    def _aside(self, small: np.ndarray, grey: np.ndarray,
-               previous: tuple[np.ndarray, np.ndarray] | None,
-               look: _Look | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _aside(self, small: np.ndarray, grey: np.ndarray, smoothed: _SmoothedMask | None,
+               sight: _Sight | None) -> _Aside:
         """What a preview frame needs that waits for no look of the model's at it, worked
         out on the second thread while the model looks: how the picture moved since the
-        frame before (`previous`: its grey frame and mask), for the mask's smoothing; and
-        its colour transfer under the people of the last look (a frame's colours are shown
-        from the next frame on, see analyse: a cut-out a frame old measures them as well)."""
+        frame before (`smoothed`), for the mask's smoothing; and its colour transfer under
+        the people of the last sight (a frame's colours are shown from the next frame on,
+        see preview_analysis: a cut-out a frame old measures them as well)."""
         moved = None
-        if previous is not None and self.effects.temporal > 0:
-            moved = motion(previous[0], grey)
+        if smoothed is not None and self.effects.temporal > 0:
+            moved = motion(smoothed.grey, grey)
         colour = None
-        if look is not None and look.people.found:
-            colour = self._colour(small, look.people.mask)
-        return moved, colour
+        if sight is not None and sight.people.found:
+            colour = self._colour(small, sight.people.mask)
+        return _Aside(moved, colour)
 
-    def _colour(self, small: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        """The colour transfer of a frame at the model's size, under the people's mask."""
-        if self.effects.colour <= 0:
-            return None
-        return colour_lut(colour_stats(small, mask), self.scene_colour, self.effects.colour)
-
-    def _people(self, mask: np.ndarray, small: np.ndarray, grey: np.ndarray | None,
-                now: float | None,
-                aside: tuple[np.ndarray | None, np.ndarray | None] | None = None,
-                ) -> tuple[People, np.ndarray | None]:
-        """The people in the model's `mask` of a frame (small: the frame at the model's size;
-        grey: the same in grey, for the live preview's smoothing over time, or None for a
-        still; `aside`: what _aside made of the frame meanwhile), and their colour
-        transfer."""
-        moved, colour = aside or (None, None)
-        if grey is not None and self.effects.temporal > 0:
-            if moved is not None:
-                mask = smooth_mask(self._previous[1], mask, moved, self.effects.temporal)
-            self._previous = (grey, mask)
+    def _look_again(self, mask: np.ndarray, small: np.ndarray, grey: np.ndarray, now: float,
+                    aside: _Aside) -> _Sight:
+        """The model's new sight of a preview frame: the people in its `mask` (smoothed over
+        time) and their colour transfer (small: the frame at the model's size; grey: the
+        same in grey; `aside`: what _aside made of the frame meanwhile)."""
+        if self.effects.temporal > 0:
+            if aside.moved is not None:
+                mask = smooth_mask(self._smoothed.mask, mask, aside.moved,
+                                   self.effects.temporal)
+            self._smoothed = _SmoothedMask(grey, mask)
         people = find_people(mask, self.min_person_fraction)
+        colour = aside.colour
         if not people.found:
             colour = None
-        elif colour is None:  # a still, or someone the last look did not see
+        elif colour is None:  # someone the last sight did not see
             colour = self._colour(small, people.mask)
-        if grey is not None:
-            self._look = _Look(grey, now, people, colour)
-        return people, colour
+        self._sight = _Sight(grey, now, people, colour)
+        return self._sight
+
+    def draw_preview(self, canvas: np.ndarray, frame: np.ndarray,
+                     analysis: Analysis) -> Drawn | None:
+        """Composite a preview frame into `canvas` (the plate at the screen's size) in
+        place, with what the second thread placed ahead and its help; returns what was
+        drawn (booth.vision.compositing.Drawn), or None when nobody was. The frames after
+        are placed ahead for this canvas."""
+        if not analysis.drawable:
+            return None
+        h, w = canvas.shape[:2]
+        self._preview_canvas = (w, h)
+        placed = None if analysis.placed is None else analysis.placed.result()
+        return self._draw(canvas, frame, analysis, None, self.finish(analysis, w, h),
+                          cv2.INTER_LINEAR, placed=placed, helper=self._helper)
+
+    # The saved photo.
+
+    def photo_analysis(self, frame: np.ndarray) -> Analysis:
+        """Segment one frame on its own, as the saved photo is made: no smoothing over
+        time, nothing carried over from the frames before or to the frames after."""
+        t0 = time.perf_counter()
+        small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
+        mask = self.segmenter.segment(exposed(small))
+        t1 = time.perf_counter()
+        people = find_people(mask, self.min_person_fraction)
+        colour = self._colour(small, people.mask) if people.found else None
+        transform = self._target(people, frame)
+        self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
+        return Analysis(people, transform, colour)
 
     def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
         """The photo's analysis of a still taken at the shutter (booth.camera.sources.StillSource):
@@ -219,60 +277,10 @@ class Pipeline:
         when nobody is found in it."""
         if preview.transform is None:
             return None
-        analysed = self.analyse(still)
+        analysed = self.photo_analysis(still)
         if not analysed.people.found:
             return None
         return Analysis(analysed.people, preview.transform, preview.colour)
-
-    def stage_box(self, width: int, height: int) -> tuple[int, int, int, int]:
-        s = self.scene.stage
-        return (round(s.left * width), round(s.top * height),
-                round(s.right * width), round(s.bottom * height))
-
-    def keep_boxes(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
-        return [box.pixels(width, height) for _, box in self.scene.keep_visible]
-
-    def look(self, analysis: Analysis, canvas_w: int, canvas_h: int) -> Look:
-        e = self.effects
-        wrap_px = round(e.light_wrap_width * canvas_h)
-        return Look(analysis.colour, e.light_wrap, wrap_px,
-                    self._glow(canvas_w, canvas_h, wrap_px) if e.light_wrap > 0 else None,
-                    e.shadow, round(e.shadow_height * canvas_h),
-                    max(2, round(e.edge_colours * canvas_h)) if e.edge_colours > 0 else 0)
-
-    def _glow(self, width: int, height: int, wrap_px: int) -> np.ndarray:
-        """The blurred plate at a canvas size, made once per size (the plate never moves)."""
-        key = (width, height)
-        if key not in self._glows:
-            plate = self.plate if (width, height) == self.plate.shape[1::-1] else cv2.resize(
-                self.plate, (width, height), interpolation=cv2.INTER_AREA)
-            self._glows[key] = glow(plate, wrap_px)
-        return self._glows[key]
-
-    def render(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
-               matte: Matte | None = None, interpolation: int = cv2.INTER_LINEAR,
-               colours_estimated: bool = False) -> Drawn | None:
-        """Composite into `canvas` (a copy of the plate at any size) in place; returns what
-        was drawn (booth.vision.compositing.Drawn), or None when nobody was.
-        `colours_estimated`: frame already holds the visitor's own colours at the edge."""
-        if not analysis.drawable:
-            return None
-        h, w = canvas.shape[:2]
-        placed, helper = None, None
-        if matte is None and interpolation == cv2.INTER_LINEAR and not colours_estimated:
-            self._preview = (w, h)  # the live preview's canvas: the next frames are placed ahead
-            helper = self._helper  # the preview's second thread (see analyse), if it has one
-            if analysis.placed is not None:
-                placed = analysis.placed.result()
-        if matte is None:
-            matte = Matte.from_confidence(analysis.people.mask, frame.shape[1], frame.shape[0])
-        look = self.look(analysis, w, h)
-        if colours_estimated:
-            look = dataclasses.replace(look, edge_colours_px=0)
-        return composite(canvas, frame, analysis.people, matte, analysis.transform,
-                         mirror=self.mirror, stage_px=self.stage_box(w, h),
-                         keep_px=self.keep_boxes(w, h), look=look, interpolation=interpolation,
-                         placed=placed, helper=helper)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's)."""
@@ -332,6 +340,75 @@ class Pipeline:
                 analysis = dataclasses.replace(analysis, people=people)
             if self.effects.edge_colours > 0:
                 frame = self._photo_colours(frame, matte.values, matte)
-        self.render(canvas, frame, analysis, matte, interpolation=cv2.INTER_CUBIC,
-                    colours_estimated=matte is not None)
+        self.draw_photo(canvas, frame, analysis, matte, colours_estimated=matte is not None)
         return canvas
+
+    def draw_photo(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
+                   matte: Matte | None = None, *,
+                   colours_estimated: bool = False) -> Drawn | None:
+        """Composite the photo's people into `canvas` (the plate, at full resolution for the
+        saved photo) in place, bicubic, with `matte` (None: the model's small mask); returns
+        what was drawn, or None when nobody was. `colours_estimated`: frame already holds
+        the visitor's own colours at the edge (see cutout)."""
+        if not analysis.drawable:
+            return None
+        h, w = canvas.shape[:2]
+        finish = self.finish(analysis, w, h)
+        if colours_estimated:
+            finish = dataclasses.replace(finish, edge_colours_px=0)
+        return self._draw(canvas, frame, analysis, matte, finish, cv2.INTER_CUBIC)
+
+    # What both paths share.
+
+    def _target(self, people: People, frame: np.ndarray) -> Transform | None:
+        """Where the people of a frame go on the stage (None: nobody to place)."""
+        if people.bbox is None:
+            return None
+        return fit_to_stage(people.bbox, frame.shape[1] / frame.shape[0], self.plate_aspect,
+                            self.scene.stage, self.mirror)
+
+    def _colour(self, small: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """The colour transfer of a frame at the model's size, under the people's mask."""
+        if self.effects.colour <= 0:
+            return None
+        return colour_lut(colour_stats(small, mask), self.scene_colour, self.effects.colour)
+
+    def stage_box(self, width: int, height: int) -> PixelBox:
+        s = self.scene.stage
+        return (round(s.left * width), round(s.top * height),
+                round(s.right * width), round(s.bottom * height))
+
+    def keep_boxes(self, width: int, height: int) -> list[PixelBox]:
+        return [box.pixels(width, height) for _, box in self.scene.keep_visible]
+
+    def finish(self, analysis: Analysis, canvas_w: int, canvas_h: int) -> Finish:
+        """The effects of a composite of `analysis` into a canvas of this size."""
+        e = self.effects
+        wrap_px = round(e.light_wrap_width * canvas_h)
+        edge_px = max(2, round(e.edge_colours * canvas_h)) if e.edge_colours > 0 else 0
+        return Finish(
+            colour=analysis.colour, light_wrap=e.light_wrap, light_wrap_px=wrap_px,
+            glow=self._glow(canvas_w, canvas_h, wrap_px) if e.light_wrap > 0 else None,
+            shadow=e.shadow, shadow_px=round(e.shadow_height * canvas_h),
+            edge_colours_px=edge_px)
+
+    def _glow(self, width: int, height: int, wrap_px: int) -> np.ndarray:
+        """The blurred plate at a canvas size, made once per size (the plate never moves)."""
+        key = (width, height)
+        if key not in self._glows:
+            plate = self.plate if (width, height) == self.plate.shape[1::-1] else cv2.resize(
+                self.plate, (width, height), interpolation=cv2.INTER_AREA)
+            self._glows[key] = glow(plate, wrap_px)
+        return self._glows[key]
+
+    def _draw(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
+              matte: Matte | None, finish: Finish, interpolation: int, *,
+              placed: Placed | None = None, helper: ThreadPoolExecutor | None = None,
+              ) -> Drawn | None:
+        h, w = canvas.shape[:2]
+        if matte is None:
+            matte = Matte.from_confidence(analysis.people.mask, frame.shape[1], frame.shape[0])
+        return composite(canvas, frame, analysis.people, matte, analysis.transform,
+                         mirror=self.mirror, stage_px=self.stage_box(w, h),
+                         keep_px=self.keep_boxes(w, h), finish=finish,
+                         interpolation=interpolation, placed=placed, helper=helper)
