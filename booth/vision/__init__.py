@@ -1,1 +1,21 @@
-"""The per-frame path: segmentation, placement, cut-out and compositing (pure numpy)."""
+"""The vision layer: from a camera frame to the visitor standing on Mars (numpy and OpenCV).
+
+Two named paths run through it, both on `pipeline.Pipeline`:
+
+- the live preview, every camera frame: `preview_analysis(frame, now)` then
+  `draw_preview(canvas, frame, analysis)` (smoothed over time, the model asked again only
+  when the picture changed, a second thread sharing the work);
+- the saved photo, once a capture: `photo_analysis(frame)` (or `still_analysis(still,
+  preview)`), `photo_matte`, then `final` (the full-resolution picture) or `cutout` (the
+  cut-out alone).
+
+The modules, in the order a frame meets them:
+
+- segmentation: the MediaPipe person model (both paths);
+- placement: the people's box and where they go on the stage (the preview smooths it);
+- refine: the photo's closer second look and edge-aware alpha;
+- effects: edge smoothing over time (preview), colour transfer, light wrap, contact shadow;
+- matting: the visitor's own colours at soft edges;
+- compositing: warp and blend into the plate (`Finish`: one composite's effects);
+- pipeline: the two paths, and the preview's state between frames.
+"""

@@ -1,5 +1,9 @@
 """What makes a cut-out look like it stands in the scene: steady edges, the scene's colour,
 its light spilling over the edges, and a shadow on the ground. Pure functions on arrays.
+
+The mask's smoothing over time (smooth_mask, motion) is the live preview's alone; the colour
+transfer, the light wrap and the contact shadow are in both the preview and the saved photo
+(booth.vision.compositing.Finish carries them into one composite).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ visitor and of the room, then the pixel's own colour with the room's share taken
 
 Box blurs of a large radius are smooth, so the wide pass runs on a picture shrunk by the
 radius and is scaled back up: the same surface at a fraction of the cost.
+
+The live preview's composite cleans the edge colours of the region it draws
+(clean_edge_colours; so does the photo's without a refined matte); the saved photo estimates
+them beforehand over its refined matte (estimate_foreground, also in Pipeline.cutout).
 """
 
 from __future__ import annotations

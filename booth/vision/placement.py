@@ -3,6 +3,8 @@
 Geometry is kept in resolution-free units so one transform serves the preview and the full-size
 photo: camera positions in camera heights (U, V), scene positions in plate heights (X, Y).
 A transform is X = k * U + ox, Y = k * V + oy (uniform scale: people are never stretched).
+The live preview smooths it over time (Smoother); the saved photo takes the preview's, or
+fits a frame on its own (fit_to_stage).
 """
 
 from __future__ import annotations

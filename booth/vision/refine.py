@@ -1,4 +1,5 @@
-"""The saved photo's cut-out: a second, closer look at the people, then edge-aware refinement.
+"""The saved photo's cut-out (Pipeline.photo_matte; the photo path only): a second, closer
+look at the people, then edge-aware refinement.
 
 The live preview's mask comes from the whole frame squeezed into the model's 256x144 input,
 so one mask pixel covers five or more camera pixels. For the photo, the region around the

@@ -1,4 +1,6 @@
-"""Person segmentation with MediaPipe's selfie model, loaded from the installed wheel.
+"""Person segmentation with MediaPipe's selfie model, loaded from the installed wheel: the
+landscape model for both paths' analysis of a frame, the square one for the photo's closer
+look (booth.vision.refine).
 
 mediapipe 0.10.21 ships the model files; nothing is downloaded at run time.
 """
@@ -69,7 +71,8 @@ class Segmenter:
     def __init__(self, model: str = "landscape") -> None:
         path = model_path(model)
         self.input_size = _INPUT_SIZE.get(model, (256, 144))
-        # The photo worker may analyse a still while the screen loop analyses the preview.
+        # The photo worker may analyse a still (Pipeline.still_analysis) while the screen loop
+        # analyses the preview (Pipeline.preview_analysis).
         self._lock = threading.Lock()
         # mediapipe 0.10.21 warns about its own use of a deprecated protobuf API: noise.
         with quiet_stderr(), warnings.catch_warnings():
