@@ -37,6 +37,7 @@ import pytest
 from booth.camera.sources import BACKOFF_FIRST, CameraSource
 from booth.clock import ManualClock
 from booth.config import Config
+from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
 from booth.station.renderer import Renderer
@@ -176,12 +177,12 @@ class RecordingDisplay:
         if banner and self.banner_screen is None:
             self.banner_screen = screen.copy()
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         self.clock.advance(TICK)
         time.sleep(0.004)  # the camera's threads see each step of the clock (they poll 5 ms)
         if self.clock.monotonic() > self.end:
-            return ["quit"]
-        return ["press"] if self.presses is not None and self.presses(self) else []
+            return [Quit()]
+        return [Press()] if self.presses is not None and self.presses(self) else []
 
     def close(self) -> None:
         pass

@@ -19,6 +19,7 @@ from PIL import Image
 
 from booth.camera.sources import STILL_SKIP_FRAMES
 from booth.clock import ManualClock
+from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import FLASH_SECONDS, Machine, State
 from booth.station.renderer import Renderer, View
@@ -314,7 +315,7 @@ class ScriptedDisplay:
     def show(self, screen: np.ndarray) -> None:
         self.shows.append((self.clock.monotonic(), screen.copy()))
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         self.polls.append(self.clock.monotonic())
         return self.script(len(self.polls))
 
@@ -343,11 +344,11 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     analyses, renders = counting(pipeline, "analyse"), counting(pipeline, "render")
     pressed_at: list[float] = []
 
-    def script(poll: int) -> list[str]:
+    def script(poll: int) -> list[Event]:
         if poll == 100:  # about a second in, while the loop waits on the camera
             pressed_at.append(clock.monotonic())
-            return ["press"]
-        return ["quit"] if poll == 350 else []
+            return [Press()]
+        return [Quit()] if poll == 350 else []
 
     display = ScriptedDisplay(clock, script)
     try:

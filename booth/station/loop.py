@@ -24,6 +24,7 @@ from booth.camera.sources import FrameSource, StillSource
 from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.station.display import Display
+from booth.station.events import Press, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
 from booth.station.qr import qr_image
@@ -277,11 +278,11 @@ class Station:
                     display.show(screen)
                     shown_at = now
                 for event in display.poll(1):
-                    if event == "quit":
+                    if isinstance(event, Quit):
                         return 0
                     if (self.machine.state is State.ATTRACT
                             and self.screens.language_event(event)):
                         continue  # a language button, not the shutter
-                    if event == "press" or event.startswith("tap "):
+                    if isinstance(event, Press | Tap):
                         self.press()
                 self.source.wait(self.frame_seq, POLL_SECONDS)
