@@ -45,7 +45,7 @@ from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.passwords import set_password
 from booth.webapp import create_app
-from booth.wiring import load_pipeline, write_status
+from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 
 VIDEO = "video/intel_asl_book.mp4"  # 640x480, 30 fps, a person signing
@@ -388,7 +388,7 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
     try:
         display, station = run_station(
             source, store, 8.5, machine=Machine(1, 30), presses=presses,
-            report=lambda status: write_status(store, status), save=tmp_path / "staff.png")
+            report=lambda status: status.save(store), save=tmp_path / "staff.png")
     finally:
         stop.set()
         watcher.join(5)
