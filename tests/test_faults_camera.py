@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.camera.sources import BACKOFF_FIRST, CameraSource
+from booth.camera.cameras import BACKOFF_FIRST, CameraSource
 from booth.clock import ManualClock
 from booth.config import Config
 from booth.station.events import Event, Press, Quit

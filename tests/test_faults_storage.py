@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.camera.sources import VideoFileSource
+from booth.camera.files import VideoFileSource
 from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from booth.camera.sources import STILL_SKIP_FRAMES
+from booth.camera.cameras import STILL_SKIP_FRAMES
 from booth.clock import ManualClock
 from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
