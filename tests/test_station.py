@@ -25,6 +25,7 @@ from booth.station.machine import FLASH_SECONDS, Machine, State
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
+from booth.store.status import StationStatus
 from booth.wiring import load_pipeline
 from tests.conftest import ROOT, asset, plate_config
 from tests.test_faults_camera import banner_detector
@@ -190,7 +191,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     camera, clock = HandCamera(clip_frames), ManualClock()
     camera.start()
     log: list[str] = []
-    reports: list[dict] = []
+    reports: list[StationStatus] = []
     station = Station(camera, Renderer(pipeline, screens),
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
@@ -236,7 +237,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
             assert store.count() == 1
     finally:
         store.close()
-    cameras = [r["camera"] for r in reports]  # every 2 s of the clock, in order
+    cameras = [r.camera for r in reports]  # every 2 s of the clock, in order
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
 
 
