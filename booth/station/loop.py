@@ -279,11 +279,12 @@ class Station:
                     display.show(screen)
                     shown_at = now
                 for event in display.poll(1):
-                    if isinstance(event, Quit):
-                        return 0
-                    if (self.machine.state is State.ATTRACT
-                            and self.screens.language_event(event)):
-                        continue  # a language button, not the shutter
-                    if isinstance(event, Press | Tap):
-                        self.press()
+                    match event:
+                        case Quit():
+                            return 0
+                        case _ if (self.machine.state is State.ATTRACT
+                                   and self.screens.language_event(event)):
+                            pass  # a language button, not the shutter
+                        case Press() | Tap():
+                            self.press()
                 self.source.wait(self.frame_seq, POLL_SECONDS)

@@ -13,11 +13,13 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import TypedDict
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from booth.config import Config
 from booth.i18n import privacy
 from booth.i18n.catalogues import Language, Languages, shipped
 from booth.station.events import Event, NextLanguage, PickLanguage, Tap
@@ -402,7 +404,17 @@ def paste_code(screen: np.ndarray, qr: np.ndarray, x: int, y: int, size: int,
     screen[y + card:y + size - card, x + card:x + size - card] = code
 
 
-def screen_settings(cfg) -> dict:
+class ScreenSettings(TypedDict):
+    """What of the booth's configuration the screens show: Screens' keyword arguments."""
+
+    languages: Languages
+    retention_hours: float
+    privacy_text: str
+    policy_url: str
+    wifi: Wifi | None
+
+
+def screen_settings(cfg: Config) -> ScreenSettings:
     """Screens' keyword arguments from the booth's configuration."""
     server = cfg.server
     return {"languages": Languages.from_config(cfg),
