@@ -20,8 +20,10 @@ from booth.scene.plate import obtain_plate
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Pipeline
 
-if TYPE_CHECKING:  # imported where used: `booth serve` loads no camera, `booth run` no more
-    from booth.camera.sources import FrameSource  # than it needs before its window opens
+# For the type hints only: each function imports what it uses, when it runs (`booth serve`
+# loads no camera or station code, `booth run` nothing heavy before its window opens).
+if TYPE_CHECKING:
+    from booth.camera.sources import FrameSource
     from booth.clock import Clock
     from booth.station.loop import Station
     from booth.station.machine import Machine
