@@ -31,6 +31,7 @@ import psutil
 
 from booth.config import Config
 from booth.errors import BoothError
+from booth.station.events import Event, Quit
 
 STAGES = ("read", "segment", "place", "composite", "ui", "display")
 
@@ -212,8 +213,8 @@ class _LoopDisplay:
             self._seen = seq
             self.latencies.append(time.perf_counter() - self.camera.arrivals[seq])
 
-    def poll(self, wait_ms: int) -> list[str]:
-        return ["quit"] if len(self.latencies) >= self.frames else []
+    def poll(self, wait_ms: int) -> list[Event]:
+        return [Quit()] if len(self.latencies) >= self.frames else []
 
     def close(self) -> None:
         pass

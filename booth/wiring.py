@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import cv2
 import numpy as np
@@ -16,7 +17,18 @@ from booth.config import Config
 from booth.errors import BoothError
 from booth.scene.definition import Scene, load_scene
 from booth.scene.plate import obtain_plate
+from booth.store.status import StationStatus
 from booth.vision.pipeline import Pipeline
+
+# For the type hints only: each function imports what it uses, when it runs (`booth serve`
+# loads no camera or station code, `booth run` nothing heavy before its window opens).
+if TYPE_CHECKING:
+    from booth.camera.sources import FrameSource
+    from booth.clock import Clock
+    from booth.station.loop import Station
+    from booth.station.machine import Machine
+    from booth.store import Store
+    from booth.webapp.server import Janitor, WebServer
 
 
 def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
@@ -37,23 +49,18 @@ def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
                     min_person_fraction=cfg.segmentation.min_person_fraction)
 
 
-def write_status(store, status: dict) -> None:
-    """The station's health, where the staff page reads it (which may be another process)."""
-    store.set_setting("station_status", json.dumps(status))
-
-
 class StatusReporter:
     """The station's health, for the staff page (which may run in another process), written
     on a thread of its own: a database out of reach delays no photo. Only the newest status
     is kept; a failed write is dropped, since another comes in 2 s."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._newest: dict | None = None
+        self._newest: StationStatus | None = None
         self._ready = threading.Condition()
         threading.Thread(target=self._run, name="status", daemon=True).start()
 
-    def __call__(self, status: dict) -> None:
+    def __call__(self, status: StationStatus) -> None:
         with self._ready:
             self._newest = status
             self._ready.notify()
@@ -65,10 +72,10 @@ class StatusReporter:
                     self._ready.wait()
                 status, self._newest = self._newest, None
             with contextlib.suppress(sqlite3.Error, BoothError):  # busy, full or unreachable
-                write_status(self.store, status)
+                status.save(self.store)
 
 
-def start_web(cfg: Config, store, *, background: bool = True):
+def start_web(cfg: Config, store: Store, *, background: bool = True) -> tuple[WebServer, Janitor]:
     """The web app on [server] host:port, and the janitor that purges expired photos."""
     from booth.webapp import create_app
     from booth.webapp.server import Janitor, WebServer
@@ -85,29 +92,28 @@ def serve_web(cfg: Config) -> int:
     """`booth serve`: the web app alone, beside a station in another process or none, or
     one of the shared store's servers."""
     from booth.store import open_store
+    from booth.webapp.network import public_base_url
 
-    store = open_store(cfg, gentle=True)
-    try:
-        from booth.webapp.network import public_base_url
-
+    with contextlib.ExitStack() as stack:
+        store = open_store(cfg, gentle=True)
+        stack.callback(store.close)
         web, janitor = start_web(cfg, store, background=False)
+        stack.callback(janitor.stop)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
         print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
         if warning:
             print(f"booth: warning: {warning}", file=sys.stderr)
-        try:
-            web.serve_forever()
-        finally:
-            janitor.stop()
-    finally:
-        store.close()
+        web.serve_forever()
     return 0
 
 
-def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: str, *,
-                     machine=None, clock=None, **station_options):
+def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store: Store,
+                     base_url: str, *, machine: Machine | None = None,
+                     clock: Clock | None = None, out: TextIO = sys.stdout,
+                     report: Callable[[StationStatus], None] | None = None,
+                     log: Callable[[str], None] | None = None) -> Station:
     """The station as `booth run` has it (screens, renderer, photo maker, state machine),
-    for `booth run`, `booth bench` and the scripts alike."""
+    for `booth run`, `booth bench` and the scripts alike; log: the station's own by default."""
     from booth.clock import SYSTEM
     from booth.station.loop import PhotoMaker, Station
     from booth.station.machine import Machine
@@ -121,8 +127,11 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source, store, base_url: s
                        retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
     machine = machine or Machine(st.countdown_seconds, st.result_seconds)
-    return Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
-                   **station_options)
+    station = Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
+                      out=out, report=report)
+    if log is not None:  # else the station's own (its messages on stderr)
+        station.log = log
+    return station
 
 
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
@@ -143,9 +152,15 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
     # The window first: without a display the booth says so before loading anything.
     display = HeadlessDisplay() if headless else WindowDisplay(
         fullscreen=st.fullscreen and not windowed, size=(st.display_width, st.display_height))
-    store = frames = web = janitor = None
-    try:
+    with contextlib.ExitStack() as stack:
+        # Closed in reverse: the web server, the janitor, the window; then (`last`, entered
+        # before the window's close) the camera and the store, whose last uploads may take
+        # seconds with the window already gone.
+        last = stack.enter_context(contextlib.ExitStack())
+        stack.callback(display.close)
         store = open_store(cfg, station=True)
+        last.callback(store.close)
+        last.callback(finish_uploads, store, cfg.store.upload_wait_seconds)
         if store.outbox is not None:
             store.start_uploader()
         pipeline = load_pipeline(cfg, mirror=st.mirror)
@@ -153,8 +168,11 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds,
                              still_width=cfg.camera.still_width,
                              still_height=cfg.camera.still_height)
+        last.callback(frames.close)
         frames.start()  # a camera that is not there yet does not stop the station
         web, janitor = start_web(cfg, store)
+        stack.callback(janitor.stop)
+        stack.callback(web.close)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
         if store.shared and not cfg.server.public_url:
             warning = ("the shared store's photos are meant for phones anywhere: set [server] "
@@ -169,19 +187,9 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             report=StatusReporter(store))
         station.screens.warm_up()
         return station.run(display, max_captures=max_captures, save_screens=save_screens)
-    finally:
-        if web is not None:
-            web.close()
-            janitor.stop()
-        display.close()
-        if frames is not None:
-            frames.close()
-        if store is not None:
-            finish_uploads(store, cfg.store.upload_wait_seconds)
-            store.close()
 
 
-def finish_uploads(store, wait: float) -> None:
+def finish_uploads(store: Store, wait: float) -> None:
     """A clean exit on the shared store: the outbox's photos go up first, for at most `wait`
     seconds; what is left goes up at the next start."""
     if store.uploader is None:

@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     from booth.station.photo import encode_jpeg, thumbnail
     from booth.store import Store
     from booth.store.passwords import set_password
+    from booth.store.status import StationStatus
     from booth.webapp import create_app
     from booth.webapp.server import WebServer
-    from booth.wiring import write_status
 
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -167,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     desktop.locator("form.login button[type=submit]").click()
                     desktop.locator("ul.gallery").wait_for()
                     # The station's status, as a running station reports it every 2 s.
-                    write_status(store, {"camera": "ok", "fps": 29.7,
-                                          "updated_at": time.time()})
+                    StationStatus("ok", 29.7, time.time()).save(store)
                     desktop.reload()
                     shoot(desktop, "gallery")
 

@@ -34,9 +34,10 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.camera.sources import BACKOFF_FIRST, CameraSource
+from booth.camera.cameras import BACKOFF_FIRST, CameraSource
 from booth.clock import ManualClock
 from booth.config import Config
+from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
 from booth.station.renderer import Renderer
@@ -44,7 +45,7 @@ from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.passwords import set_password
 from booth.webapp import create_app
-from booth.wiring import load_pipeline, write_status
+from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 
 VIDEO = "video/intel_asl_book.mp4"  # 640x480, 30 fps, a person signing
@@ -176,12 +177,12 @@ class RecordingDisplay:
         if banner and self.banner_screen is None:
             self.banner_screen = screen.copy()
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         self.clock.advance(TICK)
         time.sleep(0.004)  # the camera's threads see each step of the clock (they poll 5 ms)
         if self.clock.monotonic() > self.end:
-            return ["quit"]
-        return ["press"] if self.presses is not None and self.presses(self) else []
+            return [Quit()]
+        return [Press()] if self.presses is not None and self.presses(self) else []
 
     def close(self) -> None:
         pass
@@ -387,7 +388,7 @@ def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
     try:
         display, station = run_station(
             source, store, 8.5, machine=Machine(1, 30), presses=presses,
-            report=lambda status: write_status(store, status), save=tmp_path / "staff.png")
+            report=lambda status: status.save(store), save=tmp_path / "staff.png")
     finally:
         stop.set()
         watcher.join(5)

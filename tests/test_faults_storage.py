@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.camera.sources import VideoFileSource
+from booth.camera.files import VideoFileSource
+from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
 from booth.station.renderer import Renderer
@@ -360,7 +361,7 @@ class Visitor:
         self.during: dict[str, object] = {}
         self.deadline = time.monotonic() + seconds
         self.timed_out = False
-        self._events: list[str] = []
+        self._events: list[Event] = []
         self._state: State | None = None
         self._since = self._kept = 0.0
 
@@ -379,9 +380,9 @@ class Visitor:
             else:
                 self.store.armed = (self.moment, self.fault.start)
             self.phase = 1
-            self._events.append("press")
+            self._events.append(Press())
         elif self.phase == 1 and state is State.RESULT:
-            self._events.append("quit")  # saved despite the fault: the test says so
+            self._events.append(Quit())  # saved despite the fault: the test says so
         elif self.phase == 1 and state is State.FAILED and viewed >= 0.5:
             # While the fault is still on: what the failed capture left.
             self.during = {"count": self.store.count(),
@@ -389,15 +390,15 @@ class Visitor:
                            "data": sorted(os.listdir(self.store.data_dir))}
             self.fault.stop()
             self.phase = 2
-            self._events.append("press")
+            self._events.append(Press())
         elif self.phase == 2 and state is State.RESULT and viewed >= 0.2:
-            self._events.append("quit")
+            self._events.append(Quit())
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         time.sleep(wait_ms / 1000)
         if time.monotonic() > self.deadline:
             self.timed_out = True
-            return ["quit"]
+            return [Quit()]
         events, self._events = self._events, []
         return events
 

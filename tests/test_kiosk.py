@@ -186,11 +186,11 @@ def test_fullscreen_window_covers_a_screen_without_window_manager_and_answers(xv
         # A touch (a click) at the screen's pixel (1000, 450) is the station screen's
         # (800, 360) (scaled by 1.25), then the space bar, then Esc.
         x(xvfb, "xdotool", "mousemove", "1000", "450", "click", "1")
-        assert child.line() == "tap 800 360"
+        assert child.line() == "Tap(x=800, y=360)"
         x(xvfb, "xdotool", "key", "space")
-        assert child.line() == "press"
+        assert child.line() == "Press()"
         x(xvfb, "xdotool", "key", "Escape")
-        assert child.line() == "quit"
+        assert child.line() == "Quit()"
     finally:
         rc, err = child.close()
     assert rc == 0

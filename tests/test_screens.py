@@ -16,6 +16,7 @@ from booth.camera.sources import open_source
 from booth.config import load_config
 from booth.i18n.catalogues import shipped
 from booth.scene.definition import load_scene
+from booth.station.events import Event, NextLanguage, PickLanguage, Press, Quit, Tap
 from booth.station.graphics import ACCENT, INK, font
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
@@ -182,7 +183,7 @@ def test_language_buttons_by_touch_and_keys(plate, scene):
     german = next(b for b in screens.buttons if b.code == "de")
     before = screens.base.copy()
     screens.draw(before, screens.attract)
-    assert screens.language_event(f"tap {german.x + 5} {german.y + german.h - 5}")
+    assert screens.language_event(Tap(german.x + 5, german.y + german.h - 5))
     assert screens.language.code == "de"
     after = screens.base.copy()
     screens.draw(after, screens.attract)
@@ -191,12 +192,12 @@ def test_language_buttons_by_touch_and_keys(plate, scene):
     assert tuple(int(c) for c in middle) == ACCENT
     panel = slice(0, german.y), slice(screens.layout.panel_x, None)
     assert np.abs(after[panel].astype(int) - before[panel]).mean() > 2
-    assert not screens.language_event(f"tap {german.x - 30} {german.y - 30}")  # the shutter
-    assert not screens.language_event("press")
-    assert screens.language_event("lang next")
+    assert not screens.language_event(Tap(german.x - 30, german.y - 30))  # the shutter
+    assert not screens.language_event(Press())
+    assert screens.language_event(NextLanguage())
     assert screens.language.code == LANGUAGES[(LANGUAGES.index("de") + 1) % len(LANGUAGES)]
-    assert screens.language_event("lang 1") and screens.language.code == LANGUAGES[0]
-    assert screens.language_event("lang 9")  # no ninth language: nothing changes
+    assert screens.language_event(PickLanguage(1)) and screens.language.code == LANGUAGES[0]
+    assert screens.language_event(PickLanguage(9))  # no ninth language: nothing changes
     assert screens.language.code == LANGUAGES[0]
 
 
@@ -237,26 +238,26 @@ class ScriptedDisplay:
         station = self.station_ref[0]
         self.seen.append((station.machine.state, station.screens.language.code))
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         time.sleep(wait_ms / 1000)
         station = self.station_ref[0]
         state = station.machine.state
         if time.monotonic() > self.deadline:
-            return ["quit"]
+            return [Quit()]
         if self.step == 0 and len(self.seen) > 3:
             self.step = 1
-            return [f"tap {self.button.x + 10} {self.button.y + 10}"]
+            return [Tap(self.button.x + 10, self.button.y + 10)]
         if self.step == 1:
             self.step = 2
-            return ["press"]
+            return [Press()]
         if self.step == 2 and state is State.RESULT:
             self.step = 3
-            return ["press"]
+            return [Press()]
         if self.step == 3 and state is State.ATTRACT:
             self.step = 4
             return []
         if self.step == 4:
-            return ["quit"]
+            return [Quit()]
         return []
 
     def close(self) -> None:

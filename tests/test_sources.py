@@ -16,16 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.camera.sources import (
-    BACKOFF_FIRST,
-    STILL_SKIP_FRAMES,
-    CameraSource,
-    FolderSource,
-    ImageSource,
-    StillSource,
-    VideoFileSource,
-    open_source,
-)
+from booth.camera.cameras import BACKOFF_FIRST, STILL_SKIP_FRAMES, CameraSource
+from booth.camera.files import FolderSource, ImageSource, VideoFileSource
+from booth.camera.sources import StillSource, open_source
 from booth.clock import ManualClock
 from booth.errors import BoothError
 from tests.conftest import asset

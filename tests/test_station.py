@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from booth.camera.sources import STILL_SKIP_FRAMES
+from booth.camera.cameras import STILL_SKIP_FRAMES
 from booth.clock import ManualClock
+from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import FLASH_SECONDS, Machine, State
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
+from booth.store.status import StationStatus
 from booth.wiring import load_pipeline
 from tests.conftest import ROOT, asset, plate_config
 from tests.test_faults_camera import banner_detector
@@ -189,7 +191,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     camera, clock = HandCamera(clip_frames), ManualClock()
     camera.start()
     log: list[str] = []
-    reports: list[dict] = []
+    reports: list[StationStatus] = []
     station = Station(camera, Renderer(pipeline, screens),
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
@@ -235,7 +237,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
             assert store.count() == 1
     finally:
         store.close()
-    cameras = [r["camera"] for r in reports]  # every 2 s of the clock, in order
+    cameras = [r.camera for r in reports]  # every 2 s of the clock, in order
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
 
 
@@ -314,7 +316,7 @@ class ScriptedDisplay:
     def show(self, screen: np.ndarray) -> None:
         self.shows.append((self.clock.monotonic(), screen.copy()))
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         self.polls.append(self.clock.monotonic())
         return self.script(len(self.polls))
 
@@ -343,11 +345,11 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     analyses, renders = counting(pipeline, "preview_analysis"), counting(pipeline, "draw_preview")
     pressed_at: list[float] = []
 
-    def script(poll: int) -> list[str]:
+    def script(poll: int) -> list[Event]:
         if poll == 100:  # about a second in, while the loop waits on the camera
             pressed_at.append(clock.monotonic())
-            return ["press"]
-        return ["quit"] if poll == 350 else []
+            return [Press()]
+        return [Quit()] if poll == 350 else []
 
     display = ScriptedDisplay(clock, script)
     try:

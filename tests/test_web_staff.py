@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -29,7 +31,9 @@ from booth.store.passwords import (
     store_hash,
     stored_hash,
 )
+from booth.store.status import StationStatus
 from booth.webapp import create_app
+from tests.conftest import ROOT
 
 PASSWORD = "correct horse battery"
 HTTPS = "https://localhost"
@@ -389,6 +393,27 @@ def test_station_status(staff, store) -> None:
         page = staff.get("/staff")
         assert page.status_code == 200 and "Station not running" in page.text
 
+
+
+def test_station_status_row() -> None:
+    """The row keeps the JSON older booths wrote and read; a key it lacks takes its default."""
+    status = StationStatus("ok", 24.5, 1e9)
+    assert json.loads(status.to_json()) == {"camera": "ok", "fps": 24.5, "updated_at": 1e9}
+    assert StationStatus.from_json(status.to_json()) == status
+    assert StationStatus.from_json('{"updated_at": 5}') == StationStatus(updated_at=5.0)
+    for garbage in (None, "", "{", "[]", '{"updated_at": "x"}', '{"updated_at": NaN}', "null"):
+        assert StationStatus.from_json(garbage) is None
+
+
+def test_web_app_loads_no_camera_code() -> None:
+    """Imports point one way: the web app reads the station's status without loading the
+    station's camera, vision or OpenCV code (a `booth serve` has none of them)."""
+    code = ("import sys, booth.webapp, booth.webapp.staff; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('cv2', 'mediapipe') "
+            "or m.startswith(('booth.camera', 'booth.vision', 'booth.station'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]", out
 
 # --- delete and purge ------------------------------------------------------------------
 

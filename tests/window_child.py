@@ -3,7 +3,8 @@
     python tests/window_child.py fullscreen|windowed
 
 Shows a screen whose left half is red and right half blue, and prints "ready", then every
-event the window reports ("press", "tap X Y", "quit") on its own line; exits 0 after "quit".
+event the window reports (booth.station.events: "Press()", "Tap(x=800, y=360)", "Quit()")
+on its own line; exits 0 after Quit().
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from booth.errors import BoothError
 from booth.station.display import WindowDisplay
+from booth.station.events import Quit
 
 
 def main() -> int:
@@ -31,7 +33,7 @@ def main() -> int:
             display.show(screen)
             for event in display.poll(20):
                 print(event, flush=True)
-                if event == "quit":
+                if isinstance(event, Quit):
                     return 0
     finally:
         display.close()

@@ -25,20 +25,21 @@ import numpy as np
 
 from booth.errors import BoothError
 from booth.quiet import quiet_stderr
+from booth.station.events import Event, NextLanguage, PickLanguage, Press, Quit, Tap
 
-_PRESS_KEYS = {ord(" "), 13, 10}
-_QUIT_KEYS = {27, ord("q"), ord("Q")}
 # Languages from a keyboard: Tab (or L) for the next one, 1-9 for the n-th button.
-_LANGUAGE_KEYS = {9: "lang next", ord("l"): "lang next", ord("L"): "lang next",
-                  **{ord(str(n)): f"lang {n}" for n in range(1, 10)}}
+_KEYS: dict[int, Event] = {
+    **dict.fromkeys((ord(" "), 13, 10), Press()),
+    **dict.fromkeys((27, ord("q"), ord("Q")), Quit()),
+    **dict.fromkeys((9, ord("l"), ord("L")), NextLanguage()),
+    **{ord(str(n)): PickLanguage(n) for n in range(1, 10)}}
 
 
 class Display(Protocol):
     def show(self, screen: np.ndarray) -> None: ...
 
-    def poll(self, wait_ms: int) -> list[str]:
-        """Events since the last poll: "press" (button, key), "tap X Y" (a touch or click
-        at screen pixel X, Y), "lang next" or "lang N" (language keys), or "quit" (Esc, q)."""
+    def poll(self, wait_ms: int) -> list[Event]:
+        """Events since the last poll (booth.station.events), waiting up to wait_ms."""
         ...
 
     def close(self) -> None: ...
@@ -48,7 +49,7 @@ class HeadlessDisplay:
     def show(self, screen: np.ndarray) -> None:
         pass
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         time.sleep(wait_ms / 1000)
         return []
 
@@ -99,7 +100,7 @@ class WindowDisplay:
     def __init__(self, title: str = "selfie-booth", fullscreen: bool = True,
                  size: tuple[int, int] = (1280, 720)) -> None:
         self.title = title
-        self._events: list[str] = []
+        self._events: list[Event] = []
         screen = screen_size()
         # Fullscreen: each screen is scaled (kept in proportion, centred) onto this canvas.
         self._canvas = (np.zeros((screen[1], screen[0], 3), np.uint8)
@@ -125,7 +126,7 @@ class WindowDisplay:
         if event == cv2.EVENT_LBUTTONDOWN:
             # OpenCV gives pixels of the image shown: the scaled canvas, when there is one.
             scale, ox, oy = self._fit
-            self._events.append(f"tap {round((x - ox) / scale)} {round((y - oy) / scale)}")
+            self._events.append(Tap(round((x - ox) / scale), round((y - oy) / scale)))
 
     def show(self, screen: np.ndarray) -> None:
         if self._canvas is not None:
@@ -140,20 +141,16 @@ class WindowDisplay:
             screen = self._canvas
         cv2.imshow(self.title, screen)
 
-    def poll(self, wait_ms: int) -> list[str]:
+    def poll(self, wait_ms: int) -> list[Event]:
         key = cv2.waitKey(max(1, wait_ms)) & 0xFF
         events, self._events = self._events, []
-        if key in _PRESS_KEYS:
-            events.append("press")
-        elif key in _QUIT_KEYS:
-            events.append("quit")
-        elif key in _LANGUAGE_KEYS:
-            events.append(_LANGUAGE_KEYS[key])
+        if key in _KEYS:
+            events.append(_KEYS[key])
         try:
             if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-                events.append("quit")  # closed with the window manager's button
+                events.append(Quit())  # closed with the window manager's button
         except cv2.error:
-            events.append("quit")
+            events.append(Quit())
         return events
 
     def close(self) -> None:

@@ -24,12 +24,14 @@ from booth.camera.sources import FrameSource, StillSource
 from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.station.display import Display
+from booth.station.events import Press, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
 from booth.station.qr import qr_image
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
+from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
 
 POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
@@ -128,7 +130,7 @@ class Station:
 
     def __init__(self, source: FrameSource, renderer: Renderer, maker: PhotoMaker,
                  machine: Machine, *, clock: Clock = SYSTEM, out: TextIO = sys.stdout,
-                 report: Callable[[dict], None] | None = None,
+                 report: Callable[[StationStatus], None] | None = None,
                  log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> None:
         self.source, self.renderer, self.maker, self.machine = source, renderer, maker, machine
         self.pipeline, self.screens = renderer.pipeline, renderer.screens
@@ -249,8 +251,8 @@ class Station:
         if self.report is None or now - self._reported_at < 2.0:
             return
         self._reported_at = now
-        status = {"camera": "ok" if self.camera_ok else "reconnecting",
-                  "fps": round(self.fps, 1), "updated_at": time.time()}
+        status = StationStatus(camera="ok" if self.camera_ok else "reconnecting",
+                               fps=round(self.fps, 1), updated_at=time.time())
         self._worker.submit(self.report, status)  # off the frame loop: it writes a database
 
     def run(self, display: Display, *, max_captures: int | None = None,
@@ -277,11 +279,12 @@ class Station:
                     display.show(screen)
                     shown_at = now
                 for event in display.poll(1):
-                    if event == "quit":
-                        return 0
-                    if (self.machine.state is State.ATTRACT
-                            and self.screens.language_event(event)):
-                        continue  # a language button, not the shutter
-                    if event == "press" or event.startswith("tap "):
-                        self.press()
+                    match event:
+                        case Quit():
+                            return 0
+                        case _ if (self.machine.state is State.ATTRACT
+                                   and self.screens.language_event(event)):
+                            pass  # a language button, not the shutter
+                        case Press() | Tap():
+                            self.press()
                 self.source.wait(self.frame_seq, POLL_SECONDS)

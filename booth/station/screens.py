@@ -13,13 +13,16 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import TypedDict
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from booth.config import Config
 from booth.i18n import privacy
 from booth.i18n.catalogues import Language, Languages, shipped
+from booth.station.events import Event, NextLanguage, PickLanguage, Tap
 from booth.station.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
 from booth.station.photo import band_height, with_band
 from booth.station.qr import Wifi, qr_image
@@ -129,24 +132,25 @@ class Screens:
         if code in self.languages:
             self.language = self.languages[code]
 
-    def language_event(self, event: str) -> bool:
-        """Handle a language button's touch ("tap X Y") or key ("lang next", "lang N");
-        True when the event chose a language (so it is not also a shutter press)."""
-        words = event.split()
-        if words[:1] == ["tap"] and len(words) == 3:
-            for button in self.buttons:
-                if button.contains(int(words[1]), int(words[2])):
-                    self.set_language(button.code)
-                    return True
-            return False
-        if words[:1] != ["lang"] or len(words) != 2:
-            return False
+    def language_event(self, event: Event) -> bool:
+        """Handle a language button's touch or a language key; True when the event chose a
+        language (so it is not also a shutter press)."""
         codes = self.languages.codes
-        if words[1] == "next":
-            self.set_language(codes[(codes.index(self.language.code) + 1) % len(codes)])
-        elif words[1].isdigit() and 1 <= int(words[1]) <= len(codes):
-            self.set_language(codes[int(words[1]) - 1])
-        return True
+        match event:
+            case Tap(x, y):
+                for button in self.buttons:
+                    if button.contains(x, y):
+                        self.set_language(button.code)
+                        return True
+                return False
+            case NextLanguage():
+                self.set_language(codes[(codes.index(self.language.code) + 1) % len(codes)])
+                return True
+            case PickLanguage(n):
+                if 1 <= n <= len(codes):
+                    self.set_language(codes[n - 1])
+                return True
+        return False
 
     def _buttons(self) -> list[Button]:
         """One button per language, two to a row, at the foot of the panel."""
@@ -400,7 +404,17 @@ def paste_code(screen: np.ndarray, qr: np.ndarray, x: int, y: int, size: int,
     screen[y + card:y + size - card, x + card:x + size - card] = code
 
 
-def screen_settings(cfg) -> dict:
+class ScreenSettings(TypedDict):
+    """What of the booth's configuration the screens show: Screens' keyword arguments."""
+
+    languages: Languages
+    retention_hours: float
+    privacy_text: str
+    policy_url: str
+    wifi: Wifi | None
+
+
+def screen_settings(cfg: Config) -> ScreenSettings:
     """Screens' keyword arguments from the booth's configuration."""
     server = cfg.server
     return {"languages": Languages.from_config(cfg),

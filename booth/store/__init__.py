@@ -19,7 +19,8 @@ like them.
 Modules: files (atomic private files), photos (the data dir's photos, and the interface a
 bucket also has), bucket (S3), keys (secret files and rows), schema (numbered migrations
 for both databases), db (the SQLite connection), pg (the PostgreSQL pool), captures,
-settings, sessions, sweep, outbox (a station's photos on their way, and the uploader). The
+settings, sessions, sweep, outbox (a station's photos on their way, and the uploader),
+status (the station's health, which it writes and the staff page reads). The
 public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 """
 

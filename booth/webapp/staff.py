@@ -10,7 +10,6 @@ Everything that changes state is a POST carrying the CSRF token (CSRFProtect is 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -34,6 +33,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from booth.store import Capture, Store
 from booth.store.passwords import check_password, has_password
+from booth.store.status import StationStatus
 from booth.webapp.errors import photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
@@ -41,7 +41,6 @@ from booth.webapp.visitor import expiry_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
-STATUS_KEY = "station_status"
 STATUS_MAX_AGE = 10.0  # seconds; the station refreshes its status far more often
 # (form value, seconds) for "Purge everything older than".
 AGES = (("1h", 3600), ("6h", 6 * 3600), ("12h", 12 * 3600), ("24h", 24 * 3600),
@@ -168,30 +167,26 @@ def logout():
 
 
 @dataclass(frozen=True)
-class Station:
+class StatusPanel:
+    """The station's status (booth.store.status) as the gallery shows it, in words."""
+
     running: bool
     camera: str = ""
     fps: str = ""
     age: str = ""
 
 
-def station_status(now: float | None = None) -> Station:
+def status_panel(now: float | None = None) -> StatusPanel:
     """What the station last published, or not running if it is missing, garbled or stale."""
     now = time.time() if now is None else now
-    try:
-        status = json.loads(store().get_setting(STATUS_KEY) or "null")
-        updated = float(status["updated_at"])
-        fps = float(status.get("fps", 0.0))
-        camera = str(status.get("camera", "unknown"))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return Station(False)
-    if not (math.isfinite(updated) and abs(now - updated) <= STATUS_MAX_AGE):
-        return Station(False)
+    status = StationStatus.load(store())
+    if status is None or abs(now - status.updated_at) > STATUS_MAX_AGE:
+        return StatusPanel(False)
     lang = current()
-    return Station(True, camera=camera,
-                   fps=lang.decimal(fps, "0.0") if math.isfinite(fps) else "?",
-                   age=lang.gettext("just now") if now - updated < 2 else
-                   lang.gettext("%(seconds)s s ago", seconds=round(now - updated)))
+    return StatusPanel(True, camera=status.camera,
+                       fps=lang.decimal(status.fps, "0.0") if math.isfinite(status.fps) else "?",
+                       age=lang.gettext("just now") if now - status.updated_at < 2 else
+                       lang.gettext("%(seconds)s s ago", seconds=round(now - status.updated_at)))
 
 
 def _bytes_text(n: float) -> str:
@@ -250,7 +245,7 @@ def _gallery():
     captures = store().captures()
     total = store().count()
     free, share, low = _disk()
-    return _page("staff_gallery.html", logged_in=True, station=station_status(now),
+    return _page("staff_gallery.html", logged_in=True, station=status_panel(now),
                  today=store().count_since(midnight), total=total, free=free,
                  free_share=share, disk_low=low, rows=[_row(c, now) for c in captures],
                  ages=[(value, current().duration(seconds)) for value, seconds in AGES])
