@@ -91,6 +91,18 @@ def composites(prog: str, assets: Path, people: list[tuple[str, bool]], cache: P
     return [made[key] for key in people]
 
 
+def label(image, text: str, size: int = 20):
+    """The picture with `text` in its top left corner, in the station's bold type."""
+    from PIL import ImageDraw
+
+    from booth.station.graphics import INK, font, to_bgr, to_pil
+
+    pil = to_pil(image)
+    ImageDraw.Draw(pil).text((8, 6), text, font=font(size, "Bold"), fill=INK, stroke_width=2,
+                             stroke_fill=(0, 0, 0))
+    return to_bgr(pil)
+
+
 def machine() -> str:
     """The CPU model, its cores and the Python version: the figures' context."""
     cpu = platform.processor() or platform.machine()

@@ -282,10 +282,10 @@ def wait_for(what: str, condition, timeout: float, procs=()) -> None:
     while not condition():
         for p in procs:
             if p.proc.poll() is not None:
-                raise SystemExit(f"shared_load: {p.name} exited while waiting for {what}:\n"
+                raise SystemExit(f"load: {p.name} exited while waiting for {what}:\n"
                                  + "\n".join(p.stderr[-15:]))
         if time.monotonic() > deadline:
-            raise SystemExit(f"shared_load: no {what} within {timeout:.0f} s")
+            raise SystemExit(f"load: no {what} within {timeout:.0f} s")
         time.sleep(0.1)
 
 
