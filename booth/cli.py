@@ -1,4 +1,5 @@
-"""The `booth` command: run the station, compose one photo, benchmark the pipeline."""
+"""The `booth` command: run the station, compose one photo, draw the station's screens,
+benchmark the pipeline."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "size (straight alpha, their own colours, no effects)")
     compose.add_argument("--mirror", action="store_true", help="mirror the person, as the "
                          "station's preview does")
+
+    screens = sub.add_parser("screens", help="draw every station screen in every language as "
+                             "PNG files, to check their texts and Wi-Fi settings")
+    screens.add_argument("--config", metavar="FILE", help="TOML settings file (all optional)")
+    screens.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    screens.add_argument("--language", action="append", metavar="CODE",
+                         help="only this language (repeatable; default: every language)")
+    screens.add_argument("--photo", metavar="PHOTO", help="a photo of a person to stand in "
+                         "for the camera (default: nobody in view)")
 
     bench = sub.add_parser("bench", parents=[common], help="measure the pipeline's speed")
     bench.add_argument("--source", required=True, metavar="VIDEO")
@@ -178,6 +188,34 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_screens(args: argparse.Namespace) -> int:
+    import cv2
+
+    from booth.station.showcase import station_screens
+
+    cfg = load_config(args.config)
+    out = Path(args.out)
+    try:  # a folder that cannot take the files says so before the model loads
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise BoothError(f"cannot write into {out}: {exc.strerror or exc}; give --out a "
+                         "folder you can write to") from None
+    photo = None
+    if args.photo:
+        photo = cv2.imread(args.photo, cv2.IMREAD_COLOR) if Path(args.photo).is_file() else None
+        if photo is None:
+            raise BoothError(f"cannot read {args.photo}; give a JPEG or PNG photo of a person")
+    for name, code, screen in station_screens(cfg, photo, args.language, datetime.now()):
+        path = out / f"station-{name}-{code}.png"
+        try:
+            write_atomically(path, cv2.imencode(".png", screen)[1].tobytes())
+        except OSError as exc:
+            raise BoothError(f"cannot write {path}: {exc.strerror or exc}") from None
+        print(path)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from booth.wiring import run_station
 
@@ -250,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
-               "purge": cmd_purge, "passwd": cmd_passwd}[args.command]
+               "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens}[args.command]
     # A service manager stops the booth with SIGTERM: leave through the finally blocks
     # (camera released, web server and database closed) and report a clean stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

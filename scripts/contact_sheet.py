@@ -12,10 +12,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import assets_and_out, config_for
+from common import assets_and_out, config_for, label
 
 from booth.bench import cover
-from booth.station.graphics import INK, font, to_bgr, to_pil
 from booth.wiring import load_pipeline
 
 ROW_H = 300
@@ -28,15 +27,6 @@ def _grey(alpha: np.ndarray) -> np.ndarray:
 def _fit(image: np.ndarray, height: int = ROW_H) -> np.ndarray:
     h, w = image.shape[:2]
     return cv2.resize(image, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
-
-
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    pil = to_pil(image)
-    from PIL import ImageDraw
-
-    ImageDraw.Draw(pil).text((8, 6), text, font=font(18, "Bold"), fill=INK,
-                             stroke_width=2, stroke_fill=(0, 0, 0))
-    return to_bgr(pil)
 
 
 def pictures(assets: Path) -> list[tuple[str, np.ndarray]]:
@@ -64,8 +54,9 @@ def main() -> int:
         matte = pipeline.photo_matte(frame, analysis)
         refined = pipeline.photo_alpha(frame, analysis, matte)
         final = pipeline.final(frame, analysis, matte)
-        cells = [_label(_fit(_grey(raw)), f"{name}: raw model"),
-                 _label(_fit(_grey(refined)), "refined"), _label(_fit(final), "composite")]
+        cells = [label(_fit(_grey(raw)), f"{name}: raw model", 18),
+                 label(_fit(_grey(refined)), "refined", 18),
+                 label(_fit(final), "composite", 18)]
         row = np.hstack(cells)
         rows.append(row)
     width = max(r.shape[1] for r in rows)

@@ -12,22 +12,12 @@ import sys
 
 import cv2
 import numpy as np
-from common import assets_and_out, config_for
+from common import assets_and_out, config_for, label
 
 from booth.bench import cover
-from booth.station.graphics import INK, font, to_bgr, to_pil
 from booth.wiring import load_pipeline
 
 CROP = 220  # pixels of the picture, shown at 2x so the edge can be seen
-
-
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    from PIL import ImageDraw
-
-    pil = to_pil(image)
-    ImageDraw.Draw(pil).text((8, 6), text, font=font(20, "Bold"), fill=INK, stroke_width=2,
-                             stroke_fill=(0, 0, 0))
-    return to_bgr(pil)
 
 
 def _edge_crop(picture: np.ndarray, alpha: np.ndarray, box: tuple[int, int]) -> np.ndarray:
@@ -55,7 +45,7 @@ def main() -> int:
     pipeline = load_pipeline(config_for(args.assets), mirror=True)
     on = pipeline.effects
     cells = []
-    for label, effects in (("before: the camera's colours", dataclasses.replace(
+    for caption, effects in (("before: the camera's colours", dataclasses.replace(
             on, edge_colours=0)), ("after: the visitor's own colours", on)):
         pipeline.effects = effects
         analysis = pipeline.photo_analysis(frame)
@@ -67,8 +57,8 @@ def main() -> int:
         preview = cv2.resize(pipeline.plate, (980, 720), interpolation=cv2.INTER_AREA)
         shown = pipeline.draw_preview(preview, frame, analysis)
         cells.append(np.hstack([
-            _label(_edge_crop(photo, drawn.alpha, drawn.region[:2]), f"photo, {label}"),
-            _label(_edge_crop(preview, shown.alpha, shown.region[:2]), "live preview")]))
+            label(_edge_crop(photo, drawn.alpha, drawn.region[:2]), f"photo, {caption}"),
+            label(_edge_crop(preview, shown.alpha, shown.region[:2]), "live preview")]))
     pipeline.effects = on
     cv2.imwrite(str(args.out), np.vstack(cells))
     print(args.out)

@@ -20,6 +20,8 @@ TOML
 booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
     --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" \
     --host 127.0.0.1 --port 0 --config "$tmp/booth.toml" >/dev/null
+booth screens --language en --language de --photo "$ASSETS/people/rembg_girl-2.jpg" \
+    --out "$tmp/languages" >/dev/null
 python - "$tmp" <<'PY'
 import sys
 from pathlib import Path
@@ -29,7 +31,9 @@ Image.open(tmp / "compose.jpg").resize((960, 759)).save("docs/compose-example.jp
 for state in ("attract", "result"):
     shot = sorted((tmp / "screens").glob(f"*-{state}.png"))[0]
     Image.open(shot).convert("RGB").save(f"docs/station-{state}.jpg", quality=85)
+for code in ("en", "de"):
+    Image.open(tmp / "languages" / f"station-attract-{code}.png").convert("RGB").save(
+        f"docs/station-attract-{code}.jpg", quality=88)
 PY
-python scripts/station_screens.py --only attract --lang en de --format jpg --out docs
 echo "wrote docs/edge-crops.png docs/compose-example.jpg docs/station-attract.jpg" \
     "docs/station-result.jpg docs/station-attract-en.jpg docs/station-attract-de.jpg"

@@ -3,7 +3,7 @@
 A kiosk's day is mostly an empty room, then a visitor who holds still for the countdown,
 and now and then one who moves. For each, `booth run --headless` plays a 1280x720 Motion
 JPEG clip at 30 fps as its camera (as many USB webcams deliver frames), and the process's
-CPU seconds per wall second are measured (psutil) over --seconds after a --warmup start,
+CPU seconds per wall second are measured (devtools/cpu.py) over --seconds after a --warmup start,
 decoding included. The clips are made in a temporary folder, never kept:
 
 - moving: the shared webcam-like video (a visitor signing), scaled to 1280x720;
@@ -31,8 +31,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import psutil
 from common import PLATE, VIDEO, Proc, add_assets_argument, finish, machine
+
+from devtools.cpu import cpu_seconds
 
 STILL = {"still visitor": "people/bgm_0001_img.png",
          "empty room": "people/bgm_0001_back_plate.png"}
@@ -96,10 +97,10 @@ def cores(video: Path, tmp: Path, config: Path, args: argparse.Namespace) -> flo
         if station.proc.poll() is not None:
             raise SystemExit("station_cores: the station stopped:\n"
                              + "\n".join(station.stderr[-20:]))
-        process = psutil.Process(station.proc.pid)
-        cpu, wall = sum(process.cpu_times()[:2]), time.perf_counter()
+        pid = station.proc.pid
+        cpu, wall = cpu_seconds(pid), time.perf_counter()
         time.sleep(args.seconds)
-        cpu, wall = sum(process.cpu_times()[:2]) - cpu, time.perf_counter() - wall
+        cpu, wall = cpu_seconds(pid) - cpu, time.perf_counter() - wall
     finally:
         station.stop()
     return cpu / wall

@@ -1,9 +1,9 @@
 """The cut-out on real media: the evaluation set's held-out part, the shared photos, the
-preview's flicker, and the transparent PNG (scripts/mask_quality.py does the measuring)."""
+preview's flicker, and the transparent PNG (devtools/quality.py does the measuring, as for
+scripts/mask_quality.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -13,16 +13,8 @@ import pytest
 
 from booth.config import load_config
 from booth.wiring import load_pipeline
+from devtools.quality import flicker, measure, summary
 from tests.conftest import ASSETS, ROOT, asset
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("mask_quality",
-                                                  ROOT / "scripts" / "mask_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +22,8 @@ def quality():
     for name in ("people/reference_alpha/rembg_girl-1.png", "people/bgm_0001_back_plate.png",
                  "video/intel_asl_book.mp4", "video/intel_asl_again.mp4"):
         asset(name)
-    script = _script()
-    rows = script.measure(ASSETS)
-    return rows, script.summary(rows)
+    rows = measure(ASSETS)
+    return rows, summary(rows)
 
 
 def test_held_out_people_are_cut_out_closely_in_every_room(quality):
@@ -59,7 +50,7 @@ def test_shared_photos_keep_their_cut_out_and_lose_the_rim(quality):
 
 def test_the_preview_edge_shimmers_at_most_half_as_much_as_the_raw_model(plate_path):
     pipeline = load_pipeline(load_config(None), mirror=False)
-    raw, preview = _script().flicker(pipeline, asset("video/intel_asl_again.mp4"))
+    raw, preview = flicker(pipeline, asset("video/intel_asl_again.mp4"))
     assert raw > 0 and preview <= 0.5 * raw
 
 

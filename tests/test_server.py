@@ -81,8 +81,8 @@ def test_serve_starts_without_a_camera_and_serves_a_photo(served):
 def test_station_and_server_processes_share_a_data_dir_cleanly(served):
     """This process publishes 60 photos while 10 phones (each its own loopback address)
     download theirs, 30 requests each, and now and then delete one, through `booth serve`.
-    Bounded by counts, not by time: a stress test, not a benchmark (scripts/load_bench.py
-    and scripts/two_process_load.py measure)."""
+    Bounded by counts, not by time: a stress test, not a benchmark (scripts/load.py
+    measures)."""
     base, data = served
     store = Store(data)
     published: list[tuple[str, bytes]] = []

@@ -1,7 +1,7 @@
 """The deployment of issue 12, end to end on real servers: a real `booth run` station and
 two `booth serve` processes on one PostgreSQL database and one SeaweedFS bucket, phones
 downloading through both; and `booth serve` refusing a shared store it cannot use with one
-clear line. (The figures, under load and through outages, are scripts/shared_load.py's.)"""
+clear line. (The figures, under load and through outages, are `scripts/load.py shared`'s.)"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from booth.errors import StoreUnavailable
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
 # Seconds between tries while a service is down. Short, so that every link works within
-# seconds of the service's return (scripts/shared_load.py outage: up to ~5 s with 8 s here).
+# seconds of the service's return (`scripts/load.py shared outage`: up to ~5 s with 8 s here).
 MAX_BACKOFF = 2.0
 
 

@@ -31,7 +31,7 @@ class LockedMemoryStorage(MemoryStorage):
     """limits' in-memory storage with every count changed under one lock. Unlocked, two
     requests at once can both find the expiry timer stopped, and one then starts the other's
     new Timer a second time: "threads can only be started once" (a 500) or a "KeyError:
-    <Timer ...>" traceback in the log, as scripts/two_process_load.py saw under 20 phones
+    <Timer ...>" traceback in the log, as `scripts/load.py two-process` saw under 20 phones
     (alisaifee/limits#26); and its per-key locks are dropped while in use. Under this lock
     an increment and the count it returns are one step, so RateLimits.require cannot race."""
 

@@ -1,12 +1,13 @@
-"""The shared store's targets, measured: stations and `booth serve` processes on one real
-PostgreSQL 15 and one SeaweedFS bucket (devtools/services.py starts both on loopback).
+"""`python scripts/load.py shared SCENARIO`: the shared store's targets, measured: stations and
+`booth serve` processes on one real PostgreSQL 15 and one SeaweedFS bucket
+(devtools/services.py starts both on loopback).
 
-    python scripts/shared_load.py load        # 2 stations, 2 servers, 20 phones (--seconds)
-    python scripts/shared_load.py outage      # the bucket, then the database, down 60 s
-    python scripts/shared_load.py sigkill     # a station killed mid-upload, 20 rounds
-    python scripts/shared_load.py purge       # deleted and expired photos: gone when?
-    python scripts/shared_load.py presigned   # streamed through the app vs presigned GET
-    python scripts/shared_load.py all --json
+    python scripts/load.py shared load        # 2 stations, 2 servers, 20 phones (--seconds)
+    python scripts/load.py shared outage      # the bucket, then the database, down 60 s
+    python scripts/load.py shared sigkill     # a station killed mid-upload, 20 rounds
+    python scripts/load.py shared purge       # deleted and expired photos: gone when?
+    python scripts/load.py shared presigned   # streamed through the app vs presigned GET
+    python scripts/load.py shared all --json
 
 Stations are the real `booth run --headless --auto-capture 1` looping the shared video with
 countdown_seconds = 1 and result_seconds = 3 (a photo about every 5.5 s), each on a data dir
@@ -14,7 +15,7 @@ of its own; their links, printed on stdout, are the photos the scenarios follow.
 exact bytes are taken from the station's outbox as soon as its link is printed (or from the
 bucket once it has left the outbox), and every download is compared with them.
 
-load: the phones of scripts/common.py (threads bound to 127.0.0.10, .11, ...) download the
+load: the phones of devtools/loadclient.py (threads from 127.0.0.10, .11, ...) download the
 newest uploaded photos (image, download, page) through both servers at random over
 keep-alive connections; the owner of every third photo deletes it with the real form,
 after which its row and its objects must be gone. Errors: any 5xx or unexpected status, a
@@ -39,9 +40,7 @@ expiry time, that was (the janitor of each process runs every 60 s).
 presigned: one uploaded photo, downloaded --downloads times each way in alternating
 batches of 10: streamed through `booth serve` (/p/<token>/photo.jpg) and straight from
 SeaweedFS with a presigned GET (boto3 generate_presigned_url); CPU seconds of `booth serve`
-and of SeaweedFS per download from /proc.
-
-Exit status 1 on any error. Contacts loopback only.
+and of SeaweedFS per download (devtools/cpu.py).
 """
 
 from __future__ import annotations
@@ -49,12 +48,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import http.client
 import json
 import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -64,21 +61,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import (
-    CSRF,
-    PLATE,
-    VIDEO,
+from common import PLATE, VIDEO, Proc, machine, serve
+
+from devtools.cpu import cpu_seconds
+from devtools.loadclient import (
+    FAILURES,
     Link,
     Photo,
-    Proc,
     Shared,
-    add_assets_argument,
-    machine,
-    missing_media,
-    percentile,
+    latency_ms,
     phone,
-    report,
-    serve,
+    sha256,
+    visitor_delete,
 )
 
 SCENARIOS = ("load", "outage", "sigkill", "purge", "presigned")
@@ -88,12 +82,10 @@ STDERR_ERRORS = re.compile(r"Traceback|unexpected error|capture failed|could not
 LINK = re.compile(r"https?://[^/\s]+/p/([A-Za-z0-9_-]+)(\?until=\d+)?$")  # until: on its way
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("scenario", choices=(*SCENARIOS, "all"))
     ap.add_argument("--seconds", type=float, default=60.0,
                     help="load: how long the phones run (default: 60)")
-    ap.add_argument("--clients", type=int, default=20, help="load: phones (default: 20)")
     ap.add_argument("--stop-stations", action="store_true",
                     help="load: stop the stations (a clean exit) once they have taken 6 "
                          "photos, before the phones start: the serving path alone")
@@ -105,33 +97,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "about an upload's time here)")
     ap.add_argument("--downloads", type=int, default=200,
                     help="presigned: downloads each way (default: 200)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--logs", type=Path, metavar="DIR", help="save each process's stderr")
-    add_assets_argument(ap)
-    return ap.parse_args(argv)
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def ms(seconds: list[float]) -> dict:
-    """median, p95 and max in milliseconds."""
-    if not seconds:
-        return {"median": None, "p95": None, "max": None}
-    return {"median": round(statistics.median(seconds) * 1000, 1),
-            "p95": round(percentile(seconds, 0.95) * 1000, 1),
-            "max": round(max(seconds) * 1000, 1)}
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the services and what is in them ---------------------------------------------------
@@ -288,7 +257,7 @@ class Links:
                 entry = json.loads(record.read_text())
                 if entry["token_hash"] == th:
                     data = (outbox / entry["files"]["photo"]).read_bytes()
-                    link.sha, link.size, link.source = sha(data), len(data), "outbox"
+                    link.sha, link.size, link.source = sha256(data), len(data), "outbox"
                     return
 
     def from_bucket(self, link: Followed) -> bool:
@@ -299,7 +268,7 @@ class Links:
                        if r[0] == token_hash(link.token) and not r[4])
             if not link.sha:
                 data = self.deployment.read(row[1])
-                link.sha, link.size, link.source = sha(data), len(data), "bucket"
+                link.sha, link.size, link.source = sha256(data), len(data), "bucket"
             return True
         return False
 
@@ -313,28 +282,22 @@ def wait_for(what: str, condition, timeout: float, procs=()) -> None:
     while not condition():
         for p in procs:
             if p.proc.poll() is not None:
-                raise SystemExit(f"shared_load: {p.name} exited while waiting for {what}:\n"
+                raise SystemExit(f"load: {p.name} exited while waiting for {what}:\n"
                                  + "\n".join(p.stderr[-15:]))
         if time.monotonic() > deadline:
-            raise SystemExit(f"shared_load: no {what} within {timeout:.0f} s")
+            raise SystemExit(f"load: no {what} within {timeout:.0f} s")
         time.sleep(0.1)
 
 
-def check_photo(port: int, source: str, link: Followed) -> tuple[int, str, float]:
-    """(status of the image, what was wrong, seconds); "" when it served its exact bytes."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
-                                      source_address=(source, 0))
+def check_photo(link: Link, photo: Followed) -> tuple[int, str]:
+    """(status of the image, what was wrong); "" when it served its exact bytes."""
     try:
-        began = time.perf_counter()
-        conn.request("GET", f"/p/{link.token}/photo.jpg{link.query}")
-        r = conn.getresponse()
-        body = r.read()
-        took = time.perf_counter() - began
-        if r.status == 200 and (not link.sha or sha(body) != link.sha):
-            return 200, f"{len(body)} bytes that are not the photo's {link.size}", took
-        return r.status, "", took
+        status, _, body, _ = link.request("GET", f"/p/{photo.token}/photo.jpg{photo.query}")
     finally:
-        conn.close()
+        link.close()
+    if status == 200 and (not photo.sha or sha256(body) != photo.sha):
+        return 200, f"{len(body)} bytes that are not the photo's {photo.size}"
+    return status, ""
 
 
 def final_check(deployment: Deployment, links: Links, port: int) -> list[str]:
@@ -356,7 +319,7 @@ def final_check(deployment: Deployment, links: Links, port: int) -> list[str]:
         if mine != names:
             errors.append(f"link {n}: objects {sorted(mine)}, row names {sorted(names)}")
         links.from_bucket(link)
-        status, wrong, _ = check_photo(port, "127.0.0.5", link)
+        status, wrong = check_photo(Link(port, "127.0.0.5"), link)
         if status != 200 or wrong:
             errors.append(f"link {n}: HTTP {status} {wrong}")
     return errors
@@ -369,7 +332,7 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
     dep = Deployment(pg, s3, tmp)
     links = Links(dep)
     (_, port_a), (_, port_b) = dep.serve("serve-a"), dep.serve("serve-b")
-    shared = Shared(args.clients, still_stored=lambda p: dep.stored(p.token))
+    shared = Shared(args.phones, still_stored=lambda p: dep.stored(p.token))
     upload_seconds: list[float] = []
     for name, port in (("station-1", port_a), ("station-2", port_b)):
         dep.station(name, f"http://127.0.0.1:{port}", links.listener(tmp / name),
@@ -406,7 +369,7 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
         start = time.monotonic()
         stop_at = start + args.seconds
         threads = [threading.Thread(target=phone, args=(n, [port_a, port_b], shared, stop_at),
-                                    daemon=True) for n in range(args.clients)]
+                                    daemon=True) for n in range(args.phones)]
         for t in threads:
             t.start()
         for t in threads:
@@ -425,18 +388,19 @@ def scenario_load(args, pg, s3, tmp: Path) -> dict:
     errors = list(shared.errors) + dep.stderr_errors()
     errors += [f"{name} died during the run" for name, ok in alive.items() if not ok]
     errors += [f"a server kept files on its disk: {on_disk[:3]}"] if on_disk else []
-    lat = ms(shared.latencies)
+    lat = latency_ms(shared.latencies)
     if lat["p95"] is None or lat["p95"] > 250:
         errors.append(f"p95 {lat['p95']} ms is over the 250 ms target")
     if shared.downloads == 0 or shared.deletes == 0:
         errors.append(f"{shared.downloads} downloads and {shared.deletes} deletes: no load")
-    return {"seconds": round(wall, 1), "clients": args.clients,
+    return {"seconds": round(wall, 1), "phones": args.phones,
             "stations_during_load": "stopped" if args.stop_stations else "capturing",
             "photos_taken": len(links.all), "downloads": shared.downloads,
             "photo_pages": shared.pages, "deletes": shared.deletes,
             "expected_404": shared.expected_404,
             "mb_downloaded": round(shared.received / 1e6, 1), "latency_ms": lat,
-            "upload_ms": ms(upload_seconds), "delete_to_gone_ms": ms(shared.delete_seconds),
+            "upload_ms": latency_ms(upload_seconds),
+            "delete_to_gone_ms": latency_ms(shared.delete_seconds),
             "load_average": [round(x, 2) for x in (*load_before, *load_after)],
             "exit_status": codes, "errors": errors[:10], "error_count": len(errors)}
 
@@ -464,9 +428,8 @@ def watcher(port: int, links: Links, watch: Watch, stop: threading.Event) -> Non
                 try:
                     status, headers, body, _ = link_conn.request(
                         "GET", f"/p/{link.token}{route}{link.query}")
-                except (OSError, http.client.HTTPException) as exc:
+                except FAILURES as exc:
                     watch.errors.append(f"link {n}{route}: {type(exc).__name__}: {exc}")
-                    link_conn.close()
                     continue
                 watch.requests += 1
                 refreshes = b'http-equiv="refresh"' in body
@@ -480,7 +443,7 @@ def watcher(port: int, links: Links, watch: Watch, stop: threading.Event) -> Non
                 if route and status == 200:
                     if not link.sha:
                         links.from_bucket(link)
-                    if link.sha and sha(body) == link.sha:
+                    if link.sha and sha256(body) == link.sha:
                         link.working.append(time.monotonic())
                     elif link.sha:
                         watch.errors.append(f"link {n}: {len(body)} bytes, not its photo")
@@ -568,7 +531,7 @@ def kill_when_uploading(station: Proc, outbox: Path, delay: float, killed) -> No
             with contextlib.suppress(OSError, ValueError, KeyError):  # gone already
                 record = json.loads(new[0].read_text())
                 killed.record = (record["token_hash"], record["files"],
-                                 sha((outbox / record["files"]["photo"]).read_bytes()))
+                                 sha256((outbox / record["files"]["photo"]).read_bytes()))
             time.sleep(delay)
             killed.set()
             station.proc.kill()
@@ -639,7 +602,7 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
             names = set(files.values())
             if (len(mine) != 1 or {n for n in mine[0][1:4] if n} != names
                     or not names <= set(objects)
-                    or sha(dep.read(files["photo"])) != photo_sha):
+                    or sha256(dep.read(files["photo"])) != photo_sha):
                 lost.append(f"capture {th[:8]} killed mid-upload: {len(mine)} rows, "
                             f"objects {sorted(names & set(objects))}")
         referenced = {n for r in rows for n in r[1:4] if n}
@@ -671,21 +634,6 @@ def scenario_sigkill(args, pg, s3, tmp: Path) -> dict:
 # --- purge --------------------------------------------------------------------------------
 
 
-def visitor_delete(port: int, token: str) -> int:
-    """The visitor's form: confirmation page, then the POST with its csrf token."""
-    link = Link(port, "127.0.0.7")
-    try:
-        status, headers, body, _ = link.request("GET", f"/p/{token}/delete")
-        cookie = headers.get("set-cookie", "").split(";")[0]
-        form = f"csrf_token={CSRF.search(body.decode()).group(1)}".encode()
-        status, _, _, _ = link.request(
-            "POST", f"/p/{token}/delete", body=form,
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-        return status
-    finally:
-        link.close()
-
-
 def scenario_purge(args, pg, s3, tmp: Path) -> dict:
     dep = Deployment(pg, s3, tmp, **{"store.retention_hours": 0.05})
     links = Links(dep)
@@ -707,7 +655,9 @@ def scenario_purge(args, pg, s3, tmp: Path) -> dict:
         doomed, expiring = links.all[:2], links.all[2:]
         for link in doomed:
             began = time.monotonic()
-            status = visitor_delete(port, link.token)
+            deleter = Link(port, "127.0.0.7")
+            status, _ = visitor_delete(deleter, link.token)
+            deleter.close()
             while dep.stored(link.token) and time.monotonic() - began < 120:
                 time.sleep(0.1)
             deleted_s.append(time.monotonic() - began)
@@ -756,7 +706,7 @@ def scenario_presigned(args, pg, s3, tmp: Path) -> dict:
            "presigned": {"booth serve": 0.0, "SeaweedFS": 0.0}}
     errors: list[str] = []
     app = Link(port, "127.0.0.8")
-    bucket = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
+    bucket = Link(endpoint.port, "127.0.0.1", host=endpoint.hostname)
     pids = {"booth serve": proc.proc.pid, "SeaweedFS": s3.process.pid}
     load_before = os.getloadavg()
     try:
@@ -774,9 +724,7 @@ def scenario_presigned(args, pg, s3, tmp: Path) -> dict:
                         ExpiresIn=60)
                     timings["signing"].append(time.perf_counter() - began)
                     parts = urlsplit(url)
-                    bucket.request("GET", f"{parts.path}?{parts.query}")
-                    reply = bucket.getresponse()
-                    status, body = reply.status, reply.read()
+                    status, _, body, _ = bucket.request("GET", f"{parts.path}?{parts.query}")
                 timings[mode].append(time.perf_counter() - began)
                 if status != 200 or body != jpeg:
                     errors.append(f"{mode}: HTTP {status}, {len(body)} bytes")
@@ -789,34 +737,23 @@ def scenario_presigned(args, pg, s3, tmp: Path) -> dict:
     per = {mode: {k: round(v / args.downloads * 1000, 2) for k, v in c.items()}
            for mode, c in cpu.items()}
     return {"photo_bytes": len(jpeg), "downloads_each": args.downloads,
-            "streamed_ms": ms(timings["streamed"]), "presigned_ms": ms(timings["presigned"]),
-            "signing_ms": ms(timings["signing"]), "cpu_ms_per_download": per,
+            "streamed_ms": latency_ms(timings["streamed"]),
+            "presigned_ms": latency_ms(timings["presigned"]),
+            "signing_ms": latency_ms(timings["signing"]), "cpu_ms_per_download": per,
             "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
             "exit_status": codes, "errors": errors[:10] + dep.stderr_errors(),
             "error_count": len(errors)}
 
 
-# --- the report -------------------------------------------------------------------------------
+# --- all of them ------------------------------------------------------------------------
 
 
-def table(result: dict) -> list[tuple[str, str]]:
-    rows = [("date", result["date"]), ("machine", result["machine"])]
-    for name in SCENARIOS:
-        if name in result:
-            for key, value in result[name].items():
-                if key != "errors":
-                    rows.append((f"{name}.{key}", json.dumps(value)))
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if missing_media("shared_load", args.assets, PLATE, VIDEO):
-        return 2
+def run(args: argparse.Namespace) -> dict:
+    """The scenarios asked for, each on fresh servers' databases and buckets; one report."""
     os.environ["BOOTH_PLATE"] = str(args.assets / PLATE)
     chosen = SCENARIOS if args.scenario == "all" else (args.scenario,)
-    runs = {"load": scenario_load, "outage": scenario_outage, "sigkill": scenario_sigkill,
-            "purge": scenario_purge, "presigned": scenario_presigned}
+    scenarios = {"load": scenario_load, "outage": scenario_outage, "sigkill": scenario_sigkill,
+                 "purge": scenario_purge, "presigned": scenario_presigned}
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine()}
     errors: list[str] = []
@@ -824,11 +761,6 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             with tempfile.TemporaryDirectory(prefix=f"booth-{name}-") as tmp:
                 os.environ["BOOTH_CACHE_DIR"] = str(Path(tmp) / "cache")
-                result[name] = runs[name](args, pg, s3, Path(tmp))
+                result[name] = scenarios[name](args, pg, s3, Path(tmp))
                 errors += [f"{name}: {e}" for e in result[name]["errors"]]
-    report("shared_load", result, args.json, table, errors)
-    return 1 if errors else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {**result, "errors": errors}
