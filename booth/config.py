@@ -5,6 +5,9 @@ Every setting has a default; a file only lists what it changes. Unknown keys, wr
 out-of-range values are refused with one line naming the setting and what it accepts. Two
 environment variables count too: BOOTH_PLATE (a path to the plate; it wins over the file) and
 BOOTH_CACHE_DIR (where downloaded plates go, unless the file says).
+
+Each setting's doc= is its description in docs/configuration.md, which reference_markdown()
+generates (`python -m booth.config > docs/configuration.md`).
 """
 
 from __future__ import annotations
