@@ -5,6 +5,9 @@ Every setting has a default; a file only lists what it changes. Unknown keys, wr
 out-of-range values are refused with one line naming the setting and what it accepts. Two
 environment variables count too: BOOTH_PLATE (a path to the plate; it wins over the file) and
 BOOTH_CACHE_DIR (where downloaded plates go, unless the file says).
+
+Each setting's doc= is its description in docs/configuration.md, which reference_markdown()
+generates (`python -m booth.config > docs/configuration.md`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ else:  # pragma: no cover - Python 3.10
 APP_NAME = "selfie-booth"
 ENV_PLATE = "BOOTH_PLATE"
 ENV_CACHE_DIR = "BOOTH_CACHE_DIR"
+ENVIRONMENT = {
+    ENV_PLATE: "a path to the plate image; wins over [scene] plate (an offline kiosk: a copy of "
+               "PIA24542~large.jpg)",
+    ENV_CACHE_DIR: "where downloaded plates go, unless cache_dir is set",
+}
 
 
 def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -44,7 +52,7 @@ def _internal(default: Any) -> Any:
 
 @dataclass
 class SceneConfig:
-    name: str = _opt("sol46", doc="scene folder under overlays/")
+    name: str = _opt("sol46", doc="a scene folder under overlays/, or a path to a scene.toml")
     plate: str = _opt("", doc="path to the plate image (else BOOTH_PLATE, the cache, a download)")
     plate_url: str = _opt("", doc="where to download the plate (default: the scene's URL)")
     plate_from: str = _internal("the config's [scene] plate")  # for messages about `plate`
@@ -52,14 +60,15 @@ class SceneConfig:
 
 @dataclass
 class CameraConfig:
-    width: int = _opt(1280, lo=160, hi=7680)
-    height: int = _opt(720, lo=120, hi=4320)
-    fps: int = _opt(30, lo=1, hi=120)
+    width: int = _opt(1280, lo=160, hi=7680, doc="the preview's camera mode, in pixels")
+    height: int = _opt(720, lo=120, hi=4320, doc="with width")
+    fps: int = _opt(30, lo=1, hi=120, doc="frames per second asked of the camera")
     stall_seconds: float = _opt(1.5, lo=0.2, hi=30.0,
                                 doc="no new frame for this long means the camera is lost")
     still_width: int = _opt(0, lo=0, hi=12000, doc="the photo is taken in this mode of the "
                             "camera (0: from the preview)")
-    still_height: int = _opt(0, lo=0, hi=9000, doc="with still_width")
+    still_height: int = _opt(0, lo=0, hi=9000, doc="with still_width, in the shape of width x "
+                             "height (0 x 0: the photo from the preview frame)")
 
     def __post_init__(self) -> None:
         # Checked here because the two settings only make sense together and with the preview.
@@ -91,26 +100,30 @@ class SegmentationConfig:
 
 @dataclass
 class StationConfig:
-    countdown_seconds: int = _opt(3, lo=1, hi=10)
-    result_seconds: float = _opt(30.0, lo=3.0, hi=600.0, doc="result screen stays this long")
-    mirror: bool = _opt(True)
-    fullscreen: bool = _opt(True)
-    display_width: int = _opt(1280, lo=320, hi=7680)
-    display_height: int = _opt(720, lo=240, hi=4320)
+    countdown_seconds: int = _opt(3, lo=1, hi=10, doc="the countdown before the photo")
+    result_seconds: float = _opt(30.0, lo=3.0, hi=600.0, doc="the result screen (photo and QR "
+                                 "code) stays this long, unless a press ends it")
+    mirror: bool = _opt(True, doc="show the preview as a mirror (the photo is what was seen)")
+    fullscreen: bool = _opt(True, doc="fill the screen (false: a window; `booth run --windowed`)")
+    display_width: int = _opt(1280, lo=320, hi=7680, doc="the station's screen is drawn at this "
+                              "size and scaled to fit: the screen's resolution is sharpest")
+    display_height: int = _opt(720, lo=240, hi=4320, doc="with display_width")
     keep_raw: bool = _opt(False, doc="also keep the raw camera frame of each capture")
 
 
 @dataclass
 class StoreConfig:
-    retention_hours: float = _opt(24.0, lo=0.05, hi=24.0 * 90)
-    jpeg_quality: int = _opt(90, lo=50, hi=100)
+    retention_hours: float = _opt(24.0, lo=0.05, hi=24.0 * 90, doc="photos are deleted this "
+                                  "long after they were taken (0.05: 3 minutes; 2160: 90 days)")
+    jpeg_quality: int = _opt(90, lo=50, hi=100, doc="the saved photo's JPEG quality")
     database_url: str = _opt("", doc="the shared store's PostgreSQL, e.g. "
-                             "postgresql://booth@db.example:5432/booth (empty: SQLite in "
-                             "the data dir)")
+                             "postgresql://booth@db.example:5432/booth (password: in the URL "
+                             "or PGPASSWORD; empty: SQLite in the data dir); with photos_url")
     photos_url: str = _opt("", doc="the shared store's bucket, e.g. s3://bucket/prefix "
-                           "(empty: the data dir)")
-    s3_endpoint_url: str = _opt("", doc="an S3-compatible server, e.g. http://127.0.0.1:8333 "
-                                "(empty: AWS)")
+                           "(empty: the data dir); with database_url")
+    s3_endpoint_url: str = _opt("", doc="an S3-compatible server (MinIO, SeaweedFS, R2...), e.g. "
+                                "http://127.0.0.1:8333 (empty: AWS; credentials from "
+                                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION or ~/.aws)")
     upload_wait_seconds: float = _opt(20.0, lo=0, hi=600, doc="at a clean exit, how long a "
                                       "station waits for its photos to reach the shared store")
 
@@ -133,9 +146,11 @@ class StoreConfig:
 
 @dataclass
 class ServerConfig:
-    public_url: str = _opt("", doc="base URL phones use, e.g. http://192.168.1.20:8000")
-    host: str = _opt("0.0.0.0")
-    port: int = _opt(8000, lo=1, hi=65535)
+    public_url: str = _opt("", doc="what the QR codes open, e.g. http://192.168.1.20:8000 "
+                           "(empty: this machine's LAN address and port)")
+    host: str = _opt("0.0.0.0", doc="the address the web app listens on (0.0.0.0: every "
+                     "network); `--host` wins")
+    port: int = _opt(8000, lo=1, hi=65535, doc="the web app's port; `--port` wins")
     photo_requests_per_minute: int = _opt(60, lo=1, hi=100000,
                                           doc="per phone, on the photo pages and images")
     trusted_proxies: int = _opt(0, lo=0, hi=5, doc="reverse proxies in front of the booth "
@@ -175,7 +190,8 @@ def _length(text: str) -> str:
 @dataclass
 class LanguagesConfig:
     default: str = _opt("en", doc="the station's language at every attract; the web's fallback")
-    folder: str = _opt("", doc="a folder of more <code>.po files (new or changed languages)")
+    folder: str = _opt("", doc="a folder of more .po files, one per language code (new "
+                       "languages, or changed messages)")
 
 
 @dataclass
@@ -186,8 +202,11 @@ class PrivacyConfig:
 
 @dataclass
 class Config:
-    data_dir: str = _opt("", doc="where photos and the database live")
-    cache_dir: str = _opt("", doc="where downloaded plates are kept")
+    data_dir: str = _opt("", doc="where photos, the database and secrets/ live (empty: the "
+                         "user's data folder, e.g. ~/.local/share/selfie-booth); `--data-dir` "
+                         "wins")
+    cache_dir: str = _opt("", doc="where downloaded plates are kept (empty: BOOTH_CACHE_DIR, "
+                          "else the user's cache folder)")
     scene: SceneConfig = field(default_factory=SceneConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
@@ -270,6 +289,62 @@ def load_config(path: str | os.PathLike | None,
     return cfg
 
 
+def settings(cls: type = Config, prefix: str = "") -> list[tuple[str, type, dataclasses.Field]]:
+    """Every setting a file may name, as (dotted name, type, field), in the file's order."""
+    hints = get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            found += settings(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            found.append((f"{prefix}{f.name}", hints[f.name], f))
+    return found
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md, made from the settings' own descriptions
+    (`python -m booth.config > docs/configuration.md`; a test keeps the two in step)."""
+    lines = ["# Configuration reference", "",
+             "<!-- Generated by `python -m booth.config > docs/configuration.md`; "
+             "edit the descriptions in booth/config.py. -->", "",
+             "A TOML file given with `--config FILE`; every setting is optional. Unknown keys "
+             "and bad values are refused with one line naming the setting. For example:", "",
+             "```toml", "data_dir = \"/srv/booth\"", "", "[station]",
+             "display_width = 1920", "display_height = 1080", "```", "",
+             "A scene (the plate, where visitors stand, the effects) is a file of its own, "
+             "`overlays/NAME/scene.toml`: see [cut-out quality](cutout-quality.md#effects)."]
+    section = None
+    for name, typ, f in settings():
+        table = name.rpartition(".")[0]
+        if table != section:
+            section = table
+            lines += ["", f"## [{table}]" if table else "## Top level (before any table)", "",
+                      "| key | default | accepts | description |", "|---|---|---|---|"]
+        meta = f.metadata
+        accepts = _KIND.get(typ, typ.__name__)
+        if meta["choices"]:
+            accepts = "one of " + ", ".join(meta["choices"])
+        elif meta["lo"] is not None:
+            accepts += f", {meta['lo']} to {meta['hi']}"
+        lines.append(f"| `{name.rpartition('.')[2]}` | `{_toml(f.default)}` | {accepts} | "
+                     f"{_cell(meta['doc'])} |")
+    lines += ["", "## Environment", "", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{var}` | {_cell(doc)} |" for var, doc in ENVIRONMENT.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _read(p: Path) -> Config:
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -280,3 +355,7 @@ def _read(p: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise BoothError(f"config file {p} is not valid TOML: {exc}") from None
     return _build(Config, data, "")
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
