@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from booth.errors import BoothError
-from booth.scene.definition import load_scene
+from booth.scene.definition import Effects, load_scene
 from booth.station.photo import band_height, caption_band
 from booth.vision.compositing import blend, split
 from booth.vision.effects import (
-    Effects,
     colour_lut,
     colour_stats,
     contact_shadow,

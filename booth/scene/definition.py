@@ -9,12 +9,26 @@ from pathlib import Path
 
 from booth.errors import BoothError
 from booth.resources import data_dir
-from booth.vision.effects import Effects
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Per-scene settings ([effects] in scene.toml); a strength of 0 switches one off."""
+
+    refine: bool = True  # second, closer segmentation + guided filter for the saved photo
+    edge_colours: float = 0.03  # the visitor's own colours at soft edges (blur-fusion radius,
+    # a share of the picture's height); 0: the camera's colours, room and all
+    temporal: float = 0.9  # preview: weight of the previous mask where nothing moved
+    colour: float = 0.35  # colour statistics transfer toward the plate
+    light_wrap: float = 0.35  # how much of the plate's light spills over the edges
+    light_wrap_width: float = 0.012  # of the canvas height
+    shadow: float = 0.45  # darkness of the contact shadow under visible feet
+    shadow_height: float = 0.025  # of the canvas height
 
 
 @dataclass(frozen=True)

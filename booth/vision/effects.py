@@ -8,25 +8,8 @@ transfer, the light wrap and the contact shadow are in both the preview and the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
-
-
-@dataclass(frozen=True)
-class Effects:
-    """Per-scene settings ([effects] in scene.toml); a strength of 0 switches one off."""
-
-    refine: bool = True  # second, closer segmentation + guided filter for the saved photo
-    edge_colours: float = 0.03  # the visitor's own colours at soft edges (blur-fusion radius,
-    # a share of the picture's height); 0: the camera's colours, room and all
-    temporal: float = 0.9  # preview: weight of the previous mask where nothing moved
-    colour: float = 0.35  # colour statistics transfer toward the plate
-    light_wrap: float = 0.35  # how much of the plate's light spills over the edges
-    light_wrap_width: float = 0.012  # of the canvas height
-    shadow: float = 0.45  # darkness of the contact shadow under visible feet
-    shadow_height: float = 0.025  # of the canvas height
 
 
 def smooth_mask(previous: np.ndarray | None, current: np.ndarray, motion: np.ndarray | None,
