@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from booth.errors import BoothError
-from booth.store.db import Database
 from booth.store.files import fsync_dir, reason, remove, write_file
 
 if TYPE_CHECKING:
+    from booth.store.interface import Database, PhotoFiles
     from booth.store.outbox import Outbox, Uploader
-    from booth.store.pg import PgDatabase
-    from booth.store.photos import Photo, PhotoFiles
+    from booth.store.photos import Photo
 
 # token_urlsafe(16) gives 22 characters; accept a little more so longer tokens stay valid if
 # the size is ever raised, and refuse anything else before hashing it.
@@ -51,11 +50,11 @@ def token_hash(token: str) -> str:
 
 
 class CaptureRows:
-    """Mixed into Store: needs self.db (Database or PgDatabase), self.photo_files,
+    """Mixed into Store: needs self.db, self.photo_files (see booth.store.interface),
     self.photos (the data dir's photos folder, None for a bucket), self.outbox (None but on
     a shared store's station), self.uploader and self._leftovers."""
 
-    db: Database | PgDatabase
+    db: Database
     photo_files: PhotoFiles
     photos: Path | None
     outbox: Outbox | None

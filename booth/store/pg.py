@@ -1,5 +1,5 @@
-"""The shared store's metadata in PostgreSQL (psycopg 3), with the interface of
-booth.store.db.Database, so the capture, settings and session code runs on either.
+"""The shared store's metadata in PostgreSQL (psycopg 3), with the interface of SQLite's
+(booth.store.interface), so the capture, settings and session code runs on either.
 
 Statements are written once, with SQLite's `?` placeholders; they are turned into
 psycopg's `%s` here. A pool of connections serves the web threads, the station's uploader
@@ -60,7 +60,7 @@ class _Transaction:
 
 
 class PgDatabase:
-    dialect = "postgresql"
+    """booth.store.interface.SharedDatabase on a pool of PostgreSQL connections."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url
