@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
-import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from booth.errors import BoothError
 from booth.scene.definition import Scene, load_scene
 from booth.scene.plate import obtain_plate
 from booth.vision.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
@@ -92,9 +94,9 @@ def serve_web(cfg: Config) -> int:
 
         web, janitor = start_web(cfg, store, background=False)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
-        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
+        log.info("serving on %s (staff pages: %s/staff)", base_url, base_url)
         if warning:
-            print(f"booth: warning: {warning}", file=sys.stderr)
+            log.warning("%s", warning)
         try:
             web.serve_forever()
         finally:
@@ -161,8 +163,8 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                        "public_url to the public server's address (the QR codes now point "
                        "at this station)")
         if warning:
-            print(f"booth: warning: {warning}", file=sys.stderr)
-        print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
+            log.warning("%s", warning)
+        log.info("web app on %s (staff pages: %s/staff)", base_url, base_url)
         station = assemble_station(
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
@@ -187,8 +189,8 @@ def finish_uploads(store, wait: float) -> None:
     if store.uploader is None:
         return
     if store.uploader.pending():
-        print(f"booth: uploading the last photos (at most {wait:g} s)", file=sys.stderr)
+        log.info("uploading the last photos (at most %g s)", wait)
     left = store.uploader.stop(wait)
     if left:
-        print(f"booth: {left} photo(s) wait in the outbox for the next start "
-              f"({store.uploader.failing or 'not uploaded in time'})", file=sys.stderr)
+        log.warning("%d photo(s) wait in the outbox for the next start (%s)", left,
+                    store.uploader.failing or "not uploaded in time")

@@ -26,6 +26,7 @@ public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from booth.store.sweep import sweep, sweep_bucket
 
 __all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Photo", "Shared", "Store",
            "StoreUnavailable", "open_store"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,11 +130,15 @@ class Store(CaptureRows, Settings, StaffSessions):
         """See booth.store.sweep; returns how many files and rows it removed. On the shared
         store one process at a time sweeps (the others skip)."""
         if not self.shared:
-            return sweep(self.db, self.data_dir, self.photos, gentle)
-        db = self.db
-        assert isinstance(db, SharedDatabase)  # the shared store's is PostgreSQL
-        with db.exclusive("sweep") as mine:
-            return sweep_bucket(db, self.photo_files, time.time()) if mine else 0
+            removed = sweep(self.db, self.data_dir, self.photos, gentle)
+        else:
+            db = self.db
+            assert isinstance(db, SharedDatabase)  # the shared store's is PostgreSQL
+            with db.exclusive("sweep") as mine:
+                removed = sweep_bucket(db, self.photo_files, time.time()) if mine else 0
+        if removed:
+            log.info("sweep: removed %d leftover file(s) and row(s)", removed)
+        return removed
 
     def close(self) -> None:
         if self.uploader is not None:

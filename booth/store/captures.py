@@ -44,6 +44,16 @@ class Capture:
     thumb_filename: str | None = None
     pending: bool = False  # still on its way from the station to the shared store
 
+    @property
+    def short_id(self) -> str:
+        """What the log calls it (never its token): its files' name, shortened."""
+        return short_id(self.filename)
+
+
+def short_id(filename: str) -> str:
+    """A capture's files are "<uuid>.jpg", "<uuid>-thumb.jpg", ...: the uuid's first 8."""
+    return filename[:8]
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()

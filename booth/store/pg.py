@@ -10,7 +10,6 @@ web, a retry in the uploader), never as a traceback.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 
 import psycopg
@@ -26,9 +25,6 @@ WAIT = 3.0  # seconds a request waits for a pooled connection before its 503 pag
 # next request starts over at one second. Short, so a server back after a long outage is
 # used again within seconds, not after the delay has doubled to minutes.
 RECONNECT_WINDOW = 10.0
-# The pool logs every failed reconnection (dozens a minute while the server is down); the
-# uploader and the web app say once, in their own words, that the database is out of reach.
-logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def _sql(statement: str) -> str:
