@@ -13,11 +13,12 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from booth.cli import build_parser, setup_logging
+from booth.cli import _NOISY, build_parser, setup_logging
 from booth.config import Config
 from booth.errors import StoreUnavailable
 from booth.store import Store
@@ -132,26 +133,31 @@ def test_every_command_takes_verbose_and_quiet(flag, level) -> None:
         assert args.log_level == level, command
 
 
-def test_the_format_in_a_terminal_and_under_journald(monkeypatch, capsys) -> None:
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """The root logger and the libraries' levels as they were, after a test that called
+    setup_logging (whose handler writes to sys.stderr: capsys reads it)."""
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    handlers, level = root.handlers[:], root.level
     try:
-        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-        setup_logging(logging.INFO)
-        logging.getLogger("booth.test").info("camera back: %s", "camera 0")
-        logging.getLogger("booth.test").debug("not shown")
-        logging.getLogger("waitress").info("not shown either")
-        monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
-        setup_logging(logging.DEBUG)
-        logging.getLogger("booth.test").warning("Camera unavailable, reconnecting: %s", "x")
-        logging.getLogger("booth.test").debug("chatter")
+        yield
     finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
-        setup_levels = {"waitress", "urllib3", "psycopg", "psycopg.pool", "botocore", "boto3",
-                        "s3transfer"}
-        for name in setup_levels:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in _NOISY:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_the_format_in_a_terminal_and_under_journald(monkeypatch, capsys, cli_logging) -> None:
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    setup_logging(logging.INFO)
+    logging.getLogger("booth.test").info("camera back: %s", "camera 0")
+    logging.getLogger("booth.test").debug("not shown")
+    logging.getLogger("waitress").info("not shown either")
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+    setup_logging(logging.DEBUG)
+    logging.getLogger("booth.test").warning("Camera unavailable, reconnecting: %s", "x")
+    logging.getLogger("booth.test").debug("chatter")
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3, lines
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO booth\.test: camera back: "
@@ -159,3 +165,41 @@ def test_the_format_in_a_terminal_and_under_journald(monkeypatch, capsys) -> Non
     # No time stamp under systemd (the journal has its own); the level as its priority.
     assert lines[1:] == ["<4>WARNING booth.test: Camera unavailable, reconnecting: x",
                          "<7>DEBUG booth.test: chatter"]
+
+
+def test_the_shared_store_logs_no_secret_even_verbose(pg_url, s3_bucket, tmp_path,
+                                                      monkeypatch, capsys,
+                                                      cli_logging) -> None:
+    """A station's photo up through its outbox, downloaded from a server, a staff login, all
+    with the log at --verbose: neither the database's password (the test server trusts
+    any), nor the bucket's secret key (the test bucket takes any), nor a token or the staff
+    password is in it."""
+    from booth.store import Shared
+    from booth.store.passwords import set_password
+
+    db_password, s3_secret = "pg-secret-8d1f3a", "s3-secret-c47e92"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_secret)
+    setup_logging(logging.DEBUG)
+    shared = Shared(pg_url.replace("postgres@", f"postgres:{db_password}@"),
+                    f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)
+    station = Store(tmp_path / "station", shared=shared, outbox=True)
+    server = Store(None, shared=shared)
+    try:
+        station.start_uploader()
+        capture = station.publish(b"\xff\xd8photo\xff\xd9", ttl_seconds=3600)
+        assert station.uploader.stop(30) == 0
+        client = create_app(Config(), server, testing=True).test_client()
+        assert client.get(f"/p/{capture.token}/download").status_code == 200
+        set_password(server, PASSWORD)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                         client.get("/staff").get_data(as_text=True)).group(1)
+        assert client.post("/staff/login", data={"csrf_token": csrf, "password": PASSWORD}
+                           ).status_code == 303
+    finally:
+        station.close()
+        server.close()
+    log = capsys.readouterr().err
+    assert f"upload done: capture {capture.short_id}" in log
+    assert f"photo downloaded: capture {capture.short_id}" in log
+    for secret in (db_password, s3_secret, capture.token, PASSWORD):
+        assert secret not in log, f"{secret[:6]}... is in the log"
