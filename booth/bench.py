@@ -298,8 +298,7 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
     pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
     with tempfile.TemporaryDirectory(prefix="booth-bench-") as tmp:
         store = Store(Path(tmp))
-        station = assemble_station(cfg, pipeline, camera, store, "http://192.0.2.1:8000",
-                                   log=lambda msg: None)
+        station = assemble_station(cfg, pipeline, camera, store, "http://192.0.2.1:8000")
         camera.start()
         try:
             cores, latencies = _station_loop(camera, station, frames)

@@ -4,6 +4,7 @@ benchmark the pipeline."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,12 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="TOML settings file (all optional)")
     common.add_argument("--data-dir", metavar="DIR", help="where photos and the database live")
+    level = common.add_mutually_exclusive_group()
+    level.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                       const=logging.DEBUG, default=logging.INFO,
+                       help="log everything, debugging detail included")
+    level.add_argument("-q", "--quiet", dest="log_level", action="store_const",
+                       const=logging.WARNING, help="log only faults and errors")
     return common
 
 
@@ -281,12 +288,52 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+# Libraries whose INFO and DEBUG lines are chatter at a museum (a line per request or retry),
+# at this level unless --verbose. psycopg's pool warns at every failed reconnection (dozens a
+# minute while the server is down): the uploader and the web app say once, in their own
+# words, that the database is out of reach.
+_NOISY = {"waitress": logging.WARNING, "urllib3": logging.WARNING, "psycopg": logging.WARNING,
+          "psycopg.pool": logging.ERROR, "botocore": logging.WARNING, "boto3": logging.WARNING,
+          "s3transfer": logging.WARNING}
+# Even with --verbose: botocore's DEBUG dumps every request, body (a whole JPEG) and all.
+_VERBOSE_CAP = {"botocore": logging.INFO, "boto3": logging.INFO, "s3transfer": logging.INFO}
+# journald's priorities (sd-daemon(3)): a "<N>" prefix sets the line's level in the journal.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+             logging.CRITICAL: 2}
+
+
+class _JournalFormatter(logging.Formatter):
+    """Under systemd: no time stamp (the journal adds its own), the level as a priority."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def setup_logging(level: int) -> None:
+    """Every module logs to its own logger (`logging.getLogger(__name__)`); here, once, the
+    lines go to stderr: one line per event, readable in a terminal and in the journal."""
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):  # set by systemd for a service's stdout/stderr
+        handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    verbose = level <= logging.DEBUG
+    for name, quiet in _NOISY.items():
+        logging.getLogger(name).setLevel(_VERBOSE_CAP.get(name, logging.NOTSET) if verbose
+                                         else quiet)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    setup_logging(args.log_level)
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
                "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens}[args.command]
     # A service manager stops the booth with SIGTERM: leave through the finally blocks

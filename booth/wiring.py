@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from booth.station.machine import Machine
     from booth.store import Store
     from booth.webapp.server import Janitor, WebServer
+
+log = logging.getLogger(__name__)
 
 
 def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
@@ -100,9 +102,9 @@ def serve_web(cfg: Config) -> int:
         web, janitor = start_web(cfg, store, background=False)
         stack.callback(janitor.stop)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
-        print(f"serving on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
+        log.info("serving on %s (staff pages: %s/staff)", base_url, base_url)
         if warning:
-            print(f"booth: warning: {warning}", file=sys.stderr)
+            log.warning("%s", warning)
         web.serve_forever()
     return 0
 
@@ -110,10 +112,9 @@ def serve_web(cfg: Config) -> int:
 def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store: Store,
                      base_url: str, *, machine: Machine | None = None,
                      clock: Clock | None = None, out: TextIO = sys.stdout,
-                     report: Callable[[StationStatus], None] | None = None,
-                     log: Callable[[str], None] | None = None) -> Station:
+                     report: Callable[[StationStatus], None] | None = None) -> Station:
     """The station as `booth run` has it (screens, renderer, photo maker, state machine),
-    for `booth run`, `booth bench` and the scripts alike; log: the station's own by default."""
+    for `booth run`, `booth bench` and the scripts alike."""
     from booth.clock import SYSTEM
     from booth.station.loop import PhotoMaker, Station
     from booth.station.machine import Machine
@@ -127,11 +128,8 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
                        retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
     machine = machine or Machine(st.countdown_seconds, st.result_seconds)
-    station = Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
-                      out=out, report=report)
-    if log is not None:  # else the station's own (its messages on stderr)
-        station.log = log
-    return station
+    return Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
+                   out=out, report=report)
 
 
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
@@ -179,8 +177,8 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                        "public_url to the public server's address (the QR codes now point "
                        "at this station)")
         if warning:
-            print(f"booth: warning: {warning}", file=sys.stderr)
-        print(f"web app on {base_url} (staff pages: {base_url}/staff)", file=sys.stderr)
+            log.warning("%s", warning)
+        log.info("web app on %s (staff pages: %s/staff)", base_url, base_url)
         station = assemble_station(
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
@@ -195,8 +193,8 @@ def finish_uploads(store: Store, wait: float) -> None:
     if store.uploader is None:
         return
     if store.uploader.pending():
-        print(f"booth: uploading the last photos (at most {wait:g} s)", file=sys.stderr)
+        log.info("uploading the last photos (at most %g s)", wait)
     left = store.uploader.stop(wait)
     if left:
-        print(f"booth: {left} photo(s) wait in the outbox for the next start "
-              f"({store.uploader.failing or 'not uploaded in time'})", file=sys.stderr)
+        log.warning("%d photo(s) wait in the outbox for the next start (%s)", left,
+                    store.uploader.failing or "not uploaded in time")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
         store = Store(Path(tmp) / "data")
         station = assemble_station(cfg, pipeline, video, store, "http://192.0.2.1:8000",
                                    machine=machine_for(args.capture_every), clock=clock,
-                                   out=io.StringIO(), log=lambda msg: None)
+                                   out=io.StringIO())
 
         wall: list[float] = []
         cpu: list[float] = []

@@ -8,6 +8,7 @@ Tests that need a missing file or tool skip with the reason on a developer's mac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ def asset(relative: str) -> Path:
     if not path.is_file():
         unavailable(f"test media {path} is missing; set BOOTH_ASSETS to the shared assets folder")
     return path
+
+
+@pytest.fixture
+def station_log() -> Iterator[list[str]]:
+    """The station loop's log lines (booth.station.loop, INFO and up), as they come."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("booth.station.loop")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

@@ -209,7 +209,7 @@ def run_station(source: FaultyCamera, store: Store, seconds: float, *,
         station = Station(source, Renderer(pipeline, screens),
                           PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                      clock=source.clock),
-                          machine, clock=source.clock, report=report, log=lambda msg: None)
+                          machine, clock=source.clock, report=report)
         station.run(display)
     finally:
         source.close()

@@ -417,15 +417,16 @@ def _qr(screen: np.ndarray) -> str:
     return text
 
 
-def _run_with_fault(rig, data: Path, fault: Fault, moment: str, partial: int | None
-                    ) -> None:
-    """One station run: a saved capture, one with the fault on (started `moment`), one after.
-    partial: the failed capture cut a temp file short at this many bytes or more (and must
-    have removed it); None: no file write was cut short."""
+def _run_with_fault(rig, log: list[str], data: Path, fault: Fault, moment: str,
+                    partial: int | None) -> None:
+    """One station run: a saved capture, one with the fault on (started `moment`), one after;
+    log: the station's log lines (the station_log fixture). partial: the failed capture cut
+    a temp file short at this many bytes or more (and must have removed it); None: no file
+    write was cut short."""
     pipeline, screens = rig
     store = FaultyStore(data)
     visitor = Visitor(store, fault, moment)
-    out, log = io.StringIO(), []
+    out = io.StringIO()
     source = VideoFileSource(asset(VIDEO))
     source.start()
     station = Station(source, Renderer(pipeline, screens),
@@ -433,7 +434,7 @@ def _run_with_fault(rig, data: Path, fault: Fault, moment: str, partial: int | N
                                  retention_hours=1),
                       Machine(countdown_seconds=0.5, result_seconds=30,
                               auto_capture_seconds=0.2),
-                      out=out, log=log.append)
+                      out=out)
     visitor.station = station
     try:
         station.run(visitor)
@@ -525,15 +526,16 @@ DISK_CASES = {
 
 @pytest.mark.parametrize("case", list(DISK_CASES))
 def test_disk_full_or_read_only_mid_capture(rig, mounts: Mounts, tmp_path: Path,
-                                            case: str) -> None:
+                                            case: str, station_log: list[str]) -> None:
     root = tmp_path / "disk"
     root.mkdir()
     mounts.mount("-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", point=root)
     make, moment, partial = DISK_CASES[case]
-    _run_with_fault(rig, root / "data", make(root, mounts), moment, partial)
+    _run_with_fault(rig, station_log, root / "data", make(root, mounts), moment, partial)
 
 
-def test_file_size_limit_mid_photo_without_mounts(rig, tmp_path: Path) -> None:
+def test_file_size_limit_mid_photo_without_mounts(rig, tmp_path: Path,
+                                                  station_log: list[str]) -> None:
     """Where nothing may be mounted: the kernel cuts the photo's file off at 64 kB."""
-    _run_with_fault(rig, tmp_path / "data", FileSizeLimit(64 * 1024), "before capture",
-                    partial=64 * 1024)
+    _run_with_fault(rig, station_log, tmp_path / "data", FileSizeLimit(64 * 1024),
+                    "before capture", partial=64 * 1024)

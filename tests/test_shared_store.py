@@ -262,7 +262,7 @@ def test_servers_share_staff_secrets_and_sessions(shared) -> None:
 
 
 def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
-        shared, tmp_path, s3_server, s3_bucket, capsys) -> None:
+        shared, tmp_path, s3_server, s3_bucket, caplog) -> None:
     from booth.wiring import finish_uploads
 
     data = tmp_path / "station"
@@ -274,7 +274,7 @@ def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
         finish_uploads(station, 1.0)  # the bucket is down: gives up after its wait
         station.close()
         assert len(list((data / "outbox").glob("*.json"))) == 2
-        assert "2 photo(s) wait in the outbox for the next start" in capsys.readouterr().err
+        assert "2 photo(s) wait in the outbox for the next start" in caplog.text
     finally:
         s3_server.start()
     station = Store(data, shared=shared, outbox=True)  # the next start

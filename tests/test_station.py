@@ -180,7 +180,8 @@ def clip_frames() -> list[np.ndarray]:
     return frames
 
 
-def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_frames):
+def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_frames,
+                                                         station_log: list[str]):
     """The station loop stepped on an injected clock, 1/30 s a step: the banner comes with
     the first step after the camera is lost and goes with the first step after it is back;
     a press meanwhile runs the countdown but takes no photo; the log and the staff status
@@ -190,13 +191,12 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     store = Store(tmp_path / "data")
     camera, clock = HandCamera(clip_frames), ManualClock()
     camera.start()
-    log: list[str] = []
+    log = station_log
     reports: list[StationStatus] = []
     station = Station(camera, Renderer(pipeline, screens),
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
-                      Machine(1, 30), clock=clock, out=io.StringIO(), log=log.append,
-                      report=reports.append)
+                      Machine(1, 30), clock=clock, out=io.StringIO(), report=reports.append)
     has_banner = banner_detector(screens)
 
     def steps(seconds: float, *, frames: bool = True) -> list[tuple[State, bool]]:
@@ -241,7 +241,8 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
 
 
-def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(tmp_path: Path):
+def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(
+        tmp_path: Path, station_log: list[str]):
     """An empty room (a bright plain wall) and a faded, smeared figure near the lens: the
     countdown runs, the shutter takes nothing, the station says to step in front of the
     camera, and goes back to attract."""
@@ -252,7 +253,7 @@ def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(tmp_path:
     pipeline = load_pipeline(plate_config(), mirror=True)
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     store = Store(tmp_path / "data")
-    clock, log = ManualClock(), []
+    clock, log = ManualClock(), station_log
     try:
         for frames in ([empty], [ghost]):
             camera = HandCamera(frames)
@@ -260,7 +261,7 @@ def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(tmp_path:
             station = Station(camera, Renderer(pipeline, screens),
                               PhotoMaker(pipeline, screens, store, "http://x",
                                          retention_hours=1, clock=clock),
-                              Machine(1, 30), clock=clock, out=io.StringIO(), log=log.append)
+                              Machine(1, 30), clock=clock, out=io.StringIO())
             with station:
                 station.step()
                 station.press()
@@ -341,7 +342,7 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     station = Station(camera, renderer,
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
-                      Machine(3, 30), clock=clock, out=io.StringIO(), log=lambda msg: None)
+                      Machine(3, 30), clock=clock, out=io.StringIO())
     analyses, renders = counting(pipeline, "preview_analysis"), counting(pipeline, "draw_preview")
     pressed_at: list[float] = []
 
@@ -415,7 +416,8 @@ def _detail(picture: np.ndarray, where: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F)[where].std())
 
 
-def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(tmp_path: Path):
+def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(
+        tmp_path: Path, station_log: list[str]):
     """A webcam (tests.test_sources.Webcam: no device here) previews a real photo at 640x360
     and has a 1920x1080 mode: at the shutter the worker takes a still in that mode, and the
     photo is made from it at the preview's placement: the visitor stands where the screen
@@ -426,14 +428,14 @@ def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(tmp_path: Pat
     pipeline = load_pipeline(plate_config(), mirror=True)
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     store = Store(tmp_path / "data")
-    clock, log = ManualClock(), []
+    clock, log = ManualClock(), station_log
     webcam = Webcam(person, [(640, 360), (1920, 1080)])
     camera = WebcamSource(webcam, still_width=1920, still_height=1080)
     camera.start()
     station = Station(camera, Renderer(pipeline, screens),
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
-                      Machine(1, 30), clock=clock, out=io.StringIO(), log=log.append)
+                      Machine(1, 30), clock=clock, out=io.StringIO())
     try:
         with station:
             station.step()

@@ -90,7 +90,7 @@ def test_an_empty_room_is_drawn_once_and_a_visitor_stepping_in_is_drawn_at_once(
     station = Station(camera, renderer,
                       PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
                                  clock=clock),
-                      Machine(3, 30), clock=clock, out=io.StringIO(), log=lambda msg: None)
+                      Machine(3, 30), clock=clock, out=io.StringIO())
     try:
         with station:
             empty = station.step().copy()

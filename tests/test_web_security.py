@@ -475,7 +475,8 @@ def test_serve_on_loopback_prints_the_loopback_address(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         proc.stderr.close()
-    port = re.fullmatch(r"serving on http://127\.0\.0\.1:(\d+) \(staff pages: "
-                        r"http://127\.0\.0\.1:\d+/staff\)\n", first)
+    # A log line each: time, level, logger, message.
+    port = re.fullmatch(r"\S+ \S+ INFO booth\.wiring: serving on http://127\.0\.0\.1:(\d+) "
+                        r"\(staff pages: http://127\.0\.0\.1:\d+/staff\)\n", first)
     assert port, first
-    assert "listening on 127.0.0.1 only" in second
+    assert " WARNING booth.wiring: " in second and "listening on 127.0.0.1 only" in second

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from booth.errors import BoothError
 from booth.scene.definition import Scene
 
 _CHUNK = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 def sha256_of(path: Path) -> str:
@@ -51,7 +53,9 @@ def _check(path: Path, scene: Scene, origin: str) -> Path:
     return path
 
 
-def _progress(out: TextIO, done: int, total: int | None) -> None:
+def _progress(out: TextIO | None, done: int, total: int | None) -> None:
+    if out is None:
+        return
     if total:
         width = 30
         filled = width * done // total
@@ -62,9 +66,16 @@ def _progress(out: TextIO, done: int, total: int | None) -> None:
     out.flush()
 
 
-def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.stderr,
+def _terminal() -> TextIO | None:
+    """Where a progress bar goes: stderr when a person watches it, never into a log."""
+    return sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
+
+
+def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO | None = None,
              timeout: float = 20.0) -> Path:
-    """Fetch url into dest atomically, verifying the checksum before it is published."""
+    """Fetch url into dest atomically, verifying the checksum before it is published.
+    out: where the progress bar goes (default: stderr if it is a terminal, else none)."""
+    out = _terminal() if out is None else out
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise BoothError(f"plate URL {url!r} must start with http:// or https://")
     try:
@@ -92,6 +103,8 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
             raise BoothError(f"the file downloaded from {url} does not match the expected "
                              f"SHA-256 (got {digest.hexdigest()[:12]}...); nothing was saved")
         os.replace(tmp, dest)
+        log.info("plate downloaded from %s into %s (%d kB, checksum verified)", url, dest,
+                 done // 1024)
         return dest
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         if isinstance(exc, urllib.error.HTTPError):
@@ -101,7 +114,7 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
         reason = " ".join(str(reason).split())[:200]  # a server's garbage stays on one line
         raise BoothError(f"cannot download the plate from {url} ({reason})") from None
     finally:
-        if done:  # end the progress line, so a message that follows starts on its own line
+        if done and out is not None:  # end the progress line: what follows has its own
             out.write("\n")
             out.flush()
         tmp.unlink(missing_ok=True)
@@ -109,7 +122,7 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO = sys.st
 
 def obtain_plate(scene: Scene, *, configured: str = "",
                  origin: str = "the config's [scene] plate", url: str = "", cache_dir: Path,
-                 out: TextIO = sys.stderr) -> Path:
+                 out: TextIO | None = None) -> Path:
     """Path to a verified copy of the scene's plate, downloading it once if needed.
     configured: a path given by the operator (origin says where: the config, BOOTH_PLATE)."""
     if configured:
@@ -117,6 +130,7 @@ def obtain_plate(scene: Scene, *, configured: str = "",
     cached = cache_dir / "plates" / scene.plate.file
     if cached.is_file() and sha256_of(cached) == scene.plate.sha256:
         return cached
+    log.info("downloading the plate %s (not in the cache %s)", scene.plate.file, cached.parent)
     try:
         return download(url or scene.plate.url, cached, scene.plate.sha256, out=out)
     except BoothError as exc:

@@ -8,6 +8,7 @@ the countdown), analyses each frame once and draws only a screen that changed.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
 OPENCV_THREADS = 1
 REFRESH_SECONDS = 0.2  # an unchanged screen is shown again this often: the window stays live
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Outcome:
@@ -50,6 +53,7 @@ class Outcome:
     error: str = ""
     seconds: float = 0.0
     made_from: str = "the preview"  # or the still, and why not when there was none
+    capture: str = ""  # its short id, for the log
 
 
 class PhotoMaker:
@@ -117,7 +121,8 @@ class PhotoMaker:
             screen = self.screens.result(photo, qr_image(link, 600), link,
                                          datetime.fromtimestamp(capture.expires_at),
                                          self.retention_hours)
-            return Outcome(True, link, screen, seconds=time.perf_counter() - start)
+            return Outcome(True, link, screen, seconds=time.perf_counter() - start,
+                           capture=capture.short_id)
         except BoothError as exc:
             return Outcome(False, error=str(exc), seconds=time.perf_counter() - start)
 
@@ -130,11 +135,10 @@ class Station:
 
     def __init__(self, source: FrameSource, renderer: Renderer, maker: PhotoMaker,
                  machine: Machine, *, clock: Clock = SYSTEM, out: TextIO = sys.stdout,
-                 report: Callable[[StationStatus], None] | None = None,
-                 log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> None:
+                 report: Callable[[StationStatus], None] | None = None) -> None:
         self.source, self.renderer, self.maker, self.machine = source, renderer, maker, machine
         self.pipeline, self.screens = renderer.pipeline, renderer.screens
-        self.out, self.log, self.clock = out, log, clock
+        self.out, self.clock = out, clock
         self.report = report  # where the station's status goes (the staff page reads it)
         self.captures = 0
         self.camera_ok = False
@@ -213,11 +217,11 @@ class Station:
         self.camera_ok = self.frame is not None and self.source.status() == "ok"
         if not self.camera_ok and not self._said_down:
             self._said_down = True
-            self.log(f"Camera unavailable, reconnecting: "
-                     f"{self.source.problem or 'waiting for its first frame'}")
+            log.warning("Camera unavailable, reconnecting: %s",
+                        self.source.problem or "waiting for its first frame")
         elif self.camera_ok and self._said_down:
             self._said_down = False
-            self.log(f"camera back: {self.source.name}")
+            log.info("camera back: %s", self.source.name)
 
     def _shutter(self, now: float) -> None:
         if self.analysis is None or self.frame is None or not self.camera_ok:
@@ -225,7 +229,7 @@ class Station:
             return
         if not self.analysis.people.confident:  # an empty room, a blurred hand: no photo
             self.machine.nobody(now)
-            self.log("shutter: nobody clearly in front of the camera; no photo taken")
+            log.info("shutter: nobody clearly in front of the camera; no photo taken")
             return
         # A still (a camera's mode switch) may take seconds: it is taken on the worker.
         still = self.source.capture_still if isinstance(self.source, StillSource) else None
@@ -242,10 +246,10 @@ class Station:
             self._result_screen = outcome.screen
             self.captures += 1
             print(outcome.link, file=self.out, flush=True)
-            self.log(f"photo saved in {outcome.seconds * 1000:.0f} ms, "
-                     f"made from {outcome.made_from}")
+            log.info("photo saved in %.0f ms, capture %s, made from %s",
+                     outcome.seconds * 1000, outcome.capture, outcome.made_from)
         else:
-            self.log(f"capture failed: {outcome.error}")
+            log.warning("capture failed: %s", outcome.error)
 
     def _report(self, now: float) -> None:
         if self.report is None or now - self._reported_at < 2.0:

@@ -16,16 +16,18 @@ On the shared store the same hold with "object" for "file", except the secrets: 
 must check the same staff cookies, so they are rows in the database, which is then guarded
 like them.
 
-Modules: files (atomic private files), photos (the data dir's photos, and the interface a
-bucket also has), bucket (S3), keys (secret files and rows), schema (numbered migrations
-for both databases), db (the SQLite connection), pg (the PostgreSQL pool), captures,
-settings, sessions, sweep, outbox (a station's photos on their way, and the uploader),
-status (the station's health, which it writes and the staff page reads). The
+Modules: interface (what the two back-ends share: Database, SharedDatabase, PhotoFiles),
+files (atomic private files), photos (the data dir's photos), bucket (S3), keys (secret files
+and rows), schema (numbered migrations for both databases), db (the SQLite connection), pg
+(the PostgreSQL pool), captures, settings, sessions, sweep, outbox (a station's photos on
+their way, and the uploader), status (the station's health, which it writes and the staff
+page reads). The
 public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -33,8 +35,9 @@ from pathlib import Path
 
 from booth.errors import BoothError, StoreUnavailable
 from booth.store.captures import Capture, CaptureRows
-from booth.store.db import Database
+from booth.store.db import SqliteDatabase
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
+from booth.store.interface import Database, PhotoFiles, SharedDatabase
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
 from booth.store.ratelimits import RateCounts
@@ -45,6 +48,8 @@ from booth.store.sweep import sweep, sweep_bucket
 
 __all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Photo", "Shared", "Store",
            "StoreUnavailable", "open_store"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class Store(CaptureRows, Settings, StaffSessions):
             self.secrets = SecretFiles(self.data_dir / "secrets")
         except OSError as exc:
             raise _not_writable(self.data_dir, exc) from None
-        self.photo_files = PhotoDir(self.photos)
-        self.db = Database(self.db_path, self.secrets)
+        self.photo_files: PhotoFiles = PhotoDir(self.photos)
+        self.db: Database = SqliteDatabase(self.db_path, self.secrets)
         try:
             self.sweep(gentle=gentle)
         except BaseException as exc:
@@ -126,9 +131,15 @@ class Store(CaptureRows, Settings, StaffSessions):
         """See booth.store.sweep; returns how many files and rows it removed. On the shared
         store one process at a time sweeps (the others skip)."""
         if not self.shared:
-            return sweep(self.db, self.data_dir, self.photos, gentle)
-        with self.db.exclusive("sweep") as mine:
-            return sweep_bucket(self.db, self.photo_files, time.time()) if mine else 0
+            removed = sweep(self.db, self.data_dir, self.photos, gentle)
+        else:
+            db = self.db
+            assert isinstance(db, SharedDatabase)  # the shared store's is PostgreSQL
+            with db.exclusive("sweep") as mine:
+                removed = sweep_bucket(db, self.photo_files, time.time()) if mine else 0
+        if removed:
+            log.info("sweep: removed %d leftover file(s) and row(s)", removed)
+        return removed
 
     def close(self) -> None:
         if self.uploader is not None:

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from booth.errors import BoothError
-from booth.store.db import Database
 from booth.store.files import fsync_dir, reason, remove, write_file
 
 if TYPE_CHECKING:
+    from booth.store.interface import Database, PhotoFiles
     from booth.store.outbox import Outbox, Uploader
-    from booth.store.pg import PgDatabase
-    from booth.store.photos import Photo, PhotoFiles
+    from booth.store.photos import Photo
 
 # token_urlsafe(16) gives 22 characters; accept a little more so longer tokens stay valid if
 # the size is ever raised, and refuse anything else before hashing it.
@@ -45,17 +44,27 @@ class Capture:
     thumb_filename: str | None = None
     pending: bool = False  # still on its way from the station to the shared store
 
+    @property
+    def short_id(self) -> str:
+        """What the log calls it (never its token): its files' name, shortened."""
+        return short_id(self.filename)
+
+
+def short_id(filename: str) -> str:
+    """A capture's files are "<uuid>.jpg", "<uuid>-thumb.jpg", ...: the uuid's first 8."""
+    return filename[:8]
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 class CaptureRows:
-    """Mixed into Store: needs self.db (Database or PgDatabase), self.photo_files,
+    """Mixed into Store: needs self.db, self.photo_files (see booth.store.interface),
     self.photos (the data dir's photos folder, None for a bucket), self.outbox (None but on
     a shared store's station), self.uploader and self._leftovers."""
 
-    db: Database | PgDatabase
+    db: Database
     photo_files: PhotoFiles
     photos: Path | None
     outbox: Outbox | None

@@ -36,9 +36,9 @@ def _make_private(path: Path) -> None:
             os.chmod(name, PRIVATE_FILE)
 
 
-class Database:
-    """One connection; `self.lock` serialises its use (a sqlite3 connection must not run two
-    calls at once)."""
+class SqliteDatabase:
+    """booth.store.interface.Database on one SQLite connection; `self.lock` serialises its
+    use (a sqlite3 connection must not run two calls at once)."""
 
     def __init__(self, path: Path, secrets: SecretFiles) -> None:
         self.path = path

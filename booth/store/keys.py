@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from booth.store.files import PRIVATE_FILE, TMP_PREFIX, fsync_dir, make_private_dir, remove
+from booth.store.interface import Database
 
 
 class SecretFiles:
@@ -71,7 +72,7 @@ class SecretRows:
     address must sign and check the same staff cookies and password. The database then
     holds them, so it is guarded like them (see the README's deployment section)."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def read(self, name: str) -> str | None:

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from booth.errors import StoreUnavailable
+from booth.store.captures import short_id
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
 # Seconds between tries while a service is down. Short, so that every link works within
 # seconds of the service's return (`scripts/load.py shared outage`: up to ~5 s with 8 s here).
 MAX_BACKOFF = 2.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,9 +142,14 @@ class Uploader:
         store, names = self.store, entry.files.values()
         for name in names:
             store.photo_files.put(name, self.outbox.read(name))
-        if not store.mark_uploaded(entry.token_hash):
+        capture = short_id(entry.files["photo"])
+        if store.mark_uploaded(entry.token_hash):
+            log.info("upload done: capture %s", capture)
+        else:
             for name in names:  # deleted while on its way
                 store.photo_files.delete(name)
+            log.info("capture %s was deleted while on its way; its files left the bucket",
+                     capture)
         self.outbox.remove(entry)
 
     def upload_all(self) -> int:
@@ -152,6 +160,8 @@ class Uploader:
         for entry in self.outbox.entries():
             if entry.expires_at <= self.clock():
                 self.outbox.remove(entry)  # its link has expired: nobody may see it any more
+                log.warning("capture %s expired in the outbox before it went up; deleted",
+                            short_id(entry.files["photo"]))
             else:
                 entries.append(entry)
         for entry in entries:
@@ -167,16 +177,15 @@ class Uploader:
             try:
                 self.upload_all()
                 if self.failing:
-                    print("booth: the shared store is back; the photos are uploading again",
-                          file=sys.stderr)
+                    log.info("the shared store is back; the photos are uploading again")
                 self.failing, delay = "", 0.0
             except StoreUnavailable as exc:
                 if not self.failing:
-                    print(f"booth: warning: {exc}; the photos wait in the outbox and go up "
-                          "when it is back", file=sys.stderr)
+                    log.warning("%s; the photos wait in the outbox and go up when it is back",
+                                exc)
                 self.failing, delay = str(exc), min(max(1.0, 2 * delay), MAX_BACKOFF)
             except Exception as exc:  # a full disk, a broken record: try again later
-                print(f"booth: warning: uploading a photo failed: {exc}", file=sys.stderr)
+                log.warning("uploading a photo failed: %s", exc)
                 self.failing, delay = str(exc), MAX_BACKOFF
             self._wake.wait(delay if self.failing else None)
 

@@ -1,5 +1,5 @@
-"""The shared store's metadata in PostgreSQL (psycopg 3), with the interface of
-booth.store.db.Database, so the capture, settings and session code runs on either.
+"""The shared store's metadata in PostgreSQL (psycopg 3), with the interface of SQLite's
+(booth.store.interface), so the capture, settings and session code runs on either.
 
 Statements are written once, with SQLite's `?` placeholders; they are turned into
 psycopg's `%s` here. A pool of connections serves the web threads, the station's uploader
@@ -10,7 +10,6 @@ web, a retry in the uploader), never as a traceback.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 
 import psycopg
@@ -26,9 +25,6 @@ WAIT = 3.0  # seconds a request waits for a pooled connection before its 503 pag
 # next request starts over at one second. Short, so a server back after a long outage is
 # used again within seconds, not after the delay has doubled to minutes.
 RECONNECT_WINDOW = 10.0
-# The pool logs every failed reconnection (dozens a minute while the server is down); the
-# uploader and the web app say once, in their own words, that the database is out of reach.
-logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def _sql(statement: str) -> str:
@@ -60,7 +56,7 @@ class _Transaction:
 
 
 class PgDatabase:
-    dialect = "postgresql"
+    """booth.store.interface.SharedDatabase on a pool of PostgreSQL connections."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url

@@ -1,13 +1,12 @@
-"""Where the photo files live, behind one small interface: a folder on this machine
-(PhotoDir) or an S3-compatible bucket (booth.store.bucket.Bucket). Names are flat
-("<uuid>.jpg", "<uuid>-thumb.jpg"); a name is never reused."""
+"""Where the photo files live, behind one small interface (booth.store.interface.PhotoFiles):
+a folder on this machine (PhotoDir) or an S3-compatible bucket (booth.store.bucket.Bucket)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from booth.store.files import fsync_dir, remove, write_file
 
@@ -18,18 +17,6 @@ class Photo:
 
     stream: BinaryIO
     length: int
-
-
-class PhotoFiles(Protocol):
-    def put(self, name: str, data: bytes) -> None: ...
-
-    def open(self, name: str) -> Photo | None:
-        """The photo, or None if there is no such file."""
-
-    def delete(self, name: str) -> bool: ...
-
-    def listing(self) -> dict[str, float]:
-        """Every stored name with its modification time (seconds since the epoch)."""
 
 
 class PhotoDir:

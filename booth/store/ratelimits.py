@@ -14,10 +14,12 @@ The keys name a client address: expired rows are deleted every minute by the jan
 
 from __future__ import annotations
 
+from booth.store.interface import Database
+
 
 class RateCounts:
-    def __init__(self, db) -> None:
-        self.db = db  # booth.store.pg.PgDatabase
+    def __init__(self, db: Database) -> None:
+        self.db = db  # PostgreSQL: the statements are its own
 
     def hit(self, key: str, seconds: float, amount: int, now: float) -> int:
         """Count `amount` hits in key's window (a new one of `seconds` if there is none or it

@@ -8,7 +8,7 @@ import hashlib
 import secrets
 import time
 
-from booth.store.db import Database
+from booth.store.interface import Database
 
 
 def _hash(session_id: str) -> str:

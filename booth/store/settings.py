@@ -3,7 +3,7 @@ Nothing secret goes here: see booth.store.keys."""
 
 from __future__ import annotations
 
-from booth.store.db import Database
+from booth.store.interface import Database
 
 
 class Settings:

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from booth.store.db import Database
 from booth.store.files import TMP_PREFIX, remove
+from booth.store.interface import Database, PhotoFiles
 
 # What a live system's sweep leaves alone: another process may be writing it right now.
 _GENTLE_TMP_AGE = 600.0
@@ -67,7 +67,7 @@ def sweep(db: Database, data_dir: Path, photos: Path, gentle: bool = False) -> i
     return removed
 
 
-def sweep_bucket(db, photo_files, now: float) -> int:
+def sweep_bucket(db: Database, photo_files: PhotoFiles, now: float) -> int:
     """The shared store's sweep: rows whose photo is gone from the bucket, and objects no row
     names (a purge killed between the row and the object). The rows are read before the
     bucket is listed, and objects younger than _GENTLE_TMP_AGE are spared, so an upload in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, make_response, render_template, request, send_file
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
@@ -26,6 +28,8 @@ _MESSAGES = {
     503: (N_("Busy"), N_("The booth is busy for a moment. Try again in a few seconds.")),
 }
 _ELSE = (N_("Something went wrong"), N_("Please try again in a moment."))
+
+log = logging.getLogger(__name__)
 
 
 def _message(title: str, message: str, code: int):
@@ -96,7 +100,7 @@ def init(app: Flask) -> None:
 
     @app.errorhandler(StoreUnavailable)
     def handle_unavailable(exc: StoreUnavailable):
-        app.logger.warning("%s on %s", exc, request.path)
+        log.warning("%s on %s %r", exc, request.method, request.path)
         if request.path.startswith("/p/"):
             return on_its_way(503, unavailable=True)
         response = _message(*_MESSAGES[503], 503)
@@ -105,5 +109,5 @@ def init(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_any(exc: Exception):
-        app.logger.exception("unexpected error on %s", request.path)
+        log.exception("unexpected error on %s %r", request.method, request.path)
         return _message(*_ELSE, 500)

@@ -7,6 +7,7 @@ but on the shared store the rate limits' counts, which all its servers share.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from booth.config import Config
 from booth.errors import StoreUnavailable
 from booth.store.ratelimits import RateCounts
+
+log = logging.getLogger(__name__)
 
 
 class LockedMemoryStorage(MemoryStorage):
@@ -137,6 +140,8 @@ class RateLimits:
         results = [strategy.hit(item, *ids) for item, ids in self._keys(limits, scope)]
         if not all(results):
             self.give_back(limits, scope)
+            log.debug("rate limit %s on %s reached by client %r", limits, scope,
+                      get_remote_address())
             raise TooManyRequests()
 
     def give_back(self, limits: str, scope: str) -> None:
@@ -224,6 +229,7 @@ def init(app: Flask, cfg: Config) -> None:
             return
         own = f"{request.scheme}://{request.host}".lower()
         if origin.lower() not in (own, public_origin):
+            log.debug("refused a %s from another origin: %r", request.method, origin)
             abort(403)
 
     app.session_interface = SessionInterface()

@@ -15,8 +15,8 @@ venue's Wi-Fi, so the limits are tightened here (see the README's security secti
 
 from __future__ import annotations
 
+import logging
 import select
-import sys
 import threading
 import time
 
@@ -29,6 +29,8 @@ from booth.errors import BoothError
 from booth.store import Store
 from booth.webapp import MAX_BODY
 from booth.webapp.security import HEADERS
+
+log = logging.getLogger(__name__)
 
 PURGE_INTERVAL = 60.0
 CHANNEL_TIMEOUT = 10  # seconds a connection may stay silent
@@ -123,12 +125,13 @@ class Janitor:
             try:
                 if self.store.shared:  # first: a purge of photos fails while the bucket is down
                     self.store.rate_counts.purge(time.time())
-                self.store.purge_expired()
+                if purged := self.store.purge_expired():
+                    log.info("deleted %d expired photo(s)", purged)
                 if self.store.shared and rounds % SWEEP_EVERY == 0:
                     self.store.sweep()
                 rounds += 1
             except Exception as exc:  # a locked or full disk must not stop the next round
-                print(f"booth: warning: purging expired photos failed: {exc}", file=sys.stderr)
+                log.warning("purging expired photos failed: %s", exc)
             if self._stop.wait(self.interval):
                 return
 

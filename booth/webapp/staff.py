@@ -10,6 +10,7 @@ Everything that changes state is a POST carrying the CSRF token (CSRFProtect is 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import shutil
@@ -40,6 +41,7 @@ from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
 from booth.webapp.visitor import expiry_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+log = logging.getLogger(__name__)
 
 STATUS_MAX_AGE = 10.0  # seconds; the station refreshes its status far more often
 # (form value, seconds) for "Purge everything older than".
@@ -130,6 +132,7 @@ def login():
         limits.give_back(LOGIN_LIMIT, "login")  # not checked: not counted
         raise
     if not ok:
+        log.warning("staff login refused: wrong password (client %r)", request.remote_addr)
         return _page("staff_login.html", 401,
                      error=current().gettext("Wrong password. Try again."))
     limits.give_back(LOGIN_LIMIT, "login")
@@ -137,6 +140,7 @@ def login():
     session.clear()
     session["staff"] = session_id
     session.permanent = True  # PERMANENT_SESSION_LIFETIME: one shift
+    log.info("staff logged in (client %r)", request.remote_addr)
     return _to_gallery()
 
 
@@ -159,6 +163,7 @@ def logout():
     store().end_session(session.get("staff"))  # the old cookie opens nothing any more
     session.clear()
     if was_in:
+        log.info("staff logged out (client %r)", request.remote_addr)
         flash(current().gettext("Logged out."))
     return _to_gallery()
 
@@ -301,6 +306,7 @@ def delete():
         return _to_gallery()
     deleted = store().delete(sorted(ids))
     gone = len(ids) - deleted
+    log.info("staff deleted %d photo(s)", deleted)
     lang = current()
     message = lang.ngettext("Deleted %(num)s photo.", "Deleted %(num)s photos.", deleted)
     if gone:
@@ -317,6 +323,7 @@ def purge_older():
         return _problem(400, lang.gettext("Nothing deleted"),
                         lang.gettext("Choose an age from the list and try again."))
     deleted = store().purge_older_than(seconds)
+    log.info("staff purged %d photo(s) older than %d s", deleted, seconds)
     flash(lang.ngettext("Deleted %(num)s photo older than %(age)s.",
                         "Deleted %(num)s photos older than %(age)s.", deleted,
                         age=lang.duration(seconds)))
@@ -335,6 +342,7 @@ def purge():
         return _problem(400, _("Nothing deleted"), _("Purging every photo needs the "
                         "confirmation button. Nothing was deleted."))
     deleted = store().purge_all()
+    log.info("staff purged every photo: %d deleted", deleted)
     flash(current().ngettext("Deleted %(num)s photo: the booth holds no photos now.",
                              "Deleted %(num)s photos: the booth holds no photos now.", deleted))
     return _to_gallery()

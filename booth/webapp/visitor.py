@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from booth.webapp.security import MISS_LIMIT, private, rate_limits
 
 bp = Blueprint("visitor", __name__)
 _FONTS = {"Lato-Regular.ttf", "Lato-Bold.ttf", "Lato-Black.ttf"}
+log = logging.getLogger(__name__)
 
 
 def store() -> Store:
@@ -128,6 +130,7 @@ def photo_image(token: str, capture: Capture):
 def download(token: str, capture: Capture):
     if request.method == "GET":  # a HEAD (a link preview, a download manager) fetches nothing
         store().record_download(capture.id)
+        log.info("photo downloaded: capture %s", capture.short_id)
     return _image(capture, attachment=True)
 
 
@@ -144,4 +147,5 @@ def confirm_delete(token: str, capture: Capture):
 def delete(token: str, capture: Capture):
     if not store().delete([capture.id]):
         return not_found()  # another request deleted it a moment ago
+    log.info("photo deleted by its visitor: capture %s", capture.short_id)
     return _page("deleted.html")
