@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("--mirror", action="store_true", help="mirror the person, as the "
                          "station's preview does")
 
-    screens = sub.add_parser("screens", help="draw every station screen in every language as "
-                             "PNG files, to check their texts and Wi-Fi settings")
-    screens.add_argument("--config", metavar="FILE", help="TOML settings file (all optional)")
+    screens = sub.add_parser("screens", parents=[common],
+                             help="draw every station screen in every language as PNG files, "
+                             "to check their texts and Wi-Fi settings")
     screens.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
     screens.add_argument("--language", action="append", metavar="CODE",
                          help="only this language (repeatable; default: every language)")
