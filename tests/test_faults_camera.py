@@ -32,7 +32,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from booth.camera.sources import BACKOFF_FIRST, CameraSource
 from booth.clock import ManualClock
@@ -43,7 +42,6 @@ from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.wiring import load_pipeline, write_status
 from tests.conftest import asset, plate_config
 
@@ -185,13 +183,6 @@ class RecordingDisplay:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 def run_station(source: FaultyCamera, store: Store, seconds: float, *,
@@ -341,14 +332,12 @@ def test_camera_device_path_that_vanishes_and_returns(tmp_path: Path, store: Sto
 
 
 def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
-        tmp_path: Path, store: Store) -> None:
+        tmp_path: Path, store: Store, client) -> None:
     """read() fails for 2 s (reopens at +0.5 and +1.5 s fail, the one at +3.5 s works). The
     staff page, polled through the real Flask app while the station reports to the store,
     goes from "Camera OK" to "Camera reconnecting" and back. A press while the camera is
     down runs the countdown but takes no photo; a press once it is back does."""
     set_password(store, "correct horse battery")
-    app = create_app(Config(), store, testing=True)
-    client = app.test_client()
     login = client.get("/staff")
     token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
     response = client.post("/staff/login", data={"csrf_token": token,

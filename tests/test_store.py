@@ -39,13 +39,6 @@ def _rows(data: Path) -> list[tuple[str, str | None, str]]:
         db.close()
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 def test_publish_then_resolve(store: Store) -> None:
     jpeg, raw = _payload(1), _payload(2)
     cap = store.publish(jpeg, ttl_seconds=60, raw_jpeg=raw, now=1000.0)

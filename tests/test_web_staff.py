@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from booth.config import Config
 from booth.errors import BoothError
 from booth.store import Capture, Store
 from booth.store.passwords import (
@@ -29,7 +28,6 @@ from booth.store.passwords import (
     store_hash,
     stored_hash,
 )
-from booth.webapp import create_app
 
 PASSWORD = "correct horse battery"
 HTTPS = "https://localhost"
@@ -40,23 +38,6 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> byt
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "JPEG", quality=85)
     return out.getvalue()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def app(store):
-    return create_app(Config(), store, testing=True)  # with limits of its own
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def _token(client, **kw) -> str:
