@@ -1,9 +1,12 @@
 """Shared test set-up: where the real media live, a plate for every test that needs one, a
-store and the web app on it, and the real servers.
+store and the web app on it, the real servers, and the tiers.
 
 The media folder comes from BOOTH_ASSETS (default: ../shared/assets beside the checkout).
 Tests that need a missing file or tool skip with the reason on a developer's machine; under CI
 (`CI` set) they fail instead, so CI can never pass by skipping the real-media tests.
+
+Tiers (markers declared in pyproject.toml): browser, services, kiosk, slow. The fast tier is
+`pytest -m "not (browser or services or kiosk or slow)"`; plain `pytest` runs everything.
 """
 
 from __future__ import annotations
@@ -199,3 +202,14 @@ def shared(pg_url, s3_bucket):
 
     return Shared(pg_url, f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)
 
+
+# Any test that needs one of the real servers is in the `services` tier, however it asks for
+# it (directly or through another fixture): no such test can miss the marker.
+SERVICE_FIXTURES = frozenset({"pg_server", "s3_server", "pg_url", "s3_bucket", "s3_store_url",
+                              "shared"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

@@ -26,6 +26,8 @@ from booth.webapp.server import WebServer
 from booth.webapp.visitor import download_name
 from tests.conftest import asset, unavailable
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = os.environ.get("BOOTH_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

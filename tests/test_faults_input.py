@@ -87,6 +87,7 @@ CORRUPTIONS = ["random bytes", "cut in half", "a garbled index page", "a garbled
 
 @pytest.mark.parametrize("damaged", CORRUPTIONS, indirect=True)
 @pytest.mark.parametrize("command", ["serve", "run"])
+@pytest.mark.slow
 def test_a_damaged_database_stops_serve_and_run_with_one_line(damaged, command, tmp_path):
     data, before, photos = damaged
     args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
@@ -358,6 +359,7 @@ def _photo_ok(store: Store, real) -> None:
     assert store.get(real.id) is not None and real.path.is_file(), "a hostile request deleted it"
 
 
+@pytest.mark.slow
 def test_hostile_requests_on_every_route_with_the_test_client(store, app):
     real = publish(store, 5)
     staff = _staff_client(app, store)
@@ -503,6 +505,7 @@ def _get(port: int, source: str, path: str, cookie: str = "") -> tuple[int, dict
                 f"Connection: close\r\n\r\n".encode(), "GET")
 
 
+@pytest.mark.slow
 def test_hostile_requests_on_every_route_over_waitress(served, make_app):
     server, store = served
     real = publish(store, 5)

@@ -180,6 +180,7 @@ def _pages(client, store) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("code", ["es", "fr", "de"])
+@pytest.mark.slow
 def test_no_english_is_left_on_any_page(tmp_path: Path, make_app, code: str):
     """Each page in this language shows none of the English version's texts (a message
     missing from the catalogue, or never marked for translation, fails here)."""

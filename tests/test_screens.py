@@ -148,6 +148,7 @@ def test_language_buttons_are_at_least_15_mm_on_a_24_inch_screen(plate, scene, s
 
 @pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("code", LANGUAGES)
+@pytest.mark.slow
 def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code, wifi):
     screens = screens_for(plate, scene, wifi=wifi)
     screens.set_language(code)

@@ -133,6 +133,7 @@ def test_a_photo_deleted_while_on_its_way_leaves_the_bucket(station, server,
     assert _objects(s3_bucket) == {} and server.resolve(capture.token) is None
 
 
+@pytest.mark.slow
 def test_the_bucket_down_keeps_photos_in_the_outbox_until_it_returns(
         station, server, s3_server, s3_bucket, make_app) -> None:
     uploader = _uploader(station)
@@ -154,6 +155,7 @@ def test_the_bucket_down_keeps_photos_in_the_outbox_until_it_returns(
         assert web.get(f"/p/{capture.token}/photo.jpg").data == JPEG
 
 
+@pytest.mark.slow
 def test_the_database_down_shows_a_page_that_retries(station, server, pg_server, make_app) -> None:
     uploader = _uploader(station)
     web = make_app(store=server).test_client()
@@ -256,6 +258,7 @@ def test_servers_share_staff_secrets_and_sessions(shared, make_app) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
         shared, tmp_path, s3_server, s3_bucket, capsys, make_app) -> None:
     from booth.wiring import finish_uploads

@@ -18,7 +18,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, asset
+
+pytestmark = pytest.mark.slow
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 

@@ -342,6 +342,7 @@ def _check_rows(data: Path, checked: dict[str, int]) -> list[tuple]:
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+@pytest.mark.slow
 def test_sigkill_during_publish_leaves_only_whole_referenced_files(tmp_path: Path) -> None:
     rounds, per_dir = 30, 5  # a fresh folder every few rounds keeps the disk use bounded
     seed = random.randrange(2**32)
