@@ -216,6 +216,7 @@ def test_new_password_logs_out_existing_sessions(staff, store) -> None:
     assert _login(staff, "a brand new password").status_code == 303
 
 
+@pytest.mark.slow
 def test_login_throttled_after_ten_failures(client, store) -> None:
     set_password(store, PASSWORD)
     token = _token(client)
@@ -438,6 +439,7 @@ def test_purge_all_needs_confirmation(staff, store) -> None:
 _text = st.text(max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(_text, max_size=4), age=_text, confirm=_text,
@@ -461,6 +463,7 @@ def test_random_input_never_500(client, store, ids, age, confirm, path, as_staff
         assert response.status_code < 500, path
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=st.text(max_size=60))
