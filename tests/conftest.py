@@ -1,8 +1,12 @@
-"""Shared test set-up: where the real media live, and a plate for every test that needs one.
+"""Shared test set-up: where the real media live, a plate for every test that needs one, a
+store and the web app on it, the real servers, and the tiers.
 
 The media folder comes from BOOTH_ASSETS (default: ../shared/assets beside the checkout).
 Tests that need a missing file or tool skip with the reason on a developer's machine; under CI
 (`CI` set) they fail instead, so CI can never pass by skipping the real-media tests.
+
+Tiers (markers declared in pyproject.toml): browser, services, kiosk, slow. The fast tier is
+`pytest -m "not (browser or services or kiosk or slow)"`; plain `pytest` runs everything.
 """
 
 from __future__ import annotations
@@ -13,9 +17,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from booth.config import Config
+    from booth.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" / "assets")
@@ -81,6 +91,55 @@ def plate_config():
     cfg = Config()
     cfg.scene.plate = str(asset(PLATE))
     return cfg
+
+
+# A store in the test's own folder, and the web app on it.
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A SQLite store of its own (tmp_path/data), closed after the test."""
+    from booth.store import Store
+
+    s = Store(tmp_path / "data")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_app(request: pytest.FixtureRequest):
+    """make_app(cfg=None, *, store=None, testing=True, **sections) -> the Flask app.
+
+    cfg defaults to Config(); sections change it, one dict per config section, e.g.
+    make_app(server={"photo_requests_per_minute": 4}). store defaults to the `store` fixture
+    (a module's own `store` fixture replaces it). testing=True gives the app limits of its own
+    and Flask's test mode; testing=False is the app as `booth serve` makes it."""
+    from booth.config import Config
+    from booth.webapp import create_app
+
+    def make(cfg: Config | None = None, *, store: Store | None = None, testing: bool = True,
+             **sections: dict[str, Any]) -> Flask:
+        cfg = cfg or Config()
+        for section, values in sections.items():
+            for key, value in values.items():
+                assert hasattr(getattr(cfg, section), key), f"no setting [{section}] {key}"
+                setattr(getattr(cfg, section), key, value)
+        if store is None:
+            store = request.getfixturevalue("store")
+        return create_app(cfg, store, testing=testing)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    """The web app on the `store` fixture, default settings, in test mode."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    """Flask's test client on `app`."""
+    return app.test_client()
 
 
 # Real PostgreSQL and S3 servers (devtools/services.py): one of each per test session, started
@@ -160,3 +219,15 @@ def shared(pg_url, s3_bucket):
     from booth.store import Shared
 
     return Shared(pg_url, f"s3://{s3_bucket.name}/booth", s3_bucket.endpoint_url)
+
+
+# Any test that needs one of the real servers is in the `services` tier, however it asks for
+# it (directly or through another fixture): no such test can miss the marker.
+SERVICE_FIXTURES = frozenset({"pg_server", "s3_server", "pg_url", "s3_bucket", "s3_store_url",
+                              "shared"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

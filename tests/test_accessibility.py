@@ -27,6 +27,8 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     browser,
 )
 
+pytestmark = pytest.mark.browser
+
 AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 LANGUAGES = shipped().codes
@@ -64,6 +66,7 @@ def check(page, axe: Path, code: str, where: str) -> None:
 
 
 @pytest.mark.parametrize("code", LANGUAGES)
+@pytest.mark.slow
 def test_every_page_has_no_axe_violations_in_every_language(
         booth: Booth, browser, axe_source: Path, code: str):  # noqa: F811 (fixtures)
     """The photo, delete, deleted, not-found, staff login, gallery and purge pages; the

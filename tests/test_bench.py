@@ -12,11 +12,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from booth.vision.segmentation import Segmenter, model_path
 from tests.conftest import ROOT, asset
 
 
+@pytest.mark.slow
 def test_bench_smoke_run_reports_every_field(tmp_path: Path):
     """20 frames (a smoke run: the figures in the README come from 300 and more)."""
     proc = subprocess.run(

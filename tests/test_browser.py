@@ -18,15 +18,15 @@ from pathlib import Path
 import cv2
 import pytest
 
-from booth.config import Config
 from booth.scene.definition import load_scene
 from booth.station.photo import encode_jpeg, thumbnail, with_band
 from booth.store import Capture, Store
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.webapp.server import WebServer
 from booth.webapp.visitor import download_name
 from tests.conftest import asset, unavailable
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("BOOTH_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,19 +78,15 @@ class Booth:
 
 
 @pytest.fixture
-def booth(tmp_path: Path) -> Iterator[Booth]:
+def booth(store: Store, make_app) -> Iterator[Booth]:
     """The app as `booth serve` runs it: waitress on a free loopback port, in a thread."""
-    store = Store(tmp_path / "data")
-    cfg = Config()
-    cfg.server.photo_requests_per_minute = 10000
-    app = create_app(cfg, store)
+    app = make_app(server={"photo_requests_per_minute": 10000}, testing=False)
     server = WebServer(app, "127.0.0.1", 0)
     server.start()
     try:
         yield Booth(f"http://127.0.0.1:{server.port}", store)
     finally:
         server.close()
-        store.close()
 
 
 @pytest.fixture

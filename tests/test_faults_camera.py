@@ -44,7 +44,6 @@ from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.wiring import load_pipeline
 from tests.conftest import asset, plate_config
 
@@ -188,13 +187,6 @@ class RecordingDisplay:
         pass
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 def run_station(source: FaultyCamera, store: Store, seconds: float, *,
                 machine: Machine | None = None, presses=None, report=None,
                 save: Path | None = None) -> tuple[RecordingDisplay, Station]:
@@ -257,6 +249,7 @@ def check_outage(shown: list[Shown], fault_start: float, fault_end: float) -> Ou
 # --- the faults ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_camera_that_stops_delivering_frames(tmp_path: Path, store: Store) -> None:
     """read() blocks for 2.5 s, as after an unplug; the watchdog abandons the stuck reader."""
     source = FaultyCamera(str(asset(VIDEO)), "hang", (FAULT_AT, FAULT_AT + 2.5))
@@ -268,6 +261,7 @@ def test_camera_that_stops_delivering_frames(tmp_path: Path, store: Store) -> No
     assert len(source.opens) == 2  # start, then one reconnect
 
 
+@pytest.mark.slow
 def test_camera_that_repeats_the_same_frame_forever(tmp_path: Path, store: Store) -> None:
     """The same real frame for 3 s: long enough to span a reconnect that hands back the same
     frozen image, which must not count as the camera being back."""
@@ -279,6 +273,7 @@ def test_camera_that_repeats_the_same_frame_forever(tmp_path: Path, store: Store
     assert len(source.opens) >= 2, "the frozen camera was reopened"
 
 
+@pytest.mark.slow
 def test_camera_read_that_returns_an_error(tmp_path: Path, store: Store) -> None:
     """read() returns (False, None) for 0.8 s: the first reopen fails too, the second works."""
     source = FaultyCamera(str(asset(VIDEO)), "error", (FAULT_AT, FAULT_AT + 0.8))
@@ -290,6 +285,7 @@ def test_camera_read_that_returns_an_error(tmp_path: Path, store: Store) -> None
     assert outage.back.t >= source.opens[-1]  # back through the reopen (at its clock step)
 
 
+@pytest.mark.slow
 def test_camera_device_path_that_vanishes_and_returns(tmp_path: Path, store: Store) -> None:
     """The device is a 0.5 s clip (looping while it exists) renamed away after 1 s and put
     back once two reconnect attempts have failed: attempts come 0.5, 1 and 2 s apart."""
@@ -341,15 +337,14 @@ def test_camera_device_path_that_vanishes_and_returns(tmp_path: Path, store: Sto
 # --- what staff see, and no photo from a dead camera ---------------------------------------
 
 
+@pytest.mark.slow
 def test_staff_page_reports_the_camera_and_no_photo_is_taken_while_it_is_down(
-        tmp_path: Path, store: Store) -> None:
+        tmp_path: Path, store: Store, client) -> None:
     """read() fails for 2 s (reopens at +0.5 and +1.5 s fail, the one at +3.5 s works). The
     staff page, polled through the real Flask app while the station reports to the store,
     goes from "Camera OK" to "Camera reconnecting" and back. A press while the camera is
     down runs the countdown but takes no photo; a press once it is back does."""
     set_password(store, "correct horse battery")
-    app = create_app(Config(), store, testing=True)
-    client = app.test_client()
     login = client.get("/staff")
     token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
     response = client.post("/staff/login", data={"csrf_token": token,

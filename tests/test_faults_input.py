@@ -26,10 +26,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 
-from booth.config import Config
 from booth.store import Store
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.webapp.security import LockedMemoryStorage
 from tests.conftest import ROOT, asset
 from tests.test_cli_errors import error_line
@@ -89,6 +87,7 @@ CORRUPTIONS = ["random bytes", "cut in half", "a garbled index page", "a garbled
 
 @pytest.mark.parametrize("damaged", CORRUPTIONS, indirect=True)
 @pytest.mark.parametrize("command", ["serve", "run"])
+@pytest.mark.slow
 def test_a_damaged_database_stops_serve_and_run_with_one_line(damaged, command, tmp_path):
     data, before, photos = damaged
     args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
@@ -111,20 +110,6 @@ def test_a_damaged_database_stops_serve_and_run_with_one_line(damaged, command, 
 # --- a photo deleted behind the app's back ---------------------------------------------------
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
-def _app(store: Store, **server):
-    cfg = Config()
-    for key, value in server.items():
-        setattr(cfg.server, key, value)
-    return create_app(cfg, store, testing=True)  # with limits of its own
-
-
 def _staff_client(app, store: Store):
     set_password(store, PASSWORD)
     client = app.test_client()
@@ -139,12 +124,11 @@ def _not_found_page(r) -> None:
     assert "Not found or expired" in r.get_data(as_text=True)
 
 
-def test_a_photo_file_deleted_behind_the_apps_back(store, tmp_path):
+def test_a_photo_file_deleted_behind_the_apps_back(store, app, tmp_path):
     whole, gone, half = publish(store, 1), publish(store, 2), publish(store, 3)
     gone.path.unlink()
     gone.thumb_path.unlink()
     half.path.unlink()  # only the photo: its thumbnail is still there
-    app = _app(store)
     visitor = app.test_client()
     for capture in (gone, half):
         for url in (f"/p/{capture.token}", f"/p/{capture.token}/photo.jpg",
@@ -181,12 +165,11 @@ def test_a_photo_file_deleted_behind_the_apps_back(store, tmp_path):
         again.close()
 
 
-def test_a_stale_gallery_never_reaches_another_visitors_photo(store):
+def test_a_stale_gallery_never_reaches_another_visitors_photo(store, app):
     """The visitor deletes the newest photo while the staff gallery still shows it, then the
     station takes the next one: that one must not get the deleted photo's id, or the staff's
     thumbnail and delete would reach the new visitor's photo. (The two-process load found it:
     SQLite hands a deleted newest row's id to the next row.)"""
-    app = _app(store)
     staff = _staff_client(app, store)
     older, newest = publish(store, 1), publish(store, 2)
     gallery = staff.get("/staff").get_data(as_text=True)
@@ -376,9 +359,9 @@ def _photo_ok(store: Store, real) -> None:
     assert store.get(real.id) is not None and real.path.is_file(), "a hostile request deleted it"
 
 
-def test_hostile_requests_on_every_route_with_the_test_client(store):
+@pytest.mark.slow
+def test_hostile_requests_on_every_route_with_the_test_client(store, app):
     real = publish(store, 5)
-    app = _app(store)
     staff = _staff_client(app, store)
     staff_cookie = "booth_session=" + staff.get_cookie("booth_session").value
     problems, seen = [], set()
@@ -408,9 +391,8 @@ def test_hostile_requests_on_every_route_with_the_test_client(store):
     assert {200, 302, 400, 403, 404, 405, 413} <= seen, seen
 
 
-def test_a_spoofed_forwarded_for_does_not_dodge_the_rate_limit(store):
+def test_a_spoofed_forwarded_for_does_not_dodge_the_rate_limit(app):
     """The limiter keys on the real remote address, whatever the request claims."""
-    app = _app(store)
     limiter = app.extensions["booth.limits"].limiter
     assert isinstance(limiter.storage, LockedMemoryStorage)  # see its docstring
     client = app.test_client()
@@ -523,11 +505,12 @@ def _get(port: int, source: str, path: str, cookie: str = "") -> tuple[int, dict
                 f"Connection: close\r\n\r\n".encode(), "GET")
 
 
-def test_hostile_requests_on_every_route_over_waitress(served):
+@pytest.mark.slow
+def test_hostile_requests_on_every_route_over_waitress(served, make_app):
     server, store = served
     real = publish(store, 5)
     gone = publish(store, 6)
-    app = _app(store)  # only for its URL map: the requests go to `booth serve`
+    app = make_app(store=store)  # only for its URL map: the requests go to `booth serve`
     staff_cookie = _staff_login(server.port, "127.0.0.2")
     problems, seen = [], set()
     sources = [f"127.0.0.{n}" for n in range(10, 250)]  # phones, so limits are per phone

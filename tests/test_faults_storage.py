@@ -46,8 +46,9 @@ from tests.conftest import PLATE, ROOT, asset, plate_config
 VIDEO = "video/intel_asl_book.mp4"
 CHILD = ROOT / "tests" / "capture_child.py"
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL, mounts and rlimits "
-                                "as Linux has them")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL, mounts and rlimits "
+                                 "as Linux has them")]
 
 
 def _rows(data: Path) -> list[tuple[int, str, str | None, str]]:

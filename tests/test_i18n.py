@@ -20,7 +20,6 @@ from booth.i18n.catalogues import Languages, shipped
 from booth.i18n.extract import extract
 from booth.store import Store
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.webapp.visitor import expiry_text
 from tests.conftest import ROOT
 from tests.test_web_visitor import csrf_from, publish
@@ -181,15 +180,15 @@ def _pages(client, store) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("code", ["es", "fr", "de"])
-def test_no_english_is_left_on_any_page(tmp_path: Path, code: str):
+@pytest.mark.slow
+def test_no_english_is_left_on_any_page(tmp_path: Path, make_app, code: str):
     """Each page in this language shows none of the English version's texts (a message
     missing from the catalogue, or never marked for translation, fails here)."""
     found = {}
     for lang in ("en", code):
         store = Store(tmp_path / lang)
-        app = create_app(Config(), store, testing=True)  # its own limits: nothing to reset
         try:
-            client = app.test_client()
+            client = make_app(store=store).test_client()  # its own limits: nothing to reset
             client.set_cookie("booth_lang", lang)
             found[lang] = {name: visible(html) for name, html in _pages(client, store).items()}
         finally:
@@ -201,54 +200,38 @@ def test_no_english_is_left_on_any_page(tmp_path: Path, code: str):
         assert left == set(), f"English left on the {name} page in {code}: {left}"
 
 
-def test_html_lang_follows_accept_language_and_the_cookie(tmp_path: Path):
-    store = Store(tmp_path / "data")
-    app = create_app(Config(), store, testing=True)
-    try:
-        client = app.test_client()
-        page = client.get("/", headers={"Accept-Language": "fr-CH, de;q=0.8"})
-        assert '<html lang="fr">' in page.text and "Marchez sur Mars" in page.text
-        assert "Accept-Language" in page.headers["Vary"]
-        page = client.get("/", headers={"Accept-Language": "pt-BR, ja;q=0.5"})
-        assert '<html lang="en">' in page.text  # nothing offered: the booth's default
-        switch = client.get("/?lang=de", headers={"Accept-Language": "fr"})
-        assert switch.status_code == 303 and switch.headers["Location"] == "/"
-        assert "booth_lang=de" in switch.headers["Set-Cookie"]
-        page = client.get("/", headers={"Accept-Language": "fr"})
-        assert '<html lang="de">' in page.text and 'aria-current="true">Deutsch' in page.text
-        bogus = client.get("/?lang=xx%3Cscript%3E")
-        assert bogus.status_code == 303 and "Set-Cookie" not in bogus.headers
-        assert '<html lang="de">' in client.get("/").text
-    finally:
-        store.close()
+def test_html_lang_follows_accept_language_and_the_cookie(client):
+    page = client.get("/", headers={"Accept-Language": "fr-CH, de;q=0.8"})
+    assert '<html lang="fr">' in page.text and "Marchez sur Mars" in page.text
+    assert "Accept-Language" in page.headers["Vary"]
+    page = client.get("/", headers={"Accept-Language": "pt-BR, ja;q=0.5"})
+    assert '<html lang="en">' in page.text  # nothing offered: the booth's default
+    switch = client.get("/?lang=de", headers={"Accept-Language": "fr"})
+    assert switch.status_code == 303 and switch.headers["Location"] == "/"
+    assert "booth_lang=de" in switch.headers["Set-Cookie"]
+    page = client.get("/", headers={"Accept-Language": "fr"})
+    assert '<html lang="de">' in page.text and 'aria-current="true">Deutsch' in page.text
+    bogus = client.get("/?lang=xx%3Cscript%3E")
+    assert bogus.status_code == 303 and "Set-Cookie" not in bogus.headers
+    assert '<html lang="de">' in client.get("/").text
 
 
-def test_privacy_notice_and_the_museums_policy_link(tmp_path: Path):
-    store = Store(tmp_path / "data")
+def test_privacy_notice_and_the_museums_policy_link(store, make_app):
     cfg = Config()
     cfg.store.retention_hours = 12
     cfg.privacy.policy_url = "https://museum.example/privacy"
-    app = create_app(cfg, store, testing=True)
-    try:
-        client = app.test_client()
-        capture = publish(store)
-        client.set_cookie("booth_lang", "es")
-        page = client.get(f"/p/{capture.token}").text
-        assert "Tu foto se guarda 12 horas y después se borra para siempre." in page
-        assert '<a href="https://museum.example/privacy">Lee la política de privacidad' in page
-        cfg.privacy.text = "Photos are kept for half a day. Ask staff to delete yours."
-        app = create_app(cfg, store, testing=True)
-        page = app.test_client().get(f"/p/{capture.token}").text
-        assert "Photos are kept for half a day. Ask staff to delete yours." in page
-    finally:
-        store.close()
+    client = make_app(cfg).test_client()
+    capture = publish(store)
+    client.set_cookie("booth_lang", "es")
+    page = client.get(f"/p/{capture.token}").text
+    assert "Tu foto se guarda 12 horas y después se borra para siempre." in page
+    assert '<a href="https://museum.example/privacy">Lee la política de privacidad' in page
+    cfg.privacy.text = "Photos are kept for half a day. Ask staff to delete yours."
+    page = make_app(cfg).test_client().get(f"/p/{capture.token}").text
+    assert "Photos are kept for half a day. Ask staff to delete yours." in page
     cfg.privacy.policy_url = "javascript:alert(1)"
-    other = Store(tmp_path / "other")
-    try:
-        with pytest.raises(BoothError, match="policy_url"):
-            create_app(cfg, other, testing=True)
-    finally:
-        other.close()
+    with pytest.raises(BoothError, match="policy_url"):
+        make_app(cfg)
 
 
 @pytest.mark.parametrize("setting, message", [

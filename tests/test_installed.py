@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ROOT, asset
 
+pytestmark = pytest.mark.slow  # the installed `booth` in fresh processes, a model run in one
+
 
 def _installed_booth() -> str:
     script = shutil.which("booth", path=str(Path(sys.executable).parent))

@@ -166,6 +166,7 @@ class Child:
         return rc, self.err
 
 
+@pytest.mark.kiosk
 def test_fullscreen_window_covers_a_screen_without_window_manager_and_answers(xvfb: str):
     child = Child(xvfb, "fullscreen")
     try:

@@ -26,6 +26,7 @@ def quality():
     return rows, summary(rows)
 
 
+@pytest.mark.slow
 def test_held_out_people_are_cut_out_closely_in_every_room(quality):
     rows, sets = quality
     held = [r for r in rows if r["set"] == "held-out"]
@@ -39,6 +40,7 @@ def test_held_out_people_are_cut_out_closely_in_every_room(quality):
     assert sets["held-out"]["rim"] <= 5.0
 
 
+@pytest.mark.slow
 def test_shared_photos_keep_their_cut_out_and_lose_the_rim(quality):
     rows, sets = quality
     assert len([r for r in rows if r["set"] == "shared"]) == 5

@@ -112,6 +112,7 @@ def test_wrap_and_shrink_keep_text_inside_its_box():
 @pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("size", DISPLAYS)
 @pytest.mark.parametrize("code", LANGUAGES)
+@pytest.mark.slow
 def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size, wifi):
     """No text runs over its box, every box is on the screen, and the attract screen's boxes
     never overlap: in every language and on small and large displays, with the longest Wi-Fi
@@ -149,6 +150,7 @@ def test_language_buttons_are_at_least_15_mm_on_a_24_inch_screen(plate, scene, s
 
 @pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("code", LANGUAGES)
+@pytest.mark.slow
 def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code, wifi):
     screens = screens_for(plate, scene, wifi=wifi)
     screens.set_language(code)
@@ -264,6 +266,7 @@ class ScriptedDisplay:
         pass
 
 
+@pytest.mark.slow
 def test_a_visit_in_german_then_back_to_the_default_language(tmp_path: Path):
     pipeline = load_pipeline(plate_config(), mirror=True)
     screens = Screens(1280, 720, pipeline.plate, pipeline.scene, 1)
@@ -316,6 +319,7 @@ def test_privacy_notice_on_the_attract_screen_uses_the_museums_text(plate, scene
 
 @pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
 @pytest.mark.parametrize("code", ["es", "fr", "de"])
+@pytest.mark.slow
 def test_no_english_is_left_on_any_station_screen(plate, scene, code, wifi):
     """Every text block of every screen differs from its English version (the language
     names on the buttons and the link excepted)."""

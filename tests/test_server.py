@@ -78,6 +78,7 @@ def test_serve_starts_without_a_camera_and_serves_a_photo(served):
         store.close()
 
 
+@pytest.mark.slow
 def test_station_and_server_processes_share_a_data_dir_cleanly(served):
     """This process publishes 60 photos while 10 phones (each its own loopback address)
     download theirs, 30 requests each, and now and then delete one, through `booth serve`.

@@ -59,6 +59,7 @@ def test_bucket_object_comes_back(s3_bucket: S3Bucket, s3_store_url):
     assert s3_store_url == f"s3://{s3_bucket.name}"
 
 
+@pytest.mark.slow
 def test_bucket_keeps_data_across_stop_and_start(s3_server, s3_bucket: S3Bucket):
     s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="a.jpg", Body=b"sol 46")
     s3_server.stop()

@@ -81,6 +81,7 @@ def _stopped_at_end(procs: list[subprocess.Popen]):
                     proc.wait()
 
 
+@pytest.mark.slow
 def test_two_servers_serve_a_real_stations_photos_from_the_bucket(
         pg_url, s3_bucket, tmp_path) -> None:
     video = asset(VIDEO)

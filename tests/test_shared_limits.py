@@ -21,7 +21,6 @@ from booth.config import Config
 from booth.store import Shared, Store
 from booth.store.outbox import Uploader
 from booth.store.passwords import set_password
-from booth.webapp import create_app
 from booth.webapp.security import SharedStorage
 from booth.webapp.server import Janitor
 from tests.test_web_staff import PASSWORD, _logged_in, _login, _post
@@ -38,10 +37,6 @@ def servers(shared: Shared) -> Iterator[tuple[Store, Store]]:
     with contextlib.ExitStack() as stack:
         yield tuple(stack.enter_context(contextlib.closing(Store(None, shared=shared)))
                     for _ in range(2))
-
-
-def _clients(stores, cfg: Config | None = None) -> list:
-    return [create_app(cfg or Config(), s, testing=True).test_client() for s in stores]
 
 
 def _uploaded(shared: Shared, folder: Path):
@@ -70,9 +65,9 @@ def _attempt(client, password: str) -> int:
     return _login(client, password).status_code
 
 
-def test_staff_login_failures_count_on_every_server(servers, pg_url) -> None:
+def test_staff_login_failures_count_on_every_server(servers, pg_url, make_app) -> None:
     set_password(servers[0], PASSWORD)
-    a, b = _clients(servers)
+    a, b = [make_app(store=s).test_client() for s in servers]
     assert [_attempt(a, "nope") for _ in range(5)] == [401] * 5
     assert _attempt(b, PASSWORD) == 303  # a success is given back: only failures count
     assert [_attempt(b, "nope") for _ in range(5)] == [401] * 5
@@ -86,9 +81,9 @@ def test_staff_login_failures_count_on_every_server(servers, pg_url) -> None:
 
 
 def test_misses_count_on_every_server_and_a_valid_link_still_works(
-        servers, shared, pg_url, tmp_path) -> None:
+        servers, shared, pg_url, tmp_path, make_app) -> None:
     capture = _uploaded(shared, tmp_path / "station")
-    a, b = _clients(servers)
+    a, b = [make_app(store=s).test_client() for s in servers]
     statuses = [client.get(f"/p/{FAKE}{i:02d}").status_code
                 for i, client in enumerate([a, b] * 10)]
     assert statuses[:15] == [404] * 15 and set(statuses[15:]) == {429}, statuses
@@ -100,11 +95,11 @@ def test_misses_count_on_every_server_and_a_valid_link_still_works(
     assert b.get(f"/p/{capture.token}").status_code == 200
 
 
-def test_photo_requests_count_on_every_server(servers, shared, pg_url, tmp_path) -> None:
+def test_photo_requests_count_on_every_server(servers, shared, pg_url, tmp_path, make_app) -> None:
     capture = _uploaded(shared, tmp_path / "station")
     cfg = Config()
     cfg.server.photo_requests_per_minute = 4
-    a, b = _clients(servers, cfg)
+    a, b = [make_app(cfg, store=s).test_client() for s in servers]
     url = f"/p/{capture.token}/photo.jpg"
     assert [c.get(url).status_code for c in (a, b, a, b)] == [200] * 4
     assert a.get(url).status_code == 429 and b.get(url).status_code == 429
@@ -154,9 +149,9 @@ def test_parallel_hits_on_two_servers_pass_exactly_the_limit(servers, pg_url) ->
     assert passed.count(True) == 10 and _hits(pg_url, LOGIN_KEY) == 40
 
 
-def test_logout_and_a_new_password_end_sessions_on_every_server(servers) -> None:
+def test_logout_and_a_new_password_end_sessions_on_every_server(servers, make_app) -> None:
     set_password(servers[0], PASSWORD)
-    a, b = _clients(servers)
+    a, b = [make_app(store=s).test_client() for s in servers]
     assert _attempt(a, PASSWORD) == 303
     b.set_cookie("booth_session", a.get_cookie("booth_session").value)
     assert _logged_in(b)
@@ -171,12 +166,8 @@ def test_logout_and_a_new_password_end_sessions_on_every_server(servers) -> None
     assert _attempt(a, "a brand new password") == 303
 
 
-def test_on_the_default_store_each_app_counts_in_its_own_memory(tmp_path) -> None:
-    store = Store(tmp_path / "data")
-    try:
-        a, b = _clients([store, store])
-        assert store.rate_counts is None
-        assert [a.get(f"/p/{FAKE}{i:02d}").status_code for i in range(16)] == [404] * 15 + [429]
-        assert [b.get(f"/p/{FAKE}{i:02d}").status_code for i in range(16)] == [404] * 15 + [429]
-    finally:
-        store.close()
+def test_on_the_default_store_each_app_counts_in_its_own_memory(store, make_app) -> None:
+    a, b = [make_app().test_client() for _ in range(2)]
+    assert store.rate_counts is None
+    assert [a.get(f"/p/{FAKE}{i:02d}").status_code for i in range(16)] == [404] * 15 + [429]
+    assert [b.get(f"/p/{FAKE}{i:02d}").status_code for i in range(16)] == [404] * 15 + [429]

@@ -16,12 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from booth.config import Config
 from booth.errors import StoreUnavailable
 from booth.store import Store
 from booth.store.outbox import Uploader
 from booth.store.sweep import sweep_bucket
-from booth.webapp import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
@@ -59,10 +57,6 @@ def _once_back(action, seconds: float = 60.0):
             time.sleep(0.5)
 
 
-def _client(store: Store):
-    return create_app(Config(), store, testing=True).test_client()
-
-
 def _objects(s3_bucket) -> dict[str, bytes]:
     listing = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name).get("Contents", [])
     return {o["Key"]: s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=o["Key"])
@@ -80,10 +74,10 @@ def _hash(token: str) -> str:
 
 
 def test_a_photo_is_on_its_way_then_any_server_serves_it(station, server, s3_bucket,
-                                                         pg_url) -> None:
+                                                         pg_url, make_app) -> None:
     capture = station.publish(JPEG, ttl_seconds=3600, thumb_jpeg=b"\xff\xd8thumb\xff\xd9")
     assert capture.pending and capture.token
-    web = _client(server)
+    web = make_app(store=server).test_client()
     # Not yet in the database: the link is unknown, like any other.
     assert web.get(f"/p/{capture.token}").status_code == 404
 
@@ -109,7 +103,8 @@ def test_a_photo_is_on_its_way_then_any_server_serves_it(station, server, s3_buc
     assert "attachment" in photo.headers["Content-Disposition"]
 
 
-def test_delete_and_expiry_remove_object_and_row(station, server, s3_bucket, pg_url) -> None:
+def test_delete_and_expiry_remove_object_and_row(station, server, s3_bucket, pg_url,
+                                                 make_app) -> None:
     now = time.time()
     keep = station.publish(JPEG, ttl_seconds=3600, now=now)
     doomed = station.publish(JPEG, ttl_seconds=3600, thumb_jpeg=b"t", now=now)
@@ -121,7 +116,7 @@ def test_delete_and_expiry_remove_object_and_row(station, server, s3_bucket, pg_
     assert server.purge_expired(now=now + 61) == 1
     assert _rows(pg_url) == [(_hash(keep.token), keep.filename, None, 0)]
     assert list(_objects(s3_bucket)) == [f"booth/{keep.filename}"]
-    web = _client(server)
+    web = make_app(store=server).test_client()
     assert web.get(f"/p/{doomed.token}").status_code == 404
     assert web.get(f"/p/{expiring.token}").status_code == 404
     assert web.get(f"/p/{keep.token}/photo.jpg").data == JPEG
@@ -138,10 +133,11 @@ def test_a_photo_deleted_while_on_its_way_leaves_the_bucket(station, server,
     assert _objects(s3_bucket) == {} and server.resolve(capture.token) is None
 
 
+@pytest.mark.slow
 def test_the_bucket_down_keeps_photos_in_the_outbox_until_it_returns(
-        station, server, s3_server, s3_bucket) -> None:
+        station, server, s3_server, s3_bucket, make_app) -> None:
     uploader = _uploader(station)
-    web = _client(server)
+    web = make_app(store=server).test_client()
     s3_server.stop()
     try:
         captures = [station.publish(JPEG, ttl_seconds=3600) for _ in range(3)]
@@ -159,9 +155,10 @@ def test_the_bucket_down_keeps_photos_in_the_outbox_until_it_returns(
         assert web.get(f"/p/{capture.token}/photo.jpg").data == JPEG
 
 
-def test_the_database_down_shows_a_page_that_retries(station, server, pg_server) -> None:
+@pytest.mark.slow
+def test_the_database_down_shows_a_page_that_retries(station, server, pg_server, make_app) -> None:
     uploader = _uploader(station)
-    web = _client(server)
+    web = make_app(store=server).test_client()
     pg_server.stop()
     try:
         capture = station.publish(JPEG, ttl_seconds=3600)  # the station goes on
@@ -237,12 +234,12 @@ def test_one_janitor_sweeps_at_a_time_and_orphans_go(shared, server, s3_bucket) 
         other.close()
 
 
-def test_servers_share_staff_secrets_and_sessions(shared) -> None:
+def test_servers_share_staff_secrets_and_sessions(shared, make_app) -> None:
     from booth.store.passwords import set_password
 
     a, b = Store(None, shared=shared), Store(None, shared=shared)
     try:
-        app_a, app_b = (create_app(Config(), s, testing=True) for s in (a, b))
+        app_a, app_b = (make_app(store=s) for s in (a, b))
         assert app_a.secret_key == app_b.secret_key
         set_password(a, "correct horse battery")
         client_a, client_b = app_a.test_client(), app_b.test_client()
@@ -261,8 +258,9 @@ def test_servers_share_staff_secrets_and_sessions(shared) -> None:
         b.close()
 
 
+@pytest.mark.slow
 def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
-        shared, tmp_path, s3_server, s3_bucket, caplog) -> None:
+        shared, tmp_path, s3_server, s3_bucket, caplog, make_app) -> None:
     from booth.wiring import finish_uploads
 
     data = tmp_path / "station"
@@ -282,17 +280,18 @@ def test_a_clean_exit_waits_a_bounded_time_then_leaves_the_rest(
         station.start_uploader()
         finish_uploads(station, 60.0)  # the bucket is back: all of them go up
         assert list((data / "outbox").iterdir()) == []
-        web = _client(station)
+        web = make_app(store=station).test_client()
         for token in tokens:
             assert web.get(f"/p/{token}/photo.jpg").data == JPEG
     finally:
         station.close()
 
 
-def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, server) -> None:
+def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, server,
+                                                                    make_app) -> None:
     """A station that cannot reach the database yet: its link carries the photo's expiry, and
     until then the link waits for the photo instead of saying "not found"."""
-    web = _client(server)
+    web = make_app(store=server).test_client()
     now = time.time()
     capture = station.publish(JPEG, ttl_seconds=3600, now=now)
     until = int(capture.expires_at)
@@ -313,9 +312,9 @@ def test_a_link_not_known_yet_waits_until_its_expiry_unless_deleted(station, ser
         assert conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0] == 0
 
 
-def test_switching_language_keeps_a_waiting_link_waiting(station, server) -> None:
+def test_switching_language_keeps_a_waiting_link_waiting(station, server, make_app) -> None:
     capture = station.publish(JPEG, ttl_seconds=3600)
-    web = _client(server)
+    web = make_app(store=server).test_client()
     until = int(capture.expires_at)
     switched = web.get(f"/p/{capture.token}?until={until}&lang=de")
     assert switched.status_code == 303

@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import ROOT, asset
 
+pytestmark = pytest.mark.slow
+
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 

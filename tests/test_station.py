@@ -77,6 +77,7 @@ def test_machine_failure_and_auto_capture():
     assert m.state is State.ATTRACT
 
 
+@pytest.mark.slow
 def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path):
     video = asset("video/intel_asl_book.mp4")
     config = tmp_path / "booth.toml"

@@ -73,6 +73,7 @@ def test_a_noisy_camera_is_looked_at_every_frame(pipeline):
     assert model[0] == 6
 
 
+@pytest.mark.slow
 def test_an_empty_room_is_drawn_once_and_a_visitor_stepping_in_is_drawn_at_once(
         tmp_path: Path, pipeline):
     """The station stepped at 30 fps on an injected clock, its camera showing an empty room

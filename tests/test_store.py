@@ -39,13 +39,6 @@ def _rows(data: Path) -> list[tuple[str, str | None, str]]:
         db.close()
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 def test_publish_then_resolve(store: Store) -> None:
     jpeg, raw = _payload(1), _payload(2)
     cap = store.publish(jpeg, ttl_seconds=60, raw_jpeg=raw, now=1000.0)
@@ -349,6 +342,7 @@ def _check_rows(data: Path, checked: dict[str, int]) -> list[tuple]:
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+@pytest.mark.slow
 def test_sigkill_during_publish_leaves_only_whole_referenced_files(tmp_path: Path) -> None:
     rounds, per_dir = 30, 5  # a fresh folder every few rounds keeps the disk use bounded
     seed = random.randrange(2**32)

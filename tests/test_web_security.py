@@ -311,6 +311,7 @@ def _burst(n: int, send) -> list[int]:
     return statuses
 
 
+@pytest.mark.slow
 def test_forty_parallel_wrong_passwords_get_at_most_ten_checks(store: Store) -> None:
     with serving(store) as port:
         token, cookie = form_and_cookie(port, "127.0.0.9")

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from booth.config import Config
 from booth.errors import BoothError
 from booth.store import Capture, Store
 from booth.store.passwords import (
@@ -32,7 +31,6 @@ from booth.store.passwords import (
     stored_hash,
 )
 from booth.store.status import StationStatus
-from booth.webapp import create_app
 from tests.conftest import ROOT
 
 PASSWORD = "correct horse battery"
@@ -44,23 +42,6 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> byt
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "JPEG", quality=85)
     return out.getvalue()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def app(store):
-    return create_app(Config(), store, testing=True)  # with limits of its own
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def _token(client, **kw) -> str:
@@ -239,6 +220,7 @@ def test_new_password_logs_out_existing_sessions(staff, store) -> None:
     assert _login(staff, "a brand new password").status_code == 303
 
 
+@pytest.mark.slow
 def test_login_throttled_after_ten_failures(client, store) -> None:
     set_password(store, PASSWORD)
     token = _token(client)
@@ -482,6 +464,7 @@ def test_purge_all_needs_confirmation(staff, store) -> None:
 _text = st.text(max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(_text, max_size=4), age=_text, confirm=_text,
@@ -505,6 +488,7 @@ def test_random_input_never_500(client, store, ids, age, confirm, path, as_staff
         assert response.status_code < 500, path
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=st.text(max_size=60))

@@ -6,42 +6,21 @@ import io
 import re
 import time
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from booth.config import Config
 from booth.station.photo import encode_jpeg
 from booth.store import Store
-from booth.webapp import create_app
 from booth.webapp.visitor import expiry_text
 
 
 def jpeg(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:
     rng = np.random.default_rng(seed)
     return encode_jpeg(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "data")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def app(store: Store):
-    return create_app(Config(), store, testing=True)  # with limits of its own
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def publish(store: Store, seed: int = 0, **kw):
@@ -219,9 +198,9 @@ def test_delete_works_over_https_without_a_referer(app, store):
     assert r.status_code == 200 and not capture.path.exists()
 
 
-def test_two_apps_in_one_process_share_no_limits(store):
+def test_two_apps_in_one_process_share_no_limits(make_app):
     """Limits (and CSRF) are made per app: one app's misses do not count in another's."""
-    first, second = (create_app(Config(), store, testing=True) for _ in range(2))
+    first, second = (make_app() for _ in range(2))
     statuses = [first.test_client().get(f"/p/{'E' * 22}").status_code for _ in range(16)]
     assert statuses[-1] == 429
     assert second.test_client().get(f"/p/{'E' * 22}").status_code == 404
