@@ -2,6 +2,12 @@
 
 It reads and writes the store only; it never imports the camera code or mediapipe, so
 `booth serve` starts at once and runs on a machine with no camera.
+
+Modules: visitor (the photo page, download, delete), staff (login, gallery, delete, purge,
+the station's status), security (headers, CSRF and Origin checks, rate limits, trusted
+proxies, the session cookie), languages (the page's language), errors (every failure a page
+a visitor understands), network (the LAN address phones use), server (waitress, and the
+janitor that purges expired photos). create_app, here, puts them together.
 """
 
 from __future__ import annotations
