@@ -1,6 +1,6 @@
 """The cut-out on real media: the evaluation set's held-out part, the shared photos, the
-preview's flicker, and the transparent PNG (devtools/quality.py does the measuring, as for
-scripts/mask_quality.py)."""
+preview's flicker, the transparent PNG, and how the DAVIS set is cropped and split
+(devtools/quality.py does the measuring, as for scripts/mask_quality.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,20 @@ import pytest
 
 from booth.config import load_config
 from booth.wiring import load_pipeline
-from devtools.quality import flicker, measure, summary
+from devtools.quality import (
+    DAVIS,
+    DAVIS_HELD_OUT,
+    DAVIS_TUNE,
+    WEBCAM,
+    body_box,
+    davis_crop,
+    davis_frames,
+    davis_view,
+    flicker,
+    interior_opacity,
+    measure,
+    summary,
+)
 from tests.conftest import ASSETS, ROOT, asset
 
 
@@ -22,14 +35,15 @@ def quality():
     for name in ("people/reference_alpha/rembg_girl-1.png", "people/bgm_0001_back_plate.png",
                  "video/intel_asl_book.mp4", "video/intel_asl_again.mp4"):
         asset(name)
-    rows = measure(ASSETS)
-    return rows, summary(rows)
+    rows = measure(ASSETS, sets=("issue8",))
+    return rows, {name: s["booth"] for name, s in summary(rows).items()}
 
 
 @pytest.mark.slow
 def test_held_out_people_are_cut_out_closely_in_every_room(quality):
     rows, sets = quality
     held = [r for r in rows if r["set"] == "held-out"]
+    assert all(r["booth"]["opaque"] > 0 for r in held)
     assert {r["room"] for r in held} == {"wall", "backplate", "office-book", "office-again",
                                          "dim"}
     # Measured 0.976 / 0.959 / 0.070 / 4.96 (README); the raw model: 0.924 / 0.850 /
@@ -77,3 +91,57 @@ def test_cutout_png_is_the_person_with_their_own_colours(tmp_path, plate_path):
     assert soft.sum() > 200
     # At the soft edge the colours are the person's, not the pale sky behind her: darker.
     assert rgba[:, :, :3][soft].mean() < frame[soft].mean() - 5
+
+
+def test_davis_split_is_fixed_disjoint_and_covers_every_sequence():
+    assert DAVIS_TUNE == ("hike", "lucia", "rollerblade", "stroller", "swing", "tennis")
+    assert DAVIS_HELD_OUT == ("breakdance-flare", "dance-jump", "dance-twirl", "hockey",
+                              "kite-walk", "paragliding-launch")
+    assert not set(DAVIS_TUNE) & set(DAVIS_HELD_OUT)
+    asset(f"{DAVIS}/lucia/00000.jpg")
+    on_disk = {p.name for p in (ASSETS / DAVIS).iterdir() if p.is_dir()}
+    assert set(DAVIS_TUNE) | set(DAVIS_HELD_OUT) == on_disk
+    # The complete sequences are measured every 5th frame, like the others as shared.
+    assert [p.stem for p in davis_frames(ASSETS, "lucia")][:3] == ["00000", "00005", "00010"]
+    assert len(davis_frames(ASSETS, "dance-twirl")) == 18
+    assert len(davis_frames(ASSETS, "tennis")) == 14
+
+
+def test_davis_crop_is_the_padded_person_at_16_9_inside_the_frame():
+    # 200 px tall: 15 % more above and below, 260 x 462 px, centred on the box.
+    assert davis_crop(854, 480, (400, 100, 460, 300)) == (199, 70, 661, 330)
+    # A wide box sets the height by its width (400 x 1.3 wide, 292 tall); at the frame's
+    # edge the crop moves inside.
+    assert davis_crop(854, 480, (0, 200, 400, 300)) == (0, 104, 519, 396)
+    # Never more than the whole frame.
+    assert davis_crop(854, 480, (0, 0, 854, 480)) == (0, 0, 853, 480)
+
+
+def test_davis_view_is_the_webcam_view_of_the_annotated_person():
+    jpg = asset(f"{DAVIS}/kite-walk/00000.jpg")
+    image = cv2.imread(str(jpg))
+    truth = cv2.imread(str(jpg.with_suffix(".png")), cv2.IMREAD_GRAYSCALE)
+    ys = np.nonzero(truth.any(axis=1))[0]
+    x0, y0, x1, y1 = body_box(truth)
+    assert y1 - y0 < 0.8 * (ys[-1] + 1 - ys[0])  # the kite's lines do not count as the body
+    frame, view = davis_view(image, truth)
+    assert frame.shape == (WEBCAM[1], WEBCAM[0], 3) and view.shape == frame.shape[:2]
+    assert set(np.unique(view)) == {0.0, 1.0}
+    cx0, cy0, cx1, cy1 = davis_crop(854, 480, (x0, y0, x1, y1))
+    assert (cx1 - cx0) * 9 == pytest.approx((cy1 - cy0) * 16, abs=16)
+    # The crop is that part of the frame, scaled; the person's box is 1/1.3 of its height.
+    expected = cv2.resize(image[cy0:cy1, cx0:cx1], WEBCAM, interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(frame, expected)
+    assert (y1 - y0) / (cy1 - cy0) == pytest.approx(1 / 1.3, abs=0.01)
+    assert view.sum() == pytest.approx((truth[cy0:cy1, cx0:cx1] > 127).sum() * (
+        WEBCAM[1] / (cy1 - cy0)) ** 2, rel=0.05)
+
+
+def test_interior_opacity_counts_only_the_eroded_inside():
+    truth = np.zeros((200, 100), np.float32)
+    truth[50:150, 20:80] = 1  # 100 px tall: eroded by 2 px
+    alpha = truth.copy()
+    alpha[50:52, 20:80] = 0.5  # soft at the edge: allowed
+    assert interior_opacity(alpha, truth) == 1.0
+    alpha[100, 50] = 0.9
+    assert interior_opacity(alpha, truth) == pytest.approx(1 - 1 / (96 * 56))
