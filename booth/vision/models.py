@@ -31,6 +31,7 @@ from booth.vision.modnet import Modnet
 log = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
+MISSING = "does not exist"  # what problem() says of a file that is not there
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def problem(path: Path) -> str | None:
             return f"is {size:,} bytes, not {MODNET.size:,}"
         actual = sha256_of(path)
     except FileNotFoundError:
-        return "does not exist"
+        return MISSING
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
     if actual != MODNET.sha256:
@@ -93,7 +94,7 @@ def load_modnet(cfg: Config) -> Modnet | None:
     path, origin = modnet_path(cfg)
     wrong = problem(path)
     fallback = "the saved photo is cut out by MediaPipe alone"
-    if wrong == "does not exist":
+    if wrong == MISSING:
         log.warning("no matting model at %s (%s): %s; install it with `booth models install`",
                     path, origin, fallback)
         return None
@@ -116,7 +117,7 @@ def listing(cfg: Config, target: Path | None = None) -> tuple[list[str], bool]:
     if wrong is None:
         return [f"{MODNET.name}  installed  {path} ({MODNET.size:,} bytes, SHA-256 "
                 "verified)"], True
-    state = "missing" if wrong == "does not exist" else "wrong"
+    state = "missing" if wrong == MISSING else "wrong"
     again = "" if state == "missing" else " again"
     where = f" --dir {target}" if target else ""
     return [f"{MODNET.name}  {state}  {path} {wrong}; install it{again} with "
