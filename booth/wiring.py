@@ -45,11 +45,13 @@ def load_plate(cfg: Config) -> tuple[Scene, np.ndarray]:
 
 
 def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
+    from booth.vision.models import load_modnet
     from booth.vision.segmentation import Segmenter
 
     scene, plate = load_plate(cfg)
     return Pipeline(scene, plate, Segmenter(cfg.segmentation.model), mirror=mirror,
-                    min_person_fraction=cfg.segmentation.min_person_fraction)
+                    min_person_fraction=cfg.segmentation.min_person_fraction,
+                    matting=load_modnet(cfg))
 
 
 class StatusReporter:

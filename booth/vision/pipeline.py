@@ -38,6 +38,7 @@ from booth.vision.compositing import (
 )
 from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_mask
 from booth.vision.matting import estimate_foreground
+from booth.vision.modnet import Modnet
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.vision.refine import refined_alpha
 from booth.vision.segmentation import Segmenter, exposed
@@ -121,11 +122,14 @@ class Pipeline:
     its frames (one preview per pipeline; the photo path keeps none)."""
 
     def __init__(self, scene: Scene, plate: np.ndarray, segmenter: Segmenter, *,
-                 mirror: bool = True, min_person_fraction: float = 0.01) -> None:
+                 mirror: bool = True, min_person_fraction: float = 0.01,
+                 matting: Modnet | None = None) -> None:
         self.scene = scene
         self.effects = scene.effects
         self.plate = plate
         self.segmenter = segmenter
+        # MODNet for the saved photo's edges and hair (None: not installed, MediaPipe alone).
+        self.portrait = matting
         # The photo's closer second look uses the square model, best on a tight crop.
         self.refiner = Segmenter("square") if self.effects.refine else None
         self.mirror = mirror
