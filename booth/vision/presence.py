@@ -7,9 +7,11 @@ once per photo, never per preview frame. Its landmarks then say which of the mas
 are the visitor: people much smaller than them (a crowd, a passer-by far behind) are left
 off Mars. And the finished picture must show the visitor (shows_someone).
 
-The pose landmarker, not the face detector: visitors turn away, hide their face behind a
-hand or hair, or wear a mask (in the shared photos the face detector misses three of eight
-people, the pose landmarker, with its second look at the person's box, none).
+The pose landmarker, not the face detector: visitors turn away, hide their face behind hair
+or a hand, look down (of the seven people in the shared photos, the short-range face detector
+misses four, and one even in a square around her head; the pose landmarker, with its second
+look at the person's box, none). It runs through mediapipe's `solutions` API: the Tasks API
+wants a .task bundle with metadata, which the wheel does not ship for the pose models.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ _VISIBLE = 0.5
 # The pose detector looks at the whole frame shrunk to 224x224; a dancer seen from the side
 # (DAVIS dance-jump) is found only in a square around the person's box, this much wider.
 _CROP_MARGIN = 0.15
+# A visitor stands in front of the camera: their visible landmarks span at least this share
+# of the frame's height (either way). The shared photos' and videos' visitors span 0.40-0.81,
+# the seated audience of DAVIS dance-twirl (the camera on the crowd) 0.19.
+_NEAR = 0.25
 # A blob no landmark falls in is someone else: kept beside the visitor when at least this
 # share of the visitor's height (a second visitor), left off when smaller (people far
 # behind: the seated audience of DAVIS dance-twirl is a third of the dancer's height).
 _COMPARABLE = 0.6
 # The finished picture shows the visitor: at least this share of its pixels opaque
-# (alpha >= 0.5) with them. The shared photos' visitors cover 4-20 % of it.
+# (alpha >= 0.5) with them. The shared photos' visitors cover 9-22 % of it.
 _SHOWN = 0.01
 
 
@@ -46,6 +52,7 @@ class Presence:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._quiet = True
         # Like the person model, it logs on fd 2 while loading and on its first picture.
         with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -60,7 +67,11 @@ class Presence:
         """The people of a BGR frame's mask that its pose confirms (see visitors)."""
         if not people.found:
             return people
-        return visitors(people, self.landmarks(frame, people.bbox))
+        points = self.landmarks(frame, people.bbox)
+        h, w = frame.shape[:2]
+        if len(points) and max(np.ptp(points[:, 1]), np.ptp(points[:, 0]) * w / h) < _NEAR:
+            points = points[:0]  # someone far away, not a visitor in front of the camera
+        return visitors(people, points)
 
     def landmarks(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
                   ) -> np.ndarray:
@@ -84,7 +95,12 @@ class Presence:
     def _look(self, bgr: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         with self._lock:
-            found = self._pose.process(rgb).pose_landmarks
+            if self._quiet:  # the first body it finds, it logs a warning about on fd 2
+                with quiet_stderr():
+                    found = self._pose.process(rgb).pose_landmarks
+                self._quiet = found is None
+            else:
+                found = self._pose.process(rgb).pose_landmarks
         if found is None:
             return np.zeros((0, 2))
         points = np.array([(p.x, p.y) for p in found.landmark if p.visibility >= _VISIBLE])
