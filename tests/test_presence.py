@@ -9,7 +9,6 @@ assets for these tests only (CC BY-NC: nothing made from them is kept).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import cv2
@@ -17,16 +16,13 @@ import numpy as np
 import pytest
 
 from booth.clock import ManualClock
-from booth.station.loop import PhotoMaker, Station
-from booth.station.machine import Machine, State
-from booth.station.renderer import Renderer
-from booth.station.screens import Screens
+from booth.station.machine import State
 from booth.store import Store
 from booth.vision.placement import find_people
 from booth.vision.segmentation import exposed
 from booth.wiring import load_pipeline
 from tests.conftest import PLATE, asset, plate_config
-from tests.test_station import HandCamera
+from tests.test_station import HandCamera, small_station
 
 PEOPLE = ["bgm_0001_img.png", "p3m_p_a09f6d7a.jpg", "p3m_p_bd6af989.jpg", "rembg_girl-1.jpg",
           "rembg_girl-2.jpg", "rembg_girl-3.jpg", "skimage_astronaut.png"]
@@ -124,14 +120,9 @@ def test_the_station_says_nobody_when_the_photo_finds_no_one(pipeline, tmp_path:
     """The visitor half out of the frame at the shutter: the preview is sure, the photo's
     second look is not. The station says to step in, saves nothing, goes back to attract."""
     frame = window("intel_asl_again.mp4", 100)
-    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     store = Store(tmp_path / "data")
     clock, camera = ManualClock(), HandCamera([frame])
-    camera.start()
-    station = Station(camera, Renderer(pipeline, screens),
-                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                 clock=clock),
-                      Machine(1, 30), clock=clock, out=io.StringIO())
+    station = small_station(pipeline, camera, store, clock)
     try:
         with station:
             station.step()
