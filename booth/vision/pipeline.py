@@ -7,9 +7,11 @@ mask over time and, on a second thread, places the frame ahead of its analysis;
 plate with that thread's help.
 
 The saved photo, once a capture: `Pipeline.photo_analysis(frame)` (or `still_analysis`, for
-a still taken at the shutter) finds the people in one frame on its own; `photo_matte`
+a still taken at the shutter) finds the people in one frame on its own, confirmed by a
+second look (booth.vision.presence; `confirm` for the preview's analysis); `photo_matte`
 refines their cut-out at full resolution; `final` composites it into the full-size plate
-(through `draw_photo`) and `cutout` gives the cut-out alone.
+(through `draw_photo`; `shown_final`: None when it would hardly show anyone) and `cutout`
+gives the cut-out alone.
 
 Both paths share the model, the placement and the compositor (booth.vision.compositing). It
 knows no store, web app or screen.
