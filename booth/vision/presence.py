@@ -40,7 +40,9 @@ _CROP_MARGIN = 0.15
 _NEAR = 0.25
 # A blob no landmark falls in is someone else: kept beside the visitor when at least this
 # share of the visitor's height (a second visitor), left off when smaller (people far
-# behind: the seated audience of DAVIS dance-twirl is a third of the dancer's height).
+# behind: the seated audience's blob behind DAVIS dance-twirl's dancer is 0.45 of her
+# height). A small child apart from the adult the pose found may fall under it; one
+# holding their hand is in the same blob and stays.
 _COMPARABLE = 0.6
 # The finished picture shows the visitor: at least this share of its pixels opaque
 # (alpha >= 0.5) with them. The shared photos' visitors cover 9-22 % of it.
