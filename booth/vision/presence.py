@@ -60,7 +60,7 @@ class Presence:
             warnings.simplefilter("ignore", UserWarning)
             from mediapipe.python.solutions.pose import Pose
 
-            # Complexity 1 is the landmark model the wheel ships (0 and 2 are downloaded).
+            # Complexity 1 is the landmark model the wheel ships (0 and 2 would be downloaded).
             self._pose = Pose(static_image_mode=True, model_complexity=1,
                               min_detection_confidence=_DETECTION)
             self._pose.process(np.zeros((144, 256, 3), np.uint8))
@@ -97,7 +97,7 @@ class Presence:
     def _look(self, bgr: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         with self._lock:
-            if self._quiet:  # the first body it finds, it logs a warning about on fd 2
+            if self._quiet:  # it logs a warning on fd 2 the first time it finds a body
                 with quiet_stderr():
                     found = self._pose.process(rgb).pose_landmarks
                 self._quiet = found is None
@@ -105,12 +105,9 @@ class Presence:
                 found = self._pose.process(rgb).pose_landmarks
         if found is None:
             return np.zeros((0, 2))
-        points = np.array([(p.x, p.y) for p in found.landmark if p.visibility >= _VISIBLE])
-        inside = (points >= 0).all(axis=1) & (points < 1).all(axis=1) if len(points) else []
-        return points[inside] if len(points) else np.zeros((0, 2))
-
-    def close(self) -> None:
-        self._pose.close()
+        points = np.array([(p.x, p.y) for p in found.landmark
+                           if p.visibility >= _VISIBLE]).reshape(-1, 2)
+        return points[((points >= 0) & (points < 1)).all(axis=1)]  # not guessed off the frame
 
 
 def visitors(people: People, points: np.ndarray) -> People:
