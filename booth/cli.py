@@ -174,12 +174,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
         raise BoothError(f"cannot read {args.photo}: it {what}; give a JPEG or PNG photo")
     pipeline = load_pipeline(cfg, mirror=args.mirror)
     analysis = pipeline.photo_analysis(frame)
-    if not analysis.people.found:
+    matte = pipeline.photo_matte(frame, analysis)
+    final = pipeline.shown_final(frame, analysis, matte)
+    if final is None:  # the same rule as the station's: no photo with nobody in it
         raise BoothError(f"no person found in {args.photo}; use a photo in which someone is "
                          "clearly visible")
-    matte = pipeline.photo_matte(frame, analysis)
-    result = with_band(pipeline.final(frame, analysis, matte), pipeline.scene, datetime.now(),
-                       Languages.from_config(cfg).default)
+    result = with_band(final, pipeline.scene, datetime.now(), Languages.from_config(cfg).default)
     files = [(Path(args.output), encode_jpeg(result, cfg.store.jpeg_quality))]
     if args.mask_out or args.cutout_out:
         colours, alpha = pipeline.cutout(frame, analysis, matte)

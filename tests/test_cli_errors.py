@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, asset
+from tests.conftest import PLATE, ROOT, asset
 
 ASTRONAUT = "people/skimage_astronaut.png"
 
@@ -81,6 +81,16 @@ def test_compose_a_photo_without_a_person(tmp_path, out_dir, plate_path):
     line = compose_fails(sky, out_dir, tmp_path)
     assert line == (f"booth: error: no person found in {sky}; use a photo in which someone is "
                     "clearly visible")
+
+
+@pytest.mark.parametrize("relative", ["people/bgm_0001_back_plate.png", PLATE])
+def test_compose_of_an_empty_room_or_of_the_plate_itself(tmp_path, out_dir, relative):
+    """Nobody in them (the plate once made a photo of a piece of the rover): one line, as
+    for any photo without a person; a broken file says "cannot read" instead (above)."""
+    photo = asset(relative)
+    line = compose_fails(photo, out_dir, tmp_path)
+    assert line == (f"booth: error: no person found in {photo}; use a photo in which someone "
+                    "is clearly visible")
 
 
 def test_compose_with_a_corrupt_plate(tmp_path, out_dir):

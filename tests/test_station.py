@@ -130,6 +130,17 @@ def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path)
     assert states == ["attract", "countdown", "capture", "result"] * 2
 
 
+def small_station(pipeline, camera, store: Store, clock: ManualClock) -> Station:
+    """A station over `camera` (started) on a 640x360 screen: a 1 s countdown, results
+    shown 30 s."""
+    camera.start()
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
+    return Station(camera, Renderer(pipeline, screens),
+                   PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
+                              clock=clock),
+                   Machine(1, 30), clock=clock, out=io.StringIO())
+
+
 class HandCamera:
     """A camera the test drives by hand (a FrameSource): each deliver() hands over the next
     frame of a real clip; lose() and back() are the cable pulled and plugged in again. The
@@ -427,16 +438,11 @@ def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(
 
     person = cv2.imread(str(asset("people/bgm_0001_img.png")))  # 1920x1080
     pipeline = load_pipeline(plate_config(), mirror=True)
-    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     store = Store(tmp_path / "data")
     clock, log = ManualClock(), station_log
     webcam = Webcam(person, [(640, 360), (1920, 1080)])
     camera = WebcamSource(webcam, still_width=1920, still_height=1080)
-    camera.start()
-    station = Station(camera, Renderer(pipeline, screens),
-                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                 clock=clock),
-                      Machine(1, 30), clock=clock, out=io.StringIO())
+    station = small_station(pipeline, camera, store, clock)
     try:
         with station:
             station.step()

@@ -54,6 +54,7 @@ class Outcome:
     seconds: float = 0.0
     made_from: str = "the preview"  # or the still, and why not when there was none
     capture: str = ""  # its short id, for the log
+    nobody: str = ""  # why nobody is in the picture it was made from: nothing saved
 
 
 class PhotoMaker:
@@ -110,7 +111,13 @@ class PhotoMaker:
     def make(self, frame: np.ndarray, analysis: Analysis) -> Outcome:
         start = time.perf_counter()
         try:
-            photo = np.vstack([self.pipeline.final(frame, analysis), self.band(self.clock.now())])
+            analysis = self.pipeline.confirm(frame, analysis)
+            final = self.pipeline.shown_final(frame, analysis) if analysis.drawable else None
+            if final is None:
+                why = ("no body in it" if not analysis.drawable
+                       else "the person would hardly show in the photo")
+                return Outcome(False, nobody=why, seconds=time.perf_counter() - start)
+            photo = np.vstack([final, self.band(self.clock.now())])
             raw = encode_jpeg(frame, self.jpeg_quality) if self.keep_raw else None
             capture = self.store.publish(encode_jpeg(photo, self.jpeg_quality),
                                          ttl_seconds=self.retention_hours * 3600, raw_jpeg=raw,
@@ -241,6 +248,11 @@ class Station:
             return
         self.outcome = outcome = self._job.result()
         self._job = None
+        if outcome.nobody:  # the second look at the picture found no one: say so
+            self.machine.nobody(now)
+            log.info("shutter: nobody in %s (%s); no photo taken", outcome.made_from,
+                     outcome.nobody)
+            return
         self.machine.finished(outcome.ok, now)
         if outcome.ok:
             self._result_screen = outcome.screen

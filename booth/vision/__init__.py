@@ -13,6 +13,8 @@ The modules, in the order a frame meets them:
 
 - segmentation: the MediaPipe person model (both paths);
 - placement: the people's box and where they go on the stage (the preview smooths it);
+- presence: who is in the photo: MediaPipe's pose landmarker confirms a body, the
+  visitor's blobs are kept, people far smaller left off, and the picture must show them;
 - refine: the photo's closer second look and edge-aware alpha;
 - effects: edge smoothing over time (preview), colour transfer, light wrap, contact shadow;
 - matting: the visitor's own colours at soft edges;

@@ -7,9 +7,11 @@ mask over time and, on a second thread, places the frame ahead of its analysis;
 plate with that thread's help.
 
 The saved photo, once a capture: `Pipeline.photo_analysis(frame)` (or `still_analysis`, for
-a still taken at the shutter) finds the people in one frame on its own; `photo_matte`
+a still taken at the shutter) finds the people in one frame on its own, confirmed by a
+second look (booth.vision.presence; `confirm` for the preview's analysis); `photo_matte`
 refines their cut-out at full resolution; `final` composites it into the full-size plate
-(through `draw_photo`) and `cutout` gives the cut-out alone.
+(through `draw_photo`; `shown_final`: None when it would hardly show anyone) and `cutout`
+gives the cut-out alone.
 
 Both paths share the model, the placement and the compositor (booth.vision.compositing). It
 knows no store, web app or screen.
@@ -40,6 +42,7 @@ from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_
 from booth.vision.matting import estimate_foreground
 from booth.vision.modnet import Modnet
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
+from booth.vision.presence import Presence, shows_someone
 from booth.vision.refine import refined_alpha
 from booth.vision.segmentation import Segmenter, exposed
 
@@ -104,6 +107,8 @@ class Analysis:
     colour: np.ndarray | None = None
     # The frame placed for the preview while the model looked at it (preview_analysis).
     placed: Future[Placed | None] | None = None
+    # The photo's second look (booth.vision.presence) confirmed the people in this frame.
+    confirmed: bool = False
 
     @property
     def drawable(self) -> bool:
@@ -132,6 +137,7 @@ class Pipeline:
         self.portrait = matting
         # The photo's closer second look uses the square model, best on a tight crop.
         self.refiner = Segmenter("square") if self.effects.refine else None
+        self.presence = Presence()  # who is in the photo: a second look, once a photo
         self.mirror = mirror
         self.min_person_fraction = min_person_fraction
         self.smoother = Smoother()
@@ -263,16 +269,28 @@ class Pipeline:
 
     def photo_analysis(self, frame: np.ndarray) -> Analysis:
         """Segment one frame on its own, as the saved photo is made: no smoothing over
-        time, nothing carried over from the frames before or to the frames after."""
+        time, nothing carried over from the frames before or to the frames after. Its
+        people are confirmed (see confirm): nobody found when the second look finds none."""
         t0 = time.perf_counter()
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
         mask = self.segmenter.segment(exposed(small))
         t1 = time.perf_counter()
-        people = find_people(mask, self.min_person_fraction)
+        people = self.presence.visitors(frame, find_people(mask, self.min_person_fraction))
+        t2 = time.perf_counter()
         colour = self._colour(small, people.mask) if people.found else None
         transform = self._target(people, frame)
-        self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
-        return Analysis(people, transform, colour)
+        self.timings = {"segment": t1 - t0, "presence": t2 - t1,
+                        "place": time.perf_counter() - t2}
+        return Analysis(people, transform, colour, confirmed=True)
+
+    def confirm(self, frame: np.ndarray, analysis: Analysis) -> Analysis:
+        """The analysis of the frame a photo is made from (the preview's, say) with only
+        the people a second, independent look finds there (booth.vision.presence): the
+        visitor and anyone as tall; nobody when it finds no body on the mask."""
+        if analysis.confirmed:
+            return analysis
+        people = self.presence.visitors(frame, analysis.people)
+        return dataclasses.replace(analysis, people=people, confirmed=True)
 
     def still_analysis(self, still: np.ndarray, preview: Analysis) -> Analysis | None:
         """The photo's analysis of a still taken at the shutter (booth.camera.sources.StillSource):
@@ -284,7 +302,7 @@ class Pipeline:
         analysed = self.photo_analysis(still)
         if not analysed.people.found:
             return None
-        return Analysis(analysed.people, preview.transform, preview.colour)
+        return Analysis(analysed.people, preview.transform, preview.colour, confirmed=True)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's)."""
@@ -333,6 +351,17 @@ class Pipeline:
               matte: Matte | None = None) -> np.ndarray:
         """The saved photo's picture area: the full-resolution plate with the people in it
         (`matte`: the photo_matte() already made for this frame, if any)."""
+        return self._final(frame, analysis, matte)[0]
+
+    def shown_final(self, frame: np.ndarray, analysis: Analysis,
+                    matte: Matte | None = None) -> np.ndarray | None:
+        """final(), or None when the picture would hardly show anyone (a sliver of sleeve
+        at the frame's edge, a figure behind the scene's foreground): no photo then."""
+        canvas, drawn = self._final(frame, analysis, matte)
+        return canvas if shows_someone(drawn, canvas.shape[1], canvas.shape[0]) else None
+
+    def _final(self, frame: np.ndarray, analysis: Analysis,
+               matte: Matte | None) -> tuple[np.ndarray, Drawn | None]:
         canvas = self.plate.copy()
         matte = matte or self.photo_matte(frame, analysis)
         if matte is not None:
@@ -344,8 +373,9 @@ class Pipeline:
                 analysis = dataclasses.replace(analysis, people=people)
             if self.effects.edge_colours > 0:
                 frame = self._photo_colours(frame, matte.values, matte)
-        self.draw_photo(canvas, frame, analysis, matte, colours_estimated=matte is not None)
-        return canvas
+        drawn = self.draw_photo(canvas, frame, analysis, matte,
+                                colours_estimated=matte is not None)
+        return canvas, drawn
 
     def draw_photo(self, canvas: np.ndarray, frame: np.ndarray, analysis: Analysis,
                    matte: Matte | None = None, *,

@@ -80,13 +80,26 @@ class Transform:
 
 def find_people(mask: np.ndarray, min_fraction: float) -> People:
     """Drop blobs smaller than min_fraction of the frame; box up everyone that is left."""
-    binary = (mask > 0.5).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    count, labels, stats = components(mask)
     min_area = max(1.0, min_fraction * mask.size)
     keep = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    return people_of(mask, labels, stats, keep)
+
+
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The blobs of a person mask (over 0.5), as cv2.connectedComponentsWithStats counts,
+    labels and stats them (label 0: the background)."""
+    binary = (mask > 0.5).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    return count, labels, stats
+
+
+def people_of(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+              keep: list[int]) -> People:
+    """The people of `mask` in the blobs `keep` (labels and stats: see components)."""
     if not keep:
         return People(np.zeros_like(mask), None)
-    if len(keep) < count - 1:
+    if len(keep) < len(stats) - 1:
         # Grow the kept blobs a little so their soft edges (below 0.5) survive the cut.
         kept = np.isin(labels, keep).astype(np.uint8)
         kept = cv2.dilate(kept, np.ones((5, 5), np.uint8))

@@ -1,0 +1,138 @@
+"""Who is in the photo: a second, independent look for a person before a photo is saved.
+
+The person model (booth.vision.segmentation) sees people in whatever looks like one: a piece
+of the rover, a wall's shadow. So the saved photo's path asks MediaPipe's pose landmarker
+(its BlazePose models, shipped in the same mediapipe 0.10.21 wheel) whether a body is there,
+once per photo, never per preview frame. Its landmarks then say which of the mask's blobs
+are the visitor: people much smaller than them (a crowd, a passer-by far behind) are left
+off Mars. And the finished picture must show the visitor (shows_someone).
+
+The pose landmarker, not the face detector: visitors turn away, hide their face behind hair
+or a hand, look down (of the seven people in the shared photos, the short-range face detector
+misses four, and one even in a square around her head; the pose landmarker, with its second
+look at the person's box, none). It runs through mediapipe's `solutions` API: the Tasks API
+wants a .task bundle with metadata, which the wheel does not ship for the pose models.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import cv2
+import numpy as np
+
+from booth.quiet import quiet_stderr
+from booth.vision.compositing import Drawn
+from booth.vision.placement import People, components, people_of
+
+# The pose detector's confidence for a body. Its default, 0.5, misses a woman seen from
+# behind (p3m_p_bd6af989, found at 0.3) while the empty plates stay empty down to 0.1.
+_DETECTION = 0.3
+# A landmark counts where the model thinks it visible (its own default).
+_VISIBLE = 0.5
+# The pose detector looks at the whole frame shrunk to 224x224; a dancer seen from the side
+# (DAVIS dance-jump) is found only in a square around the person's box, this much wider.
+_CROP_MARGIN = 0.15
+# A visitor stands in front of the camera: their visible landmarks span at least this share
+# of the frame's height (either way). The shared photos' and videos' visitors span 0.40-0.81,
+# the seated audience of DAVIS dance-twirl (the camera on the crowd) 0.19.
+_NEAR = 0.25
+# A blob no landmark falls in is someone else: kept beside the visitor when at least this
+# share of the visitor's height (a second visitor), left off when smaller (people far
+# behind: the seated audience's blob behind DAVIS dance-twirl's dancer is 0.45 of her
+# height). A small child apart from the adult the pose found may fall under it; one
+# holding their hand is in the same blob and stays.
+_COMPARABLE = 0.6
+# The finished picture shows the visitor: at least this share of its pixels opaque
+# (alpha >= 0.5) with them. The shared photos' visitors cover 9-22 % of it.
+_SHOWN = 0.01
+
+
+class Presence:
+    """MediaPipe's pose landmarker on one picture at a time (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._quiet = True
+        # Like the person model, it logs on fd 2 while loading and on its first picture.
+        with quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            from mediapipe.python.solutions.pose import Pose
+
+            # Complexity 1 is the landmark model the wheel ships (0 and 2 would be downloaded).
+            self._pose = Pose(static_image_mode=True, model_complexity=1,
+                              min_detection_confidence=_DETECTION)
+            self._pose.process(np.zeros((144, 256, 3), np.uint8))
+
+    def visitors(self, frame: np.ndarray, people: People) -> People:
+        """The people of a BGR frame's mask that its pose confirms (see visitors)."""
+        if not people.found:
+            return people
+        points = self.landmarks(frame, people.bbox)
+        h, w = frame.shape[:2]
+        if len(points) and max(np.ptp(points[:, 1]), np.ptp(points[:, 0]) * w / h) < _NEAR:
+            points = points[:0]  # someone far away, not a visitor in front of the camera
+        return visitors(people, points)
+
+    def landmarks(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
+                  ) -> np.ndarray:
+        """The visible body landmarks in a BGR frame, (N, 2) u, v fractions of it (none
+        found: N = 0); where the whole frame shows no body, a square around `bbox` (the
+        person model's box, fractions) is looked at."""
+        points = self._look(frame)
+        if len(points):
+            return points
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = bbox[0] * w, bbox[1] * h, bbox[2] * w, bbox[3] * h
+        side = max(x1 - x0, y1 - y0) * (1 + 2 * _CROP_MARGIN)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        right, bottom = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        if right - left < 8 or bottom - top < 8:
+            return points
+        points = self._look(frame[top:bottom, left:right])
+        return (points * [right - left, bottom - top] + [left, top]) / [w, h]
+
+    def _look(self, bgr: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        with self._lock:
+            if self._quiet:  # it logs a warning on fd 2 the first time it finds a body
+                with quiet_stderr():
+                    found = self._pose.process(rgb).pose_landmarks
+                self._quiet = found is None
+            else:
+                found = self._pose.process(rgb).pose_landmarks
+        if found is None:
+            return np.zeros((0, 2))
+        points = np.array([(p.x, p.y) for p in found.landmark
+                           if p.visibility >= _VISIBLE]).reshape(-1, 2)
+        return points[((points >= 0) & (points < 1)).all(axis=1)]  # not guessed off the frame
+
+
+def visitors(people: People, points: np.ndarray) -> People:
+    """The people of a photo's mask that are the visitor (a blob holding one of the pose's
+    landmarks, `points`) or as tall as them; nobody when no landmark falls on the mask.
+    Unchanged (the same mask) when nobody is left off."""
+    if not people.found or not len(points):
+        return People(np.zeros_like(people.mask), None)
+    count, labels, stats = components(people.mask)
+    h, w = labels.shape
+    cols = np.clip((points[:, 0] * w).astype(int), 0, w - 1)
+    rows = np.clip((points[:, 1] * h).astype(int), 0, h - 1)
+    # A landmark on a blob's soft edge (under 0.5) still belongs to it: look 2 pixels round.
+    near = cv2.dilate(labels.astype(np.uint16), np.ones((5, 5), np.uint8))
+    held = {int(label) for label in near[rows, cols] if label}
+    if not held:
+        return People(np.zeros_like(people.mask), None)
+    tallest = max(stats[i, cv2.CC_STAT_HEIGHT] for i in held)
+    keep = [i for i in range(1, count) if i in held
+            or stats[i, cv2.CC_STAT_HEIGHT] >= _COMPARABLE * tallest]
+    if len(keep) == count - 1:
+        return people
+    return people_of(people.mask, labels, stats, keep)
+
+
+def shows_someone(drawn: Drawn | None, width: int, height: int) -> bool:
+    """Whether a picture area of this size, as drawn, shows the visitor (see _SHOWN)."""
+    return drawn is not None and np.count_nonzero(drawn.alpha >= 0.5) >= _SHOWN * width * height
