@@ -39,6 +39,7 @@ from booth.vision.compositing import (
     place_ahead,
 )
 from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_mask
+from booth.vision.fusion import fused_matte
 from booth.vision.matting import estimate_foreground
 from booth.vision.modnet import Modnet
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
@@ -305,11 +306,15 @@ class Pipeline:
         return Analysis(analysed.people, preview.transform, preview.colour, confirmed=True)
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
-        """The saved photo's cut-out: refined at full resolution (None: the preview's)."""
+        """The saved photo's cut-out: refined at full resolution (None: the preview's), fused
+        with the portrait-matting model's edges and hair when there is one (booth.vision.fusion)."""
         if self.refiner is None or analysis.people.bbox is None:
             return None
         alpha, box = refined_alpha(frame, analysis.people.bbox, self.refiner)
-        return Matte.from_alpha(alpha, box)
+        matte = Matte.from_alpha(alpha, box)
+        if self.portrait is None:
+            return matte
+        return fused_matte(matte, self.portrait.alpha(frame))
 
     def photo_alpha(self, frame: np.ndarray, analysis: Analysis,
                     matte: Matte | None = None) -> np.ndarray:

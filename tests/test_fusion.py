@@ -1,0 +1,86 @@
+"""The saved photo's cut-out fused from MediaPipe and MODNet (booth.vision.fusion): better than
+either alone on the DAVIS held-out part, and without the model exactly the MediaPipe photo."""
+
+from __future__ import annotations
+
+import copy
+
+import cv2
+import numpy as np
+import pytest
+
+from booth.vision.compositing import Matte
+from booth.vision.fusion import fused_alpha, fused_matte
+from booth.vision.refine import refined_alpha
+from booth.wiring import load_pipeline
+from devtools.quality import (
+    DAVIS_HELD_OUT,
+    boundary_error,
+    cutouts,
+    davis_frames,
+    davis_view,
+    iou,
+)
+from tests.conftest import ASSETS, asset, plate_config
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return load_pipeline(plate_config(), mirror=False)
+
+
+def test_fusion_keeps_the_person_drops_the_bystander_and_fills_the_body():
+    booth = np.zeros((200, 200), np.float32)
+    booth[40:190, 60:120] = 1.0
+    modnet = np.zeros_like(booth)
+    modnet[30:190, 55:125] = 0.8  # the person with a soft edge and hair above MediaPipe's
+    modnet[100:120, 100:110] = 0.3  # a translucent patch inside the body
+    modnet[150:190, 170:190] = 1.0  # a bystander MediaPipe did not take
+    alpha = fused_alpha(booth, modnet)
+    assert alpha[31, 90] == pytest.approx(0.8)  # MODNet's soft edge over the hair
+    assert alpha[110, 105] == 1.0  # the body stays solid
+    assert not alpha[150:190, 170:190].any()
+    # MODNet missing the person: MediaPipe's alpha as it was.
+    assert np.array_equal(fused_alpha(booth, np.zeros_like(booth)), booth)
+    assert not fused_alpha(np.zeros_like(booth), modnet).any()
+
+
+def test_fused_matte_is_cut_to_the_person_and_placed_in_the_frame():
+    modnet = np.zeros((120, 160), np.float32)
+    modnet[20:100, 40:90] = 1.0
+    matte = fused_matte(Matte.from_alpha(np.ones((70, 40), np.float32), (45, 25, 85, 95)),
+                        modnet)
+    assert tuple(matte.to_frame[:2, 2]) == (40, 20)
+    assert matte.values.shape == (80, 50) and matte.values.min() == 1.0
+
+
+def test_without_the_model_the_photo_is_exactly_the_mediapipe_photo(pipeline):
+    frame = cv2.imread(str(asset("people/p3m_p_bd6af989.jpg")))
+    analysis = pipeline.photo_analysis(frame)
+    alpha, box = refined_alpha(frame, analysis.people.bbox, pipeline.refiner)
+    fused = pipeline.final(frame, analysis)
+    alone = copy.copy(pipeline)
+    alone.portrait = None
+    matte = alone.photo_matte(frame, analysis)
+    assert np.array_equal(matte.values, alpha) and tuple(matte.to_frame[:2, 2]) == box[:2]
+    photo = alone.final(frame, analysis)
+    assert np.array_equal(photo, alone.final(frame, analysis, Matte.from_alpha(alpha, box)))
+    assert not np.array_equal(photo, fused)  # with the model there, the photo is its own
+
+
+@pytest.mark.slow
+def test_fused_cutout_beats_raw_and_modnet_on_the_davis_held_out_part(modnet_path, pipeline):
+    methods = cutouts(modnet_path)
+    found = {name: [] for name in methods}
+    for sequence in DAVIS_HELD_OUT:
+        for jpg in davis_frames(ASSETS, sequence)[::6]:
+            truth = cv2.imread(str(jpg.with_suffix(".png")), cv2.IMREAD_GRAYSCALE)
+            frame, truth = davis_view(cv2.imread(str(jpg)), truth)
+            for name, method in methods.items():
+                alpha = method(pipeline, frame)[1]
+                found[name].append((iou(alpha, truth), boundary_error(alpha, truth)))
+    mean = {name: np.mean(values, axis=0) for name, values in found.items()}
+    assert len(found["booth"]) >= 12
+    for other in ("raw", "modnet"):
+        assert mean["booth"][0] > mean[other][0], mean
+        assert mean["booth"][1] < mean[other][1], mean
