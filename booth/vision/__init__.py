@@ -16,8 +16,11 @@ The modules, in the order a frame meets them:
 - presence: who is in the photo: MediaPipe's pose landmarker confirms a body, the
   visitor's blobs are kept, people far smaller left off, and the picture must show them;
 - refine: the photo's closer second look and edge-aware alpha;
+- modnet, fusion: MODNet portrait matting (ONNX Runtime) on the photo, fused with the refined
+  cut-out: MediaPipe decides who and where, MODNet the edges and hair, the body opaque;
+- models: the pinned MODNet file (`booth models install`), found, verified and loaded;
 - effects: edge smoothing over time (preview), colour transfer, light wrap, contact shadow;
 - matting: the visitor's own colours at soft edges;
 - compositing: warp and blend into the plate (`Finish`: one composite's effects);
-- pipeline: the two paths, and the preview's state between frames.
+- pipeline: the two paths; preview_state: the preview's state between frames.
 """

@@ -44,58 +44,16 @@ from booth.vision.matting import estimate_foreground
 from booth.vision.modnet import Modnet
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.vision.presence import Presence, shows_someone
+from booth.vision.preview_state import (
+    STILL_SECONDS,
+    Aside,
+    Before,
+    Sight,
+    SmoothedMask,
+    unchanged,
+)
 from booth.vision.refine import refined_alpha
 from booth.vision.segmentation import Segmenter, exposed
-
-# The live preview asks the model again only when the picture has changed since it last
-# looked (as obs-backgroundremoval skips inference on a frame that barely changed): most of a
-# kiosk's day is an empty room, and a visitor holding still for the countdown needs no new
-# cut-out. Changed: more than _STILL_PIXELS pixels of the model's small grey frame differ
-# from the one the model saw by more than _STILL_LEVELS (averaged over 3x3 of them). A still
-# webcam's noise and JPEG blocks leave 0 to 5 such pixels (sigma up to 6 at 1280x720, Motion
-# JPEG); a visitor's edge moved by a model pixel makes one per pixel of outline wherever its
-# contrast is over 36, and a moving visitor in the shared video hundreds (fewer than 18 in
-# only a tenth of its frames, most of those repeated ones). The model looks again at least
-# every _STILL_SECONDS anyway.
-_STILL_LEVELS = 12
-_STILL_PIXELS = 8
-_STILL_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class _Sight:
-    """What the model made of the preview frame it last looked at."""
-
-    grey: np.ndarray  # that frame, small and grey
-    at: float  # when (the clock of Pipeline.preview_analysis)
-    people: People
-    colour: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class _SmoothedMask:
-    """The preview frame before, for the mask's smoothing over time: the frame small and
-    grey (how the picture moved since), and its mask as smoothed."""
-
-    grey: np.ndarray
-    mask: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Before:
-    """The preview frame before: its people's box and colour transfer, with which the next
-    frame is placed ahead while the model looks at it (and shown, while someone stays)."""
-
-    bbox: tuple[float, float, float, float] | None = None
-    colour: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class _Aside:
-    """What the second thread made of a preview frame while the model looked at it."""
-
-    moved: np.ndarray | None  # how the picture moved since the frame before (effects.motion)
-    colour: np.ndarray | None  # its colour transfer under the people of the last sight
 
 
 @dataclass(frozen=True)
@@ -114,13 +72,6 @@ class Analysis:
     @property
     def drawable(self) -> bool:
         return self.people.found and self.transform is not None
-
-
-def _unchanged(seen: np.ndarray, grey: np.ndarray) -> bool:
-    """Whether a small grey frame shows what `seen` showed, a webcam's noise aside."""
-    difference = cv2.blur(cv2.absdiff(seen, grey), (3, 3))
-    return cv2.countNonZero(cv2.threshold(difference, _STILL_LEVELS, 255,
-                                          cv2.THRESH_BINARY)[1]) <= _STILL_PIXELS
 
 
 class Pipeline:
@@ -151,9 +102,9 @@ class Pipeline:
         # placed ahead for it), the frame before, the mask as smoothed, the model's last
         # sight, the last analysis, and the second thread.
         self._preview_canvas: tuple[int, int] | None = None
-        self._before = _Before()
-        self._smoothed: _SmoothedMask | None = None
-        self._sight: _Sight | None = None
+        self._before = Before()
+        self._smoothed: SmoothedMask | None = None
+        self._sight: Sight | None = None
         self._last_analysis: Analysis | None = None
         self._helper: ThreadPoolExecutor | None = None
 
@@ -163,7 +114,7 @@ class Pipeline:
         again, timing the whole of it)."""
         self.smoother.reset()
         self._smoothed = self._sight = self._last_analysis = None
-        self._before = _Before()
+        self._before = Before()
 
     # The live preview.
 
@@ -176,8 +127,8 @@ class Pipeline:
         frame's), so that, while the model looks at the frame on this thread, a second one
         places it in the preview and does what else needs no look at it (see _aside): the
         two cores share the work, and the frame is ready sooner. And the model looks at a
-        frame only if the picture changed since it last looked (see _STILL_LEVELS);
-        otherwise its last sight stands."""
+        frame only if the picture changed since it last looked (see
+        preview_state.STILL_LEVELS); otherwise its last sight stands."""
         # Only while someone stays in view: a visitor stepping in is shown at once.
         before = self._before
         shown = self.smoother.current if before.bbox is not None else None
@@ -191,7 +142,7 @@ class Pipeline:
         small = cv2.resize(frame, self.segmenter.input_size, interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         sight = self._sight
-        if sight is not None and now - sight.at < _STILL_SECONDS and _unchanged(sight.grey,
+        if sight is not None and now - sight.at < STILL_SECONDS and unchanged(sight.grey,
                                                                                 grey):
             t1 = time.perf_counter()
         else:
@@ -202,7 +153,7 @@ class Pipeline:
             sight = self._look_again(mask, small, grey, now, aside.result())
         people, colour = sight.people, sight.colour
         transform = self.smoother.update(self._target(people, frame), now)
-        self._before = _Before(people.bbox, colour)
+        self._before = Before(people.bbox, colour)
         if shown is not None:
             transform, colour = shown, before.colour
         self.timings = {"segment": t1 - t0, "place": time.perf_counter() - t1}
@@ -218,8 +169,8 @@ class Pipeline:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
         return self._helper
 
-    def _aside(self, small: np.ndarray, grey: np.ndarray, smoothed: _SmoothedMask | None,
-               sight: _Sight | None) -> _Aside:
+    def _aside(self, small: np.ndarray, grey: np.ndarray, smoothed: SmoothedMask | None,
+               sight: Sight | None) -> Aside:
         """What a preview frame needs that waits for no look of the model's at it, worked
         out on the second thread while the model looks: how the picture moved since the
         frame before (`smoothed`), for the mask's smoothing; and its colour transfer under
@@ -231,10 +182,10 @@ class Pipeline:
         colour = None
         if sight is not None and sight.people.found:
             colour = self._colour(small, sight.people.mask)
-        return _Aside(moved, colour)
+        return Aside(moved, colour)
 
     def _look_again(self, mask: np.ndarray, small: np.ndarray, grey: np.ndarray, now: float,
-                    aside: _Aside) -> _Sight:
+                    aside: Aside) -> Sight:
         """The model's new sight of a preview frame: the people in its `mask` (smoothed over
         time) and their colour transfer (small: the frame at the model's size; grey: the
         same in grey; `aside`: what _aside made of the frame meanwhile)."""
@@ -242,14 +193,14 @@ class Pipeline:
             if aside.moved is not None:
                 mask = smooth_mask(self._smoothed.mask, mask, aside.moved,
                                    self.effects.temporal)
-            self._smoothed = _SmoothedMask(grey, mask)
+            self._smoothed = SmoothedMask(grey, mask)
         people = find_people(mask, self.min_person_fraction)
         colour = aside.colour
         if not people.found:
             colour = None
         elif colour is None:  # someone the last sight did not see
             colour = self._colour(small, people.mask)
-        self._sight = _Sight(grey, now, people, colour)
+        self._sight = Sight(grey, now, people, colour)
         return self._sight
 
     def draw_preview(self, canvas: np.ndarray, frame: np.ndarray,
