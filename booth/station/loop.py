@@ -161,6 +161,8 @@ class Station:
         self._result_screen: np.ndarray | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._job: Future[Outcome] | None = None
+        self._reporter: ThreadPoolExecutor | None = None
+        self._report_job: Future[None] | None = None
         self._reported_at = -1e9
         self._last_state: State | None = None
 
@@ -168,13 +170,17 @@ class Station:
         self._opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(OPENCV_THREADS)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo")
+        # Its own thread: a status report neither waits behind a photo being made nor holds
+        # one up while the database is slow.
+        self._reporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
         self.machine.reset(self.clock.monotonic())
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
-            self._worker = None
+            self._reporter.shutdown(wait=True)
+            self._worker = self._reporter = None
             cv2.setNumThreads(self._opencv_threads)
 
     def press(self) -> None:
@@ -266,10 +272,12 @@ class Station:
     def _report(self, now: float) -> None:
         if self.report is None or now - self._reported_at < 2.0:
             return
+        if self._report_job is not None and not self._report_job.done():
+            return  # the last one still waits on the database: no queue of stale reports
         self._reported_at = now
         status = StationStatus(camera="ok" if self.camera_ok else "reconnecting",
                                fps=round(self.fps, 1), updated_at=time.time())
-        self._worker.submit(self.report, status)  # off the frame loop: it writes a database
+        self._report_job = self._reporter.submit(self.report, status)  # it writes a database
 
     def run(self, display: Display, *, max_captures: int | None = None,
             save_screens: Path | None = None) -> int:
