@@ -302,6 +302,33 @@ def davis(assets: Path) -> Iterator[Picture]:
                 yield Picture(part, sequence, jpg.stem, frame, truth)
 
 
+def refusals(assets: Path) -> list[dict]:
+    """Whether the saved photo's second look (booth.vision.presence) confirms the annotated
+    person, on every measured DAVIS frame (davis_frames, both parts), seen as davis_view
+    sees it. One row per frame: set, sequence, frame; `confirmed`: the photo keeps at least
+    half of what the person model finds of them (False: it refuses them, nobody, or keeps
+    someone else); `presence_ms`: the second look's time on this frame."""
+    from booth.vision.placement import find_people
+    from booth.vision.segmentation import exposed
+
+    os.environ.setdefault("BOOTH_PLATE", str(assets / "scenes/sol46/PIA24542_large.jpg"))
+    pipeline = load_pipeline(load_config(None), mirror=False)
+    rows = []
+    for pic in davis(assets):
+        analysis = pipeline.photo_analysis(pic.frame)
+        small = cv2.resize(pic.frame, pipeline.segmenter.input_size,
+                           interpolation=cv2.INTER_LINEAR)
+        found = find_people(pipeline.segmenter.segment(exposed(small)),
+                            pipeline.min_person_fraction).mask > 0.5
+        truth = cv2.resize(pic.truth, found.shape[::-1], interpolation=cv2.INTER_AREA) > 0.5
+        kept = analysis.people.mask > 0.5
+        rows.append({"set": pic.set, "sequence": pic.room, "frame": pic.photo,
+                     "confirmed": bool(analysis.people.found and np.count_nonzero(
+                         kept & truth) >= 0.5 * np.count_nonzero(found & truth)),
+                     "presence_ms": 1000 * pipeline.timings["presence"]})
+    return rows
+
+
 def measure(assets: Path, methods: dict | None = None,
             sets: tuple[str, ...] = ("issue8", "davis")) -> list[dict]:
     """One row per picture: set, room, photo and, per cut-out in `methods` (name: function

@@ -5,6 +5,7 @@ the crop and the measures):
     python scripts/mask_quality.py [--assets ../shared/assets] [--json]   # Markdown tables
     python scripts/mask_quality.py --sets davis   # one set only (issue8, davis)
     python scripts/mask_quality.py --flicker      # the live preview's edge shimmer, per video
+    python scripts/mask_quality.py --refusals     # DAVIS people the photo's pose check refuses
 
 MODNet's column needs its model file: --modnet PATH, or $BOOTH_MODNET (without either it is
 left out, and said so).
@@ -18,11 +19,12 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from common import PLATE, add_assets_argument
 
 from booth.config import load_config
 from booth.wiring import load_pipeline
-from devtools.quality import cutouts, flicker, measure, summary
+from devtools.quality import cutouts, flicker, measure, refusals, summary
 
 NAMES = {"raw": "raw model", "modnet": "MODNet alone", "booth": "the booth's"}
 MEASURES = (("iou", "mean IoU", "{:.3f}"), ("worst_iou", "worst IoU", "{:.3f}"),
@@ -56,6 +58,23 @@ def report(rows: list[dict], sets: dict, methods: list[str]) -> None:
                   + " |")
 
 
+def report_refusals(rows: list[dict]) -> None:
+    """The Markdown table of refusals: per DAVIS sequence, then per part."""
+    print("| part | sequence | frames | confirmed | refused frames | presence ms (median / max) |")
+    print("|---|---|---:|---:|---|---:|")
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["sequence"]), []).append(r)
+    for r in rows:
+        groups.setdefault((r["set"], "all"), []).append(r)
+    for (part, sequence), chosen in groups.items():
+        refused = [r["frame"] for r in chosen if not r["confirmed"]]
+        ms = [r["presence_ms"] for r in chosen]
+        print(f"| {part} | {sequence} | {len(chosen)} | {len(chosen) - len(refused)} | "
+              f"{' '.join(refused) if sequence != 'all' else len(refused)} | "
+              f"{np.median(ms):.0f} / {max(ms):.0f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_assets_argument(parser)
@@ -66,7 +85,16 @@ def main() -> int:
                         help="MODNet's model file (default: $BOOTH_MODNET)")
     parser.add_argument("--flicker", action="store_true",
                         help="measure the preview's edge shimmer on the shared videos instead")
+    parser.add_argument("--refusals", action="store_true",
+                        help="whether the photo's pose check confirms each DAVIS person instead")
     args = parser.parse_args()
+    if args.refusals:
+        rows = refusals(args.assets)
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            report_refusals(rows)
+        return 0
     if args.flicker:
         os.environ.setdefault("BOOTH_PLATE", str(args.assets / PLATE))
         for video in sorted((args.assets / "video").glob("*.mp4")):
