@@ -302,17 +302,19 @@ def davis(assets: Path) -> Iterator[Picture]:
                 yield Picture(part, sequence, jpg.stem, frame, truth)
 
 
-def refusals(assets: Path) -> list[dict]:
+def refusals(assets: Path, pipeline=None) -> list[dict]:
     """Whether the saved photo's second look (booth.vision.presence) confirms the annotated
     person, on every measured DAVIS frame (davis_frames, both parts), seen as davis_view
     sees it. One row per frame: set, sequence, frame; `confirmed`: the photo keeps at least
     half of what the person model finds of them (False: it refuses them, nobody, or keeps
-    someone else); `presence_ms`: the second look's time on this frame."""
+    someone else); `presence_ms`: the second look's time on this frame. `pipeline`: the
+    booth's (default: loaded from the default configuration, without mirroring)."""
     from booth.vision.placement import find_people
     from booth.vision.segmentation import exposed
 
-    os.environ.setdefault("BOOTH_PLATE", str(assets / "scenes/sol46/PIA24542_large.jpg"))
-    pipeline = load_pipeline(load_config(None), mirror=False)
+    if pipeline is None:
+        os.environ.setdefault("BOOTH_PLATE", str(assets / "scenes/sol46/PIA24542_large.jpg"))
+        pipeline = load_pipeline(load_config(None), mirror=False)
     rows = []
     for pic in davis(assets):
         analysis = pipeline.photo_analysis(pic.frame)

@@ -10,8 +10,11 @@ off Mars. And the finished picture must show the visitor (shows_someone).
 The pose landmarker, not the face detector: visitors turn away, hide their face behind hair
 or a hand, look down (of the seven people in the shared photos, the short-range face detector
 misses four, and one even in a square around her head; the pose landmarker, with its second
-look at the person's box, none). It runs through mediapipe's `solutions` API: the Tasks API
-wants a .task bundle with metadata, which the wheel does not ship for the pose models.
+look at the person's box, none). Where neither of its first two looks finds a body, two more
+are taken (issue 20: a dancer mid-jump, a paraglider pilot seen from behind): the frame
+mirrored, and a wider square round the person's box. It runs through mediapipe's `solutions`
+API: the Tasks API wants a .task bundle with metadata, which the wheel does not ship for the
+pose models.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ _VISIBLE = 0.5
 # The pose detector looks at the whole frame shrunk to 224x224; a dancer seen from the side
 # (DAVIS dance-jump) is found only in a square around the person's box, this much wider.
 _CROP_MARGIN = 0.15
+# The detector is fickle on a body seen from behind or mid-jump: a pilot it misses in the frame
+# and in that square it finds in the frame mirrored or in a square this much wider. Each
+# look costs what the first does (30-50 ms here), so they are taken only after both fail.
+_WIDE_MARGIN = 0.5
+# Those further looks see more: bodies half out of the frame (the shared videos' visitor
+# stepping out, an arm and a shoulder at the edge) show 2-7 visible landmarks in them, the
+# people of DAVIS's tuning part 14-33. So a further look counts only with this many.
+_FURTHER_LANDMARKS = 12
 # A visitor stands in front of the camera: their visible landmarks span at least this share
 # of the frame's height (either way). The shared photos' and videos' visitors span 0.40-0.81,
 # the seated audience of DAVIS dance-twirl (the camera on the crowd) 0.19.
@@ -78,24 +89,41 @@ class Presence:
     def landmarks(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
                   ) -> np.ndarray:
         """The visible body landmarks in a BGR frame, (N, 2) u, v fractions of it (none
-        found: N = 0); where the whole frame shows no body, a square around `bbox` (the
-        person model's box, fractions) is looked at."""
+        found: N = 0). Where the whole frame shows no body, a square around `bbox` (the
+        person model's box, fractions) is looked at; where that shows none either, the
+        frame mirrored and a wider square (see _WIDE_MARGIN)."""
         points = self._look(frame)
+        if not len(points):
+            points = self._look_around(frame, bbox, _CROP_MARGIN)
         if len(points):
             return points
+        for further in (lambda: self._look(frame, mirrored=True),
+                        lambda: self._look_around(frame, bbox, _WIDE_MARGIN)):
+            points = further()
+            if len(points) >= _FURTHER_LANDMARKS:
+                return points
+        return points[:0]
+
+    def _look_around(self, frame: np.ndarray, bbox: tuple[float, float, float, float],
+                     margin: float) -> np.ndarray:
+        """_look at a square round `bbox` grown by `margin` of its side each way (cut to
+        the frame); the landmarks as fractions of the frame."""
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = bbox[0] * w, bbox[1] * h, bbox[2] * w, bbox[3] * h
-        side = max(x1 - x0, y1 - y0) * (1 + 2 * _CROP_MARGIN)
+        side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
         right, bottom = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
         if right - left < 8 or bottom - top < 8:
-            return points
+            return np.zeros((0, 2))
         points = self._look(frame[top:bottom, left:right])
         return (points * [right - left, bottom - top] + [left, top]) / [w, h]
 
-    def _look(self, bgr: np.ndarray) -> np.ndarray:
-        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    def _look(self, bgr: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        """The visible landmarks in `bgr` (fractions of it); `mirrored`: looked for in its
+        mirror image, given back as they are in `bgr`."""
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = np.ascontiguousarray(rgb[:, ::-1] if mirrored else rgb)
         with self._lock:
             if self._quiet:  # it logs a warning on fd 2 the first time it finds a body
                 with quiet_stderr():
@@ -105,7 +133,7 @@ class Presence:
                 found = self._pose.process(rgb).pose_landmarks
         if found is None:
             return np.zeros((0, 2))
-        points = np.array([(p.x, p.y) for p in found.landmark
+        points = np.array([(1 - p.x if mirrored else p.x, p.y) for p in found.landmark
                            if p.visibility >= _VISIBLE]).reshape(-1, 2)
         return points[((points >= 0) & (points < 1)).all(axis=1)]  # not guessed off the frame
 
