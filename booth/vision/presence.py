@@ -65,8 +65,9 @@ class Presence:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._quiet = True
-        # Like the person model, it logs on fd 2 while loading and on its first picture.
+        # Like the person model, it logs on fd 2 while loading, and the first time it finds a
+        # body: shown a drawn one here, it has said all it says before anything else runs
+        # (fd 2 is the whole process's: silenced later, it would swallow others' lines).
         with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             from mediapipe.python.solutions.pose import Pose
@@ -74,7 +75,7 @@ class Presence:
             # Complexity 1 is the landmark model the wheel ships (0 and 2 would be downloaded).
             self._pose = Pose(static_image_mode=True, model_complexity=1,
                               min_detection_confidence=_DETECTION)
-            self._pose.process(np.zeros((144, 256, 3), np.uint8))
+            self._pose.process(_figure())
 
     def visitors(self, frame: np.ndarray, people: People) -> People:
         """The people of a BGR frame's mask that its pose confirms (see visitors)."""
@@ -125,17 +126,27 @@ class Presence:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         rgb = np.ascontiguousarray(rgb[:, ::-1] if mirrored else rgb)
         with self._lock:
-            if self._quiet:  # it logs a warning on fd 2 the first time it finds a body
-                with quiet_stderr():
-                    found = self._pose.process(rgb).pose_landmarks
-                self._quiet = found is None
-            else:
-                found = self._pose.process(rgb).pose_landmarks
+            found = self._pose.process(rgb).pose_landmarks
         if found is None:
             return np.zeros((0, 2))
         points = np.array([(1 - p.x if mirrored else p.x, p.y) for p in found.landmark
                            if p.visibility >= _VISIBLE]).reshape(-1, 2)
         return points[((points >= 0) & (points < 1)).all(axis=1)]  # not guessed off the frame
+
+
+def _figure() -> np.ndarray:
+    """A person drawn in a few strokes (RGB, 256x256), which the pose finds."""
+    image = np.full((256, 256, 3), 200, np.uint8)
+    cv2.circle(image, (128, 50), 18, (200, 150, 120), -1)  # the head, skin-coloured
+    for eye in (121, 135):
+        cv2.circle(image, (eye, 46), 2, (40, 40, 40), -1)
+    cv2.line(image, (122, 58), (134, 58), (150, 60, 60), 2)  # the mouth
+    cv2.rectangle(image, (105, 72), (151, 150), (40, 80, 150), -1)  # the body, a blue top
+    for shoulder, hand in (((105, 78), (80, 140)), ((151, 78), (176, 140))):
+        cv2.line(image, shoulder, hand, (40, 80, 150), 12)
+    for hip, foot in (((115, 150), (110, 240)), ((141, 150), (146, 240))):
+        cv2.line(image, hip, foot, (60, 60, 60), 14)
+    return image
 
 
 def visitors(people: People, points: np.ndarray) -> People:
