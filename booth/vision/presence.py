@@ -39,9 +39,9 @@ _VISIBLE = 0.5
 _CROP_MARGIN = 0.15
 # The detector is fickle on a blurred body or one seen from behind: it may miss it in the frame
 # and in that square, yet find it in the frame mirrored or in a square this much wider. Of
-# DAVIS's tuning people blurred sideways (41 px, as a twirl blurs), the first two looks miss 7
-# of 82 and these two find 3 (the person model loses 3 more). Each look costs what the first
-# does (30-50 ms here), so they are taken only after both fail.
+# DAVIS's tuning people blurred sideways (41 px, as a twirl blurs), the first two looks miss
+# 7 of 82 and these two find 3 (the person model misses 3 of the other 4). Each look costs
+# what the first does (30-50 ms here), so they are taken only after both fail.
 _WIDE_MARGIN = 0.5
 # Those further looks see more: bodies half out of the frame (the shared videos' visitor
 # stepping out, an arm and a shoulder at the edge) show 2-7 visible landmarks in them, the
