@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 
-from booth.bench import cover
 from booth.vision.compositing import Matte
 from booth.vision.fusion import fused_matte
 from booth.vision.modnet import Modnet
@@ -25,7 +24,8 @@ from devtools.quality import (
     interior_opacity,
     measure,
 )
-from tests.conftest import ASSETS, MODNET, asset, plate_config, unavailable
+from tests.conftest import ASSETS, MODNET, plate_config, unavailable
+from tests.test_cutout import video_frame
 
 # The hoodie video's last frames: the visitor's arms hang by his sides against the office
 # wall, and his right hand (left in the picture) runs off the bottom of the 1280x720 view.
@@ -63,17 +63,8 @@ def pipeline():
     return fused
 
 
-def _video_frame(name: str, index: int) -> np.ndarray:
-    cap = cv2.VideoCapture(str(asset(f"video/{name}")))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    return cover(frame, 1280, 720)
-
-
 def test_a_hand_keeps_its_own_skin_colour_and_the_wall_beside_it_stays_out(pipeline):
-    frame = _video_frame("intel_asl_again.mp4", HAND_FRAME)
+    frame = video_frame("intel_asl_again.mp4", HAND_FRAME)
     analysis = pipeline.photo_analysis(frame)
     assert analysis.people.found
     colours, alpha = pipeline.cutout(frame, analysis, pipeline.photo_matte(frame, analysis))
