@@ -45,6 +45,22 @@ def test_fusion_keeps_the_person_drops_the_bystander_and_fills_the_body():
     assert not fused_alpha(np.zeros_like(booth), modnet).any()
 
 
+def test_a_gap_mediapipe_is_sure_of_stays_the_room_and_a_body_is_solid_without_modnet():
+    booth = np.zeros((300, 200), np.float32)
+    booth[20:300, 40:80] = 1.0  # an arm hanging by the body
+    booth[20:300, 100:160] = 1.0  # the body, a gap of 20 px beside it
+    booth[20:60, 40:160] = 1.0  # the shoulder joining them
+    modnet = booth.copy()
+    modnet[60:300, 80:100] = 1.0  # MODNet fills the gap with the wall behind it
+    alpha = fused_alpha(booth, modnet)
+    assert not alpha[70:300, 82:98].any()
+    assert alpha[100:300, 50:70].min() == 1.0 and alpha[100:300, 110:150].min() == 1.0
+    # MODNet missing the person: MediaPipe's alpha stands, made solid inside.
+    booth[150:160, 120:140] = 0.7
+    alpha = fused_alpha(booth, np.zeros_like(booth))
+    assert alpha[150:160, 120:140].min() == 1.0
+
+
 def test_fused_matte_is_cut_to_the_person_and_placed_in_the_frame():
     modnet = np.zeros((120, 160), np.float32)
     modnet[20:100, 40:90] = 1.0
