@@ -242,3 +242,42 @@ def test_install_in_process_refuses_an_unwritable_folder(modnet_path, tmp_path):
                 source=modnet_path)
     assert "\n" not in str(info.value)
 
+
+
+@pytest.mark.parametrize("video, at", [("video/intel_asl_book.mp4", 0.3),
+                                       ("video/intel_asl_again.mp4", 0.6)])
+def test_modnet_looks_round_the_person_and_misses_nothing_of_them(modnet_path, video, at):
+    """The saved photo's MODNet runs on the region round the person (person_box), not the
+    whole frame: that region holds all the whole frame's fused cut-out, with room to spare,
+    and the cut-out is the same but for MODNet's own scale (its input is the person larger)."""
+    from booth.bench import cover
+    from booth.vision.compositing import Matte
+    from booth.vision.fusion import fused_matte
+    from booth.vision.modnet import person_box
+    from booth.vision.refine import refined_alpha
+    from booth.wiring import load_pipeline
+
+    cap = cv2.VideoCapture(str(asset(video)))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, int(at * cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    frame = cover(cap.read()[1], 1280, 720)
+    cap.release()
+    pipeline = load_pipeline(plate_config(), mirror=False)
+    analysis = pipeline.photo_analysis(frame)
+    assert analysis.people.found
+    cropped = pipeline.photo_alpha(frame, analysis, pipeline.photo_matte(frame, analysis))
+    alpha, box = refined_alpha(frame, analysis.people.bbox, pipeline.refiner)
+    whole = pipeline.photo_alpha(frame, analysis, fused_matte(
+        Matte.from_alpha(alpha, box), pipeline.portrait.alpha(frame)))
+    x0, y0, x1, y1 = person_box(box, 1280, 720)
+    assert (x1 - x0) * (y1 - y0) < 0.9 * 1280 * 720  # less to compute than the frame
+    ys, xs = np.nonzero(whole > 0.02)
+    room = 0.05 * (ys.max() - ys.min())  # the whole-frame cut-out, with room to spare
+    assert x0 == 0 or xs.min() - x0 >= room
+    assert y0 == 0 or ys.min() - y0 >= room
+    assert x1 == 1280 or x1 - xs.max() >= room
+    assert y1 == 720 or y1 - ys.max() >= room
+    a, b = cropped > 0.5, whole > 0.5
+    assert (a & b).sum() / (a | b).sum() >= 0.97
+    edge = cv2.dilate(b.astype(np.uint8), np.ones((9, 9), np.uint8)) > cv2.erode(
+        b.astype(np.uint8), np.ones((9, 9), np.uint8))
+    assert np.abs(cropped - whole)[edge].mean() <= 0.15

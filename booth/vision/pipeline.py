@@ -41,7 +41,7 @@ from booth.vision.compositing import (
 from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_mask
 from booth.vision.fusion import fused_matte
 from booth.vision.matting import estimate_foreground
-from booth.vision.modnet import Modnet
+from booth.vision.modnet import Modnet, person_box
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
 from booth.vision.presence import Presence, shows_someone
 from booth.vision.preview_state import (
@@ -258,14 +258,17 @@ class Pipeline:
 
     def photo_matte(self, frame: np.ndarray, analysis: Analysis) -> Matte | None:
         """The saved photo's cut-out: refined at full resolution (None: the preview's), fused
-        with the portrait-matting model's edges and hair when there is one (booth.vision.fusion)."""
+        with the portrait-matting model's edges and hair when there is one (booth.vision.fusion).
+        The model looks at the region round the person only (booth.vision.modnet.person_box):
+        less to compute than the whole frame, and the person larger in its input."""
         if self.refiner is None or analysis.people.bbox is None:
             return None
         alpha, box = refined_alpha(frame, analysis.people.bbox, self.refiner)
         matte = Matte.from_alpha(alpha, box)
         if self.portrait is None:
             return matte
-        return fused_matte(matte, self.portrait.alpha(frame))
+        x0, y0, x1, y1 = person_box(box, frame.shape[1], frame.shape[0])
+        return fused_matte(matte, self.portrait.alpha(frame[y0:y1, x0:x1]), (x0, y0))
 
     def photo_alpha(self, frame: np.ndarray, analysis: Analysis,
                     matte: Matte | None = None) -> np.ndarray:
