@@ -244,6 +244,7 @@ def test_install_in_process_refuses_an_unwritable_folder(modnet_path, tmp_path):
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("video, at", [("video/intel_asl_book.mp4", 0.3),
                                        ("video/intel_asl_again.mp4", 0.6)])
 def test_modnet_looks_round_the_person_and_misses_nothing_of_them(modnet_path, video, at):
@@ -277,7 +278,7 @@ def test_modnet_looks_round_the_person_and_misses_nothing_of_them(modnet_path, v
     assert x1 == 1280 or x1 - xs.max() >= room
     assert y1 == 720 or y1 - ys.max() >= room
     a, b = cropped > 0.5, whole > 0.5
-    assert (a & b).sum() / (a | b).sum() >= 0.97
+    assert (a & b).sum() / (a | b).sum() >= 0.98  # 0.995-0.999 on 12 frames of the videos
     edge = cv2.dilate(b.astype(np.uint8), np.ones((9, 9), np.uint8)) > cv2.erode(
         b.astype(np.uint8), np.ones((9, 9), np.uint8))
-    assert np.abs(cropped - whole)[edge].mean() <= 0.15
+    assert np.abs(cropped - whole)[edge].mean() <= 0.1  # 0.02-0.07 there
