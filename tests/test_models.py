@@ -244,41 +244,42 @@ def test_install_in_process_refuses_an_unwritable_folder(modnet_path, tmp_path):
 
 
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("video, at", [("video/intel_asl_book.mp4", 0.3),
-                                       ("video/intel_asl_again.mp4", 0.6)])
-def test_modnet_looks_round_the_person_and_misses_nothing_of_them(modnet_path, video, at):
-    """The saved photo's MODNet runs on the region round the person (person_box), not the
-    whole frame: that region holds all the whole frame's fused cut-out, with room to spare,
-    and the cut-out is the same but for MODNet's own scale (its input is the person larger)."""
+@pytest.mark.parametrize("picture", ["video/intel_asl_book.mp4", "devset/davis/stroller/00050"])
+def test_the_photo_fuses_round_the_person_exactly_as_over_the_whole_frame(modnet_path,
+                                                                        picture):
+    """The saved photo fuses MODNet's matte of the whole frame over the region where the
+    fusion can draw anyone (less work than the whole frame), with exactly the whole frame's
+    result: a visitor of the shared video, and a walker pushing a pram (DAVIS, annotated
+    with her pram; measured, never kept) that a crop round MediaPipe's person cuts off."""
     from booth.bench import cover
     from booth.vision.compositing import Matte
     from booth.vision.fusion import fused_matte
-    from booth.vision.modnet import person_box
+    from booth.vision.pipeline import _fusion_box
     from booth.vision.refine import refined_alpha
     from booth.wiring import load_pipeline
+    from devtools.quality import davis_view, iou
 
-    cap = cv2.VideoCapture(str(asset(video)))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, int(at * cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-    frame = cover(cap.read()[1], 1280, 720)
-    cap.release()
+    truth = None
+    if picture.endswith(".mp4"):
+        cap = cv2.VideoCapture(str(asset(picture)))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(0.3 * cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        frame = cover(cap.read()[1], 1280, 720)
+        cap.release()
+    else:
+        jpg = asset(picture + ".jpg")
+        frame, truth = davis_view(cv2.imread(str(jpg)), cv2.imread(
+            str(jpg.with_suffix(".png")), cv2.IMREAD_GRAYSCALE))
     pipeline = load_pipeline(plate_config(), mirror=False)
     analysis = pipeline.photo_analysis(frame)
-    assert analysis.people.found
-    cropped = pipeline.photo_alpha(frame, analysis, pipeline.photo_matte(frame, analysis))
+    matte = pipeline.photo_matte(frame, analysis)
     alpha, box = refined_alpha(frame, analysis.people.bbox, pipeline.refiner)
-    whole = pipeline.photo_alpha(frame, analysis, fused_matte(
-        Matte.from_alpha(alpha, box), pipeline.portrait.alpha(frame)))
-    x0, y0, x1, y1 = person_box(box, 1280, 720)
-    assert (x1 - x0) * (y1 - y0) < 0.9 * 1280 * 720  # less to compute than the frame
-    ys, xs = np.nonzero(whole > 0.02)
-    room = 0.05 * (ys.max() - ys.min())  # the whole-frame cut-out, with room to spare
-    assert x0 == 0 or xs.min() - x0 >= room
-    assert y0 == 0 or ys.min() - y0 >= room
-    assert x1 == 1280 or x1 - xs.max() >= room
-    assert y1 == 720 or y1 - ys.max() >= room
-    a, b = cropped > 0.5, whole > 0.5
-    assert (a & b).sum() / (a | b).sum() >= 0.98  # 0.995-0.999 on 12 frames of the videos
-    edge = cv2.dilate(b.astype(np.uint8), np.ones((9, 9), np.uint8)) > cv2.erode(
-        b.astype(np.uint8), np.ones((9, 9), np.uint8))
-    assert np.abs(cropped - whole)[edge].mean() <= 0.1  # 0.02-0.07 there
+    whole = fused_matte(Matte.from_alpha(alpha, box), pipeline.portrait.alpha(frame))
+    assert np.array_equal(matte.values, whole.values)
+    assert np.array_equal(matte.to_frame, whole.to_frame)
+    if truth is None:  # the fusion had less to do than the whole frame
+        x0, y0, x1, y1 = _fusion_box(pipeline.portrait.alpha(frame), box)
+        assert (x1 - x0) * (y1 - y0) < 0.8 * 1280 * 720
+    else:  # the pram kept: 0.37 when MODNet looked at a crop round her
+        assert iou(pipeline.photo_alpha(frame, analysis, matte), truth) >= 0.85

