@@ -78,19 +78,20 @@ def solid_body(alpha: np.ndarray, person: np.ndarray, height: int) -> np.ndarray
     return alpha
 
 
-
-def fused_matte(matte: Matte, modnet: np.ndarray) -> Matte:
-    """The refined full-resolution `matte` (Matte.from_alpha) fused with MODNet's alpha of
-    the whole frame, cut to where the fused alpha holds anyone (unchanged when it holds
-    nobody)."""
+def fused_matte(matte: Matte, modnet: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Matte:
+    """The refined full-resolution `matte` (Matte.from_alpha) fused with MODNet's alpha of a
+    region of the frame holding the matte (its top-left corner at `origin`, frame pixels; by
+    default the whole frame), cut to where the fused alpha holds anyone (unchanged when it
+    holds nobody)."""
     h, w = modnet.shape
+    ox, oy = origin
     booth = np.zeros((h, w), np.float32)
-    x0, y0 = int(matte.to_frame[0, 2]), int(matte.to_frame[1, 2])
+    x0, y0 = int(matte.to_frame[0, 2]) - ox, int(matte.to_frame[1, 2]) - oy
     mh, mw = matte.values.shape
     booth[y0:y0 + mh, x0:x0 + mw] = matte.values
     alpha = fused_alpha(booth, modnet)
     ys, xs = np.nonzero(alpha > 0)
     if not len(ys):
         return matte
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return Matte.from_alpha(alpha[box[1]:box[3], box[0]:box[2]], box)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return Matte.from_alpha(alpha[y0:y1, x0:x1], (x0 + ox, y0 + oy, x1 + ox, y1 + oy))

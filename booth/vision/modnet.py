@@ -1,7 +1,7 @@
 """MODNet portrait matting (Ke et al., AAAI 2022; weights Apache-2.0) through ONNX Runtime:
 a soft alpha for a whole photo, strongest at hair and edges where MediaPipe's selfie model
-gives a smooth blob. The saved photo's path only: 150-400 ms a photo on two cores, far too
-slow for every preview frame.
+gives a smooth blob. The saved photo's path only: about 500 ms a photo on two cores
+(docs/speed.md), far too slow for every preview frame.
 
 The model file is installed by `booth models install`, never fetched here.
 """
@@ -42,6 +42,11 @@ class Modnet:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: its warnings are not for the museum
+        # Its threads sleep when out of work instead of spinning: on the booth's two cores,
+        # shared with the preview and the rest of the photo, a spinning thread takes CPU
+        # the others need (on the shared 2-core VM, 900 against 1090 ms of CPU a 1280x720
+        # frame).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options,
                                                  providers=["CPUExecutionProvider"])
@@ -54,10 +59,9 @@ class Modnet:
     def alpha(self, bgr: np.ndarray) -> np.ndarray:
         """The person's alpha (float32, 0..1) at the picture's own size."""
         h, w = bgr.shape[:2]
-        size = input_size(w, h)
-        small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        x = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32)
-        x = ((x - 127.5) / 127.5).transpose(2, 0, 1)[None]
-        out = self._session.run(None, {self._input: np.ascontiguousarray(x)})[0][0, 0]
+        small = cv2.resize(bgr, input_size(w, h), interpolation=cv2.INTER_AREA)
+        # RGB, -1..1, channels first, in one pass.
+        x = cv2.dnn.blobFromImage(small, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True)
+        out = self._session.run(None, {self._input: x})[0][0, 0]
         alpha = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(alpha, 0.0, 1.0, out=alpha)
