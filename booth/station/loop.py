@@ -196,7 +196,8 @@ class Station:
         t0 = time.perf_counter()
         latest, seq = self.source.latest()
         t1 = time.perf_counter()
-        self.new_frame = seq != self.frame_seq and latest is not None
+        # While a photo is made the screen shows the shutter's frame: the cores go to the photo.
+        self.new_frame = seq != self.frame_seq and latest is not None and self._job is None
         if self.new_frame:
             dt = now - self._frame_at
             self.fps = 0.9 * self.fps + 0.1 / dt if dt > 0 else self.fps
