@@ -281,5 +281,6 @@ def test_the_photo_fuses_round_the_person_exactly_as_over_the_whole_frame(modnet
     if truth is None:  # the fusion had less to do than the whole frame
         x0, y0, x1, y1 = _fusion_box(pipeline.portrait.alpha(frame), box)
         assert (x1 - x0) * (y1 - y0) < 0.8 * 1280 * 720
-    else:  # the pram kept: 0.85 (0.37 when MODNet looked at a crop round her)
-        assert iou(pipeline.photo_alpha(frame, analysis, matte), truth) >= 0.8
+    else:  # the pram kept: 0.37 when MODNet looked at a crop round her; measured 0.843
+        # (MODNet at 384; 0.848 while MediaPipe's whole person was forced opaque)
+        assert iou(pipeline.photo_alpha(frame, analysis, matte), truth) >= 0.83

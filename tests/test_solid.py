@@ -113,8 +113,8 @@ def test_bodies_of_the_davis_held_out_people_are_solid_inside(pipeline):
 def test_bodies_are_solid_inside_in_every_room_of_issue_8s_set():
     """Every picture of issue 8's set (the bright wall, the back plate, the two offices, the
     dim lamp-lit room; the shared five as they are), the saved photo's cut-out with the
-    model: opaque inside. Measured: 0.990 at worst with MODNet at a short side of 384
-    (0.996 at 512; 0.992 before the body was made solid deeper than 1 % of the height)."""
+    model: opaque inside. Measured with MODNet at 384: 0.987 at worst (rembg_girl-3 in the dim
+    room; 0.990 while MediaPipe's whole person was forced opaque, 0.996 with MODNet at 512)."""
     if not MODNET.is_file():
         unavailable(f"the matting model {MODNET} is missing (scripts/setup-tests installs it)")
     with pytest.MonkeyPatch.context() as env:

@@ -39,7 +39,7 @@ from booth.vision.compositing import (
     place_ahead,
 )
 from booth.vision.effects import colour_lut, colour_stats, glow, motion, smooth_mask
-from booth.vision.fusion import fused_matte
+from booth.vision.fusion import PIECE, fused_matte
 from booth.vision.matting import estimate_foreground
 from booth.vision.modnet import Modnet
 from booth.vision.placement import People, Smoother, Transform, find_people, fit_to_stage
@@ -409,12 +409,12 @@ class Pipeline:
 
 
 def _fusion_box(modnet: np.ndarray, box: PixelBox) -> PixelBox:
-    """Where the fusion can draw anyone: MediaPipe's matte (`box`) and MODNet's solid pieces
+    """Where the fusion can draw anyone: MediaPipe's matte (`box`) and MODNet's pieces
     (the fusion keeps those on the person), grown by a tenth of the frame's height, more than
     the fusion grows them (booth.vision.fusion.GROW, a share of the person's height); fusing
     there alone gives the whole frame's result for less work."""
     h, w = modnet.shape
-    solid = modnet > 0.5
+    solid = modnet > PIECE
     rows, cols = np.nonzero(solid.any(axis=1))[0], np.nonzero(solid.any(axis=0))[0]
     x0, y0, x1, y1 = box
     if rows.size:
