@@ -223,11 +223,11 @@ def touching(people: People, body: np.ndarray) -> People:
     near = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))) > 0
     count, labels, stats = components((person & ~near).astype(np.float32))
+    shorter = [i for i in range(1, count) if stats[i, cv2.CC_STAT_HEIGHT] < _COMPARABLE * height]
+    if not shorter:
+        return people
     away = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 3)
-    reach = np.zeros(count)
-    np.maximum.at(reach, labels.ravel(), away.ravel())
-    drop = [i for i in range(1, count) if reach[i] >= _FAR * height
-            and stats[i, cv2.CC_STAT_HEIGHT] < _COMPARABLE * height]
+    drop = [i for i in shorter if away[labels == i].max() >= _FAR * height]
     if not drop:
         return people
     # Off: those parts grown by their soft edges (as people_of grows kept blobs), never
