@@ -137,7 +137,8 @@ def test_no_photo_of_a_crowd_far_away(pipeline):
 def test_people_far_behind_the_visitor_are_left_off(pipeline):
     """The dancer with the audience behind her, every blob the person model sees kept
     (down to 0.05 % of the frame): the photo keeps all of the dancer (her hand-drawn truth,
-    grown by 4 model pixels) and leaves off most of the audience (what stays touches her)."""
+    grown by a model pixel) and leaves off most of the audience further than 4 model pixels
+    from her (what stays touches her)."""
     frame = cv2.imread(str(asset("devset/davis/dance-twirl/00033.jpg")))
     truth = cv2.imread(str(asset("devset/davis/dance-twirl/00033.png")),
                        cv2.IMREAD_GRAYSCALE) > 0
@@ -145,13 +146,29 @@ def test_people_far_behind_the_visitor_are_left_off(pipeline):
     everyone = find_people(pipeline.segmenter.segment(exposed(small)), 0.0005)
     kept = pipeline.presence.visitors(frame, everyone)
     h, w = everyone.mask.shape
-    near_truth = cv2.dilate(cv2.resize(truth.astype(np.uint8), (w, h),
-                                       interpolation=cv2.INTER_NEAREST), np.ones((9, 9)))
+    her = cv2.resize(truth.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    near_truth = cv2.dilate(her, np.ones((9, 9)))
     outside = np.count_nonzero((everyone.mask > 0.5) & (near_truth == 0))
     assert outside > 0.02 * h * w  # the audience was there to leave off
     assert np.count_nonzero((kept.mask > 0.5) & (near_truth == 0)) < outside / 3
-    on_her = (everyone.mask > 0.5) & (near_truth > 0)
+    on_her = (everyone.mask > 0.5) & (cv2.dilate(her, np.ones((3, 3))) > 0)
     assert np.count_nonzero((kept.mask > 0.5) & on_her) == np.count_nonzero(on_her)
+
+
+def test_people_touching_the_visitor_in_the_picture_are_left_off(pipeline):
+    """The dancer's arm and dress overlap the seated audience behind her (one blob of the
+    person model with her): the saved photo's cut-out keeps her (her hand-drawn truth;
+    0.94 of it before the pose's own mask of her was asked, 0.93 now) and leaves off most
+    of the audience (pixels more than 7 px off her truth: 8,400 before, 840 now; what is
+    left touches her: a piece of the hay bale by her hair, a sliver by her hand)."""
+    frame = cv2.imread(str(asset("devset/davis/dance-twirl/00033.jpg")))
+    truth = cv2.imread(str(asset("devset/davis/dance-twirl/00033.png")),
+                       cv2.IMREAD_GRAYSCALE) > 0
+    analysis = pipeline.photo_analysis(frame)
+    _, alpha = pipeline.cutout(frame, analysis, pipeline.photo_matte(frame, analysis))
+    near_truth = cv2.dilate(truth.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    assert np.count_nonzero((alpha > 0.5) & ~near_truth) < 2000
+    assert np.count_nonzero((alpha > 0.5) & truth) > 0.9 * np.count_nonzero(truth)
 
 
 def test_the_station_says_nobody_when_the_photo_finds_no_one(pipeline, tmp_path: Path,

@@ -263,13 +263,16 @@ class Pipeline:
         they hold or push (a pram: DAVIS tuning part IoU 0.787 -> 0.751)."""
         if self.refiner is None or analysis.people.bbox is None:
             return None
+        h, w = frame.shape[:2]
         alpha, box = refined_alpha(frame, analysis.people.bbox, self.refiner)
-        matte = Matte.from_alpha(alpha, box)
+        matte = Matte.from_alpha(analysis.people.within(alpha, box, w, h), box)
         if self.portrait is None:
             return matte
         modnet = self.portrait.alpha(frame)
-        x0, y0, x1, y1 = _fusion_box(modnet, box)
-        return fused_matte(matte, modnet[y0:y1, x0:x1], (x0, y0))
+        box = _fusion_box(modnet, box)
+        x0, y0, x1, y1 = box
+        modnet = analysis.people.within(modnet[y0:y1, x0:x1].copy(), box, w, h)
+        return fused_matte(matte, modnet, (x0, y0))
 
     def photo_alpha(self, frame: np.ndarray, analysis: Analysis,
                     matte: Matte | None = None) -> np.ndarray:

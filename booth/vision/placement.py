@@ -41,6 +41,9 @@ class People:
 
     mask: np.ndarray  # float32, the segmenter's size, small blobs removed
     bbox: tuple[float, float, float, float] | None  # u0, v0, u1, v1 as fractions of the frame
+    # Where the saved photo may show anyone (the mask's size, 0/1), when someone touching
+    # the visitor was left off (booth.vision.presence); None: anywhere.
+    allowed: np.ndarray | None = None
 
     @property
     def found(self) -> bool:
@@ -54,6 +57,22 @@ class People:
         core = np.count_nonzero(self.mask > 0.8)
         soft = max(1, np.count_nonzero(self.mask > 0.5))
         return core >= _CONFIDENT_CORE * self.mask.size and core >= _CONFIDENT_SOLID * soft
+
+    def within(self, alpha: np.ndarray, box: tuple[int, int, int, int],
+               frame_w: int, frame_h: int) -> np.ndarray:
+        """`alpha` over the frame pixels `box` (x0, y0, x1, y1), cut in place to where the
+        photo may show anyone (see allowed)."""
+        if self.allowed is None:
+            return alpha
+        h, w = self.allowed.shape
+        x0, y0, x1, y1 = box
+        # The box's part of the mask, scaled to the box (a soft edge of a mask pixel).
+        sx, sy = w / frame_w, h / frame_h
+        to_mask = np.array([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
+        region = cv2.warpAffine(self.allowed.astype(np.float32), to_mask, (x1 - x0, y1 - y0),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        alpha *= region
+        return alpha
 
     @property
     def feet_visible(self) -> bool:
