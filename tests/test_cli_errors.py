@@ -74,6 +74,7 @@ def test_compose_a_corrupt_image(tmp_path, out_dir):
                     "PNG photo")
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_compose_a_photo_without_a_person(tmp_path, out_dir, plate_path):
     plate = cv2.imread(str(plate_path))
     sky = tmp_path / "sky.jpg"
@@ -83,6 +84,7 @@ def test_compose_a_photo_without_a_person(tmp_path, out_dir, plate_path):
                     "clearly visible")
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 @pytest.mark.parametrize("relative", ["people/bgm_0001_back_plate.png", PLATE])
 def test_compose_of_an_empty_room_or_of_the_plate_itself(tmp_path, out_dir, relative):
     """Nobody in them (the plate once made a photo of a piece of the rover): one line, as
@@ -103,6 +105,7 @@ def test_compose_with_a_corrupt_plate(tmp_path, out_dir):
                          "the config)")
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_compose_to_an_unwritable_place(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -114,6 +117,7 @@ def test_compose_to_an_unwritable_place(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_compose_keeps_no_output_when_the_mask_cannot_be_written(tmp_path):
     (tmp_path / "taken.png").mkdir()  # a folder where the mask should go
     out = tmp_path / "out.jpg"
@@ -126,6 +130,7 @@ def test_compose_keeps_no_output_when_the_mask_cannot_be_written(tmp_path):
     assert list((tmp_path / "taken.png").iterdir()) == []
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_compose_the_astronaut(tmp_path):
     photo = asset(ASTRONAUT)
     out, mask_out = tmp_path / "out.jpg", tmp_path / "mask.png"
@@ -155,6 +160,7 @@ def test_compose_the_astronaut(tmp_path):
 
 # --- run -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_run_an_unreadable_video(tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(np.random.default_rng(9).bytes(50_000))

@@ -40,6 +40,7 @@ def drawn(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, np.n
     return proc, pngs(tmp / "out")
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_every_screen_in_every_language_is_a_full_size_picture(drawn, plate_path):
     proc, images = drawn
     codes = {name.rsplit("-", 1)[1][:-4] for name in images}
@@ -54,6 +55,7 @@ def test_every_screen_in_every_language_is_a_full_size_picture(drawn, plate_path
                                   images[f"station-{name}-de.png"]), name
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_the_result_screen_shows_the_wifi_code_only_when_configured(drawn, tmp_path,
                                                                     plate_path):
     _, images = drawn

@@ -48,6 +48,7 @@ def _request(port: int, method: str, path: str, body: str = "",
         conn.close()
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_a_capture_download_and_staff_login_log_no_secret_even_verbose(tmp_path: Path):
     """passwd, a headless station's capture, then `booth serve`: the photo's page and
     download, a wrong and a right staff login, all with --verbose. Every process's stderr

@@ -201,6 +201,7 @@ def test_the_real_model_is_loaded_into_the_pipeline(modnet_path, caplog):
     assert alpha.dtype == np.float32 and 0.2 < alpha.mean() < 0.8  # a person, not all or none
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 @pytest.mark.parametrize("case", ["missing", "wrong"])
 def test_without_a_usable_model_one_warning_and_the_photo_is_still_made(case, tmp_path):
     model = tmp_path / "modnet.onnx"

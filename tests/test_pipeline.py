@@ -90,6 +90,7 @@ def test_two_people_side_by_side_both_appear(pipeline):
     assert len(runs) >= 1 + (not cols[0]), "expected two separate figures"
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_the_saved_photo_matches_the_mirrored_preview(pipeline):
     frame = read("rembg_girl-3.jpg")
     analysis = pipeline.photo_analysis(frame)

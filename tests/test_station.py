@@ -254,6 +254,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     assert cameras[0] == "ok" and "reconnecting" in cameras and cameras[-1] == "ok"
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(
         tmp_path: Path, station_log: list[str]):
     """An empty room (a bright plain wall) and a faded, smeared figure near the lens: the
@@ -429,6 +430,7 @@ def _detail(picture: np.ndarray, where: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F)[where].std())
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_a_camera_with_a_still_mode_makes_the_photo_from_its_still(
         tmp_path: Path, station_log: list[str]):
     """A webcam (tests.test_sources.Webcam: no device here) previews a real photo at 640x360

@@ -38,6 +38,7 @@ def pipeline():
     return load_pipeline(plate_config(), mirror=True)
 
 
+@pytest.mark.slow  # over 1.4 s: the fast tier stays under 90 s
 def test_a_still_visitor_is_segmented_again_only_when_they_move_or_half_a_second_passes(
         pipeline):
     model = counting(pipeline.segmenter, "segment")
