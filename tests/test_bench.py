@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from booth.vision.segmentation import Segmenter, model_path
-from tests.conftest import ROOT, asset
+from tests.conftest import MODNET, ROOT, asset
 
 
 @pytest.mark.slow
@@ -30,6 +30,8 @@ def test_bench_smoke_run_reports_every_field(tmp_path: Path):
     report = json.loads(proc.stdout)
     assert report["frames"] == 20 and report["input"] == "1280x720"
     assert report["display"] == "1280x720" and report["model"] == "landscape"
+    # The capture times include the saved photo's matting model when it is installed.
+    assert report["matting_model"] == ("MODNet" if MODNET.is_file() else "none")
     assert set(report["stages"]) == {"read", "segment", "place", "composite", "ui", "display"}
     for stage in report["stages"].values():
         assert 0 <= stage["median_ms"] <= stage["p95_ms"]
