@@ -37,3 +37,13 @@ def test_relative_links_lead_to_files(page):
                                  and fragment not in anchors(file)):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to what does not exist: {broken}"
+
+
+def test_the_reverse_proxy_example_sets_every_forwarded_header_the_booth_believes():
+    """With trusted_proxies set, ProxyFix believes X-Forwarded-For, -Proto and -Host
+    (booth/webapp/security.py): a proxy that does not set one passes the phone's own on, so
+    the deployment guide's nginx example must set all three."""
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    block = re.search(r"```nginx\n(.*?)```", guide, re.S).group(1)
+    for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"):
+        assert re.search(rf"^\s*proxy_set_header {header} \$", block, re.M), header
