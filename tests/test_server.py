@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.parse
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from booth.config import Config
 from booth.store import Store
 from booth.webapp.server import CHANNEL_TIMEOUT, HEADER_TIMEOUT, PER_CLIENT, SETTINGS, Janitor
 from tests.conftest import ROOT
@@ -315,6 +317,45 @@ def test_headers_trickled_past_the_deadline_close_the_connection(store: Store,
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed")]
     assert lines == ["closed 1 connection(s) that sent no complete request headers within "
                      "0.4 s: 127.0.0.2 x1"]
+
+
+def test_behind_a_proxy_its_address_is_not_capped(store: Store) -> None:
+    """With trusted_proxies set every visitor comes from the proxy's address: the cap per
+    address is off there (the proxy caps connections per visitor), lest one visitor's
+    connections lock out all the others."""
+    cfg = Config()
+    cfg.server.trusted_proxies = 1
+    with serving(store, cfg, per_client=3) as port:
+        held = _idle(port, 5, "127.0.0.2")
+        try:
+            for sock in held:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: booth\r\nConnection: close\r\n\r\n")
+            assert [sock.recv(12) for sock in held] == [b"HTTP/1.1 200"] * 5
+        finally:
+            for sock in held:
+                sock.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no open-file limit here")
+def test_the_connection_cap_fits_the_open_file_limit() -> None:
+    """Linux's usual soft limit of 1024 open files is raised toward the hard limit; where
+    the hard limit is lower, fewer connections are accepted at once (rather than accept()
+    failing over and over)."""
+    code = textwrap.dedent("""
+        import resource
+        from booth.webapp.server import OTHER_FILES, _within_open_files
+        for hard in (4096, 1024):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+            print(_within_open_files(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                  OTHER_FILES)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       timeout=60)
+    (raised, soft, reserve), (lowered, same, _) = [map(int, line.split())
+                                                   for line in r.stdout.splitlines()]
+    assert (raised, soft) == (1000, 1000 + reserve), r.stderr
+    assert (lowered, same) == (1024 - reserve, 1024)
+    assert f"at most {1024 - reserve} connections at once" in r.stderr
 
 
 def test_janitor_purges_expired_photos_file_thumbnail_and_row(tmp_path: Path):
