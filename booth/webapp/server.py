@@ -1,7 +1,7 @@
 """Serve the web app with waitress (Windows and Linux alike), and purge expired photos.
 
 waitress's defaults are made for a trusted network; the booth's phones are strangers on a
-venue's Wi-Fi, so the limits are tightened here (see the README's security section):
+venue's Wi-Fi, so the limits are tightened here (see docs/security.md):
 - connections: waitress caps connections across all clients, so one client holding them
   all (slowloris: a request line, then one header every few seconds) would lock every other
   phone out. Here one address may hold PER_CLIENT connections at once: the next ones are
@@ -29,6 +29,7 @@ connections per real client and times out slow headers itself (nginx: limit_conn
 client_header_timeout). The header deadline stays on (a proxy sends a request's headers at
 once).
 """
+
 from __future__ import annotations
 
 import logging
@@ -182,7 +183,7 @@ def _within_open_files(connections: int) -> int:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             soft = raised
-        except (ValueError, OSError) as exc:  # macOS caps the soft limit lower still
+        except (ValueError, OSError) as exc:  # e.g. over macOS's kern.maxfilesperproc
             log.warning("cannot raise the open-file limit to %d: %s", raised, exc)
         if soft < needed:
             connections = max(soft - OTHER_FILES, 1)
