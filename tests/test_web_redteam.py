@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import html
 import http.client
+import http.server
 import logging
 import random
 import re
@@ -26,6 +27,7 @@ from booth.cli import ClientLineBound
 from booth.store import Store
 from booth.store.outbox import Uploader
 from booth.store.passwords import set_password
+from tests.test_browser import Booth, booth, browser, phone  # noqa: F401 (fixtures)
 from tests.test_faults_input import Served, wire
 from tests.test_web_security import has_security_headers, login, serving
 from tests.test_web_staff import _logged_in, _login, _token
@@ -92,6 +94,41 @@ def test_the_language_switch_never_redirects_to_another_site(store: Store) -> No
             assert "booth_lang=" in headers["set-cookie"]
         status, _, body = raw_get(port, f"/p/{token}".encode(), b"Cookie: booth_lang=de\r\n")
         assert status == 200 and b'<html lang="de">' in body
+
+
+@contextlib.contextmanager
+def another_site() -> Iterator[int]:
+    """A web server on another address (127.0.0.2): "another site" for the browser."""
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<h1>another site</h1>")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.browser
+def test_in_chromium_a_switch_link_to_another_site_stays_on_the_booth(
+        booth: Booth, phone) -> None:  # noqa: F811 (fixtures)
+    """The issue's link, opened by Chromium: it used to land on the other site."""
+    with another_site() as port:
+        for shape in ("%09/", "%09%09/", "%2F/", "%5C", "%0a/"):
+            response = phone.goto(f"{booth.base}/{shape}127.0.0.2:{port}/?lang=de")
+            assert phone.url.startswith(booth.base + "/"), (shape, phone.url)
+            assert "another site" not in phone.content(), shape
+            assert response.status in (200, 400, 404), shape
 
 
 # --- 2. control characters: 400, a quoted log line, and a bounded log --------------------
