@@ -345,7 +345,7 @@ class ClientLineBound(logging.Filter):
     WINDOW seconds. Past that they are counted, and the next one written is preceded by one
     line saying how many were left out. With each client's string cut to 200 characters
     (booth.webapp.security.quoted), a flood of bad requests adds at most LIMIT + 1 lines
-    (about 15 kB) a minute to the log, however fast it comes."""
+    (about 10 kB) a minute to the log, however fast it comes."""
 
     LIMIT, WINDOW = 30, 60  # lines, seconds
     LOGGERS = ("booth.webapp", "waitress")
