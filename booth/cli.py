@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -337,6 +339,45 @@ class _JournalFormatter(logging.Formatter):
         return f"<{_PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
 
 
+class ClientLineBound(logging.Filter):
+    """Warnings a client can cause (the web app's: a refused request, a wrong password, a page
+    while the store is out of reach; waitress's: a deep queue) are written at most LIMIT per
+    WINDOW seconds. Past that they are counted, and the next one written is preceded by one
+    line saying how many were left out. With each client's string cut to 200 characters
+    (booth.webapp.security.quoted), a flood of bad requests adds at most LIMIT + 1 lines
+    (about 10 kB) a minute to the log, however fast it comes."""
+
+    LIMIT, WINDOW = 30, 60  # lines, seconds
+    LOGGERS = ("booth.webapp", "waitress")
+
+    def __init__(self, handler: logging.Handler, clock=time.monotonic) -> None:
+        super().__init__()
+        self.handler, self.clock = handler, clock
+        self._lock = threading.Lock()
+        self._window_start, self._written, self._left_out = -self.WINDOW, 0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno < logging.WARNING or not record.name.startswith(self.LOGGERS)
+                or getattr(record, "left_out", False)):
+            return True
+        with self._lock:
+            now = self.clock()
+            if now - self._window_start >= self.WINDOW:
+                self._window_start, self._written = now, 0
+            if self._written >= self.LIMIT:
+                self._left_out += 1
+                return False
+            self._written += 1
+            left_out, self._left_out = self._left_out, 0
+        if left_out:
+            self.handler.handle(logging.makeLogRecord({
+                "name": "booth.webapp", "levelno": logging.WARNING, "levelname": "WARNING",
+                "msg": "left out %d warning(s) caused by clients (at most %d per %d s are "
+                       "logged)", "args": (left_out, self.LIMIT, self.WINDOW),
+                "left_out": True}))
+        return True
+
+
 def setup_logging(level: int) -> None:
     """Every module logs to its own logger (`logging.getLogger(__name__)`); here, once, the
     lines go to stderr: one line per event, readable in a terminal and in the journal."""
@@ -346,6 +387,7 @@ def setup_logging(level: int) -> None:
     else:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.addFilter(ClientLineBound(handler))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

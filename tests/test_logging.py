@@ -106,8 +106,8 @@ def test_a_capture_download_and_staff_login_log_no_secret_even_verbose(tmp_path:
 
 
 def test_a_clients_line_breaks_cannot_forge_a_log_line(tmp_path: Path, caplog) -> None:
-    """A path with CR/LF in it (here in a link whose store is out of reach) is logged as its
-    repr: the event stays one line."""
+    """A path with CR/LF in it (here in a link whose store is out of reach) is refused first
+    (400), and logged as its repr: the event stays one line."""
     caplog.set_level(logging.DEBUG)
     store = Store(tmp_path / "data")
     try:
@@ -117,11 +117,11 @@ def test_a_clients_line_breaks_cannot_forge_a_log_line(tmp_path: Path, caplog) -
         store.resolve = unreachable
         client = create_app(Config(), store, testing=True).test_client()
         forged = "A" * 22 + "%0d%0a2026-01-01 00:00:00 ERROR booth: forged"
-        assert client.get(f"/p/{forged}").status_code == 503
+        assert client.get(f"/p/{forged}").status_code == 400
     finally:
         store.close()
-    [record] = [r for r in caplog.records if r.name == "booth.webapp.errors"]
-    assert record.levelno == logging.WARNING
+    [record] = [r for r in caplog.records if r.name.startswith("booth.webapp")]
+    assert record.levelno == logging.WARNING and record.name == "booth.webapp.security"
     message = record.getMessage()
     assert "\n" not in message and "\r" not in message and "\\r\\n2026" in message
 

@@ -144,6 +144,7 @@ class Store(CaptureRows, Settings, StaffSessions):
     def close(self) -> None:
         if self.uploader is not None:
             self.uploader.stop(0)
+        self.stop_owed_logouts()
         self.db.close()
 
 

@@ -150,15 +150,24 @@ class CaptureRows:
                        thumb, pending=True)
 
     def register_pending(self, hashed_token: str, files: dict[str, str], created_at: float,
-                         expires_at: float) -> None:
+                         expires_at: float) -> bool:
         """A station's photo is on its way: its link finds it (and says so) from now on.
-        Done again after a crash, it changes nothing."""
+        Done again after a crash, it changes nothing. False if the photo was deleted meanwhile
+        (registered before a crash, then deleted by staff: its tombstone): it stays deleted."""
         self.db.execute(
             "INSERT INTO captures (token_hash, filename, raw_filename, thumb_filename,"
             " created_at, expires_at, pending) VALUES (?, ?, ?, ?, ?, ?, 1)"
             " ON CONFLICT (token_hash) DO NOTHING",
             (hashed_token, files["photo"], files.get("raw"), files.get("thumb"), created_at,
              expires_at))
+        # Looked for after the insert: a delete of the old row commits its tombstone before
+        # an insert waiting on that row goes on, so it is seen here; a delete still to come
+        # finds the row, and the upload then finds it gone (mark_uploaded).
+        if self.db.one("SELECT 1 FROM tombstones WHERE token_hash = ?",
+                       (hashed_token,)) is None:
+            return True
+        self.db.execute("DELETE FROM captures WHERE token_hash = ?", (hashed_token,))
+        return False
 
     def mark_uploaded(self, hashed_token: str) -> bool:
         """The photo's files are in the bucket: serve it. False if its row is gone (deleted

@@ -8,6 +8,8 @@ last: an entry exists once its record does. The uploader takes entries oldest fi
 3. it marks the row uploaded, and only then removes the entry.
 A SIGKILL at any point leaves the entry, and the next start carries on from it. A row that
 is gone at step 3 was deleted while on its way (a staff purge): its files leave the bucket.
+So does a photo whose step 1 is refused: registered before a SIGKILL, then deleted (its
+tombstone), it must not come back at the next start.
 """
 
 from __future__ import annotations
@@ -130,26 +132,35 @@ class Uploader:
     def pending(self) -> int:
         return len(self.outbox.entries())
 
-    def register(self, entry: Entry) -> None:
-        """Step 1: the link finds the photo (and says it is on its way)."""
+    def register(self, entry: Entry) -> bool:
+        """Step 1: the link finds the photo (and says it is on its way). False, and the
+        entry is gone, if the photo was deleted after an earlier start registered it."""
         if not entry.registered:
-            self.store.register_pending(entry.token_hash, entry.files, entry.created_at,
-                                        entry.expires_at)
+            if not self.store.register_pending(entry.token_hash, entry.files,
+                                               entry.created_at, entry.expires_at):
+                self._discard(entry)
+                return False
             self.outbox.mark_registered(entry)
+        return True
+
+    def _discard(self, entry: Entry) -> None:
+        """A photo deleted while on its way: its objects (any that went up) leave the bucket,
+        its files the outbox."""
+        for name in entry.files.values():
+            self.store.photo_files.delete(name)
+        self.outbox.remove(entry)
+        log.info("capture %s was deleted while on its way; its files are gone",
+                 short_id(entry.files["photo"]))
 
     def upload(self, entry: Entry) -> None:
         """Steps 2 and 3: the files into the bucket, then the row marked uploaded."""
         store, names = self.store, entry.files.values()
         for name in names:
             store.photo_files.put(name, self.outbox.read(name))
-        capture = short_id(entry.files["photo"])
-        if store.mark_uploaded(entry.token_hash):
-            log.info("upload done: capture %s", capture)
-        else:
-            for name in names:  # deleted while on its way
-                store.photo_files.delete(name)
-            log.info("capture %s was deleted while on its way; its files left the bucket",
-                     capture)
+        if not store.mark_uploaded(entry.token_hash):
+            self._discard(entry)
+            return
+        log.info("upload done: capture %s", short_id(entry.files["photo"]))
         self.outbox.remove(entry)
 
     def upload_all(self) -> int:
@@ -164,8 +175,7 @@ class Uploader:
                             short_id(entry.files["photo"]))
             else:
                 entries.append(entry)
-        for entry in entries:
-            self.register(entry)
+        entries = [entry for entry in entries if self.register(entry)]
         for entry in entries:
             self.upload(entry)
         return len(entries)

@@ -14,7 +14,7 @@ from booth.errors import StoreUnavailable
 from booth.i18n.catalogues import N_
 from booth.store import Photo
 from booth.webapp.languages import current
-from booth.webapp.security import private
+from booth.webapp.security import private, quoted
 
 _MESSAGES = {
     400: (N_("Something went wrong"), N_("That request could not be understood. Go back and "
@@ -100,7 +100,7 @@ def init(app: Flask) -> None:
 
     @app.errorhandler(StoreUnavailable)
     def handle_unavailable(exc: StoreUnavailable):
-        log.warning("%s on %s %r", exc, request.method, request.path)
+        log.warning("%s on %s %s", exc, request.method, quoted(request.path))
         if request.path.startswith("/p/"):
             return on_its_way(503, unavailable=True)
         response = _message(*_MESSAGES[503], 503)
@@ -109,5 +109,5 @@ def init(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_any(exc: Exception):
-        log.exception("unexpected error on %s %r", request.method, request.path)
+        log.exception("unexpected error on %s %s", request.method, quoted(request.path))
         return _message(*_ELSE, 500)

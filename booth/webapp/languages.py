@@ -4,7 +4,7 @@ with the booth's own catalogues (booth.i18n.catalogues), the same ones the stati
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
 from flask_babel import Babel, Domain
@@ -69,6 +69,21 @@ def _policy_url(url: str) -> str:
     return url
 
 
+def _until() -> str:
+    """A waiting photo link's `until` ("until=N", else ""): the switch keeps it, without it the
+    link would be "not found"."""
+    until = request.args.get("until", type=int)
+    return "" if until is None else f"until={until}"
+
+
+def _same_page() -> str:
+    """Where the switch sends the visitor back: this page, if it is one of this site's own
+    routes (else the home page), as a percent-encoded path. Never "//host/..." or a scheme:
+    a browser takes those for another site (an open redirect from the booth's address)."""
+    path = quote(request.path) if request.url_rule is not None else "/"
+    return "/" if path.startswith("//") else path
+
+
 def init(app: Flask, cfg) -> None:
     app.extensions["booth.languages"] = Languages.from_config(cfg)
     policy = _policy_url(cfg.privacy.policy_url)
@@ -77,13 +92,12 @@ def init(app: Flask, cfg) -> None:
     @app.before_request
     def switch_language():
         """?lang=xx from the switcher: remember it and show the same page without the query
-        (but a waiting photo link's `until`, without which it would be "not found")."""
+        (but `until`)."""
         code = request.args.get("lang")
         if code is None or request.method != "GET":
             return None
-        until = request.args.get("until", type=int)
-        response = redirect(request.path if until is None else f"{request.path}?until={until}",
-                            303)
+        until = _until()
+        response = redirect(_same_page() + (f"?{until}" if until else ""), 303)
         if code in languages():
             response.set_cookie(COOKIE, code, max_age=COOKIE_DAYS * 86400, httponly=True,
                                 samesite="Lax", secure=request.is_secure)
@@ -97,6 +111,8 @@ def init(app: Flask, cfg) -> None:
     @app.context_processor
     def language_context():
         lang = current()
+        until = _until()
         return {"language": lang, "html_lang": lang.code.replace("_", "-"),
                 "languages": list(languages()), "privacy_policy": policy,
+                "switch_keeps": f"&{until}" if until else "",  # after ?lang=xx
                 "privacy_notice": notice(lang, cfg.store.retention_hours, cfg.privacy.text)}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
@@ -191,6 +192,27 @@ def private(response: Response) -> Response:
     return response
 
 
+# Control characters: C0, DEL and (decoded text only) C1. A header value may hold a tab.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+QUOTED_MAX = 200  # characters of a client's string that a log line quotes
+
+
+def quoted(text: str) -> str:
+    """A client's string for a log line: its repr (a CR/LF cannot start a line of its own),
+    cut to QUOTED_MAX characters (a 30 kB path cannot make a 30 kB line)."""
+    return repr(text[:QUOTED_MAX]) + ("..." if len(text) > QUOTED_MAX else "")
+
+
+def has_control_characters() -> bool:
+    """Whether this request's path, query (decoded) or a header holds a control character:
+    no page of the booth has one, and one in a path would reach a Location header or a log
+    line."""
+    query = unquote_to_bytes(request.query_string).decode("utf-8", "replace")
+    return bool(_CONTROL.search(request.path) or _CONTROL.search(query) or any(
+        _CONTROL_IN_HEADER.search(value) for value in request.headers.values()))
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
@@ -218,6 +240,16 @@ def init(app: Flask, cfg: Config) -> None:
             raise request.routing_exception
 
     @app.before_request
+    def refuse_control_characters() -> None:
+        """Before anything else reads the request (but after the Host check, without which
+        the 400 page cannot be built): a CR/LF in a path would otherwise end in a header (a
+        500) or a log line. (waitress refuses them in headers itself; a proxy may not.)"""
+        if has_control_characters():
+            log.warning("refused a request with control characters: %s %s", request.method,
+                        quoted(request.full_path if request.query_string else request.path))
+            abort(400)
+
+    @app.before_request
     def refuse_other_origins() -> None:
         """A browser names the page a form was sent from: a POST from another site is
         refused before the CSRF token is even looked at. (No Origin at all: an older browser
@@ -229,7 +261,7 @@ def init(app: Flask, cfg: Config) -> None:
             return
         own = f"{request.scheme}://{request.host}".lower()
         if origin.lower() not in (own, public_origin):
-            log.debug("refused a %s from another origin: %r", request.method, origin)
+            log.debug("refused a %s from another origin: %s", request.method, quoted(origin))
             abort(403)
 
     app.session_interface = SessionInterface()

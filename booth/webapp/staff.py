@@ -3,8 +3,8 @@
 Every staff URL except GET /staff and POST /staff/login needs a logged-in session: other
 GETs are redirected to /staff and other POSTs refused with 403, before any view runs, so
 no data ever reaches a stranger. A session is logged in while session["staff"] holds the id
-of a live staff session in the store (booth.store.sessions): logout ends it, a new password
-ends them all, and a shift (8 hours) ends it too.
+of a live staff session in the store (booth.store.sessions): logout ends it (even while the
+store is out of reach), a new password ends them all, and a shift (8 hours) ends it too.
 Everything that changes state is a POST carrying the CSRF token (CSRFProtect is global).
 """
 
@@ -50,8 +50,7 @@ AGES = (("1h", 3600), ("6h", 6 * 3600), ("12h", 12 * 3600), ("24h", 24 * 3600),
 _AGE_BY_VALUE = dict(AGES)
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER; larger numbers cannot be ids
 _ID_RE = re.compile(r"[0-9]{1,19}")
-_OPEN = {("staff.index", "GET"), ("staff.index", "HEAD"), ("staff.login", "POST"),
-         ("staff.logout", "POST")}  # logout: only ever clears the session
+_OPEN = {("staff.index", "GET"), ("staff.index", "HEAD"), ("staff.login", "POST")}
 
 
 def store() -> Store:
@@ -91,6 +90,10 @@ def guard():
     """Keep every staff URL (known or not) behind the login."""
     path = request.path
     if path != bp.url_prefix and not path.startswith(bp.url_prefix + "/"):
+        return None
+    if (request.endpoint, request.method) == ("staff.logout", "POST"):
+        # Open too: it only ever ends the session, and asks the store nothing first, so it
+        # ends it even while the store is out of reach.
         return None
     if "staff" in session and not logged_in():
         # Stale: logged out, a new password was set, none is set any more, or the shift
@@ -159,10 +162,9 @@ def _check_and_start(password: str) -> tuple[bool, str]:
 
 @bp.post("/logout")
 def logout():
-    was_in = logged_in()
-    store().end_session(session.get("staff"))  # the old cookie opens nothing any more
-    session.clear()
-    if was_in:
+    session_id = session.get("staff")
+    session.clear()  # the browser's cookie opens nothing any more
+    if store().end_session(session_id):  # nor does a copy of it, even if the store is down
         log.info("staff logged out (client %r)", request.remote_addr)
         flash(current().gettext("Logged out."))
     return _to_gallery()
