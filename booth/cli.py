@@ -332,7 +332,16 @@ _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERRO
              logging.CRITICAL: 2}
 
 
-class _JournalFormatter(logging.Formatter):
+class _OneLineFormatter(logging.Formatter):
+    """One event, one line: a line break inside a message (a library logging a client's path
+    as it came, as waitress does) is written escaped, so no client writes a line of its own.
+    A traceback that follows the message keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
+class _JournalFormatter(_OneLineFormatter):
     """Under systemd: no time stamp (the journal adds its own), the level as a priority."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -385,7 +394,7 @@ def setup_logging(level: int) -> None:
     if os.environ.get("JOURNAL_STREAM"):  # set by systemd for a service's stdout/stderr
         handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
     else:
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(_OneLineFormatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     handler.addFilter(ClientLineBound(handler))
     root = logging.getLogger()

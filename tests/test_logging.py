@@ -204,3 +204,28 @@ def test_the_shared_store_logs_no_secret_even_verbose(pg_url, s3_bucket, tmp_pat
     assert f"photo downloaded: capture {capture.short_id}" in log
     for secret in (db_password, s3_secret, capture.token, PASSWORD):
         assert secret not in log, f"{secret[:6]}... is in the log"
+
+
+def test_a_line_break_in_any_libraries_message_stays_on_its_line(capsys) -> None:
+    """waitress logs a client's path as it came ("Exception while serving /\\r\\nX: forged"):
+    the booth's log handler writes that event on one line, and a traceback after it keeps its
+    own lines."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging(logging.INFO)
+        log = logging.getLogger("waitress")
+        log.error("Exception while serving %s", "/\r\n2026-01-01 00:00:00 ERROR booth: forged")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("Exception while serving %s", "/x")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("ERROR waitress: Exception while serving "
+                             "/\\r\\n2026-01-01 00:00:00 ERROR booth: forged")
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert lines[1].endswith("Exception while serving /x") and lines[2] == (
+        "Traceback (most recent call last):") and lines[-1] == "ValueError: boom"

@@ -81,6 +81,13 @@ class _ErrorTask(ErrorTask):
     """waitress answers a request it cannot parse (400, 413, 431, ...) itself, outside the
     WSGI app: its page gets the app's security headers here."""
 
+    def __init__(self, channel, request) -> None:
+        super().__init__(channel, request)
+        # waitress names request.path in its log line when the client leaves while this page
+        # is written; a request it could not parse has none (an AttributeError traceback).
+        if not hasattr(request, "path"):
+            request.path = ""
+
     def execute(self) -> None:
         self.response_headers.extend([*HEADERS.items(), ("Cache-Control", "no-store")])
         super().execute()
