@@ -20,6 +20,7 @@ from booth.station.events import Event, NextLanguage, PickLanguage, Press, Quit,
 from booth.station.graphics import ACCENT, INK, font
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
+from booth.station.outputs.store import StoreOutput
 from booth.station.photo import band_height, caption_band
 from booth.station.qr import Wifi, qr_image
 from booth.station.renderer import Renderer
@@ -276,7 +277,7 @@ def test_a_visit_in_german_then_back_to_the_default_language(tmp_path: Path):
     german = next(b for b in screens.buttons if b.code == "de")
     ref: list = []
     display = ScriptedDisplay(ref, german)
-    maker = PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1)
+    maker = PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")], retention_hours=1)
     station = Station(source, Renderer(pipeline, screens), maker, Machine(1, 30))
     ref.append(station)
     try:
