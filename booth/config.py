@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,25 @@ def _length(text: str) -> str:
     return f"{size} characters" if size == len(text) else f"{size} bytes (UTF-8)"
 
 
+# What may happen to a capture, each an output module in booth/station/outputs/ (built by
+# booth.wiring.make_outputs): a new output adds its name here.
+OUTPUTS = {"store": "publish each capture to the store (the data dir or the shared store); "
+                    "its link is the result screen's QR code"}
+
+
+@dataclass
+class OutputsConfig:
+    enabled: tuple[str, ...] = _opt(("store",), choices=tuple(OUTPUTS), doc="what happens to "
+                                    "each capture, in this order: " + "; ".join(
+                                        f"{name}: {doc}" for name, doc in OUTPUTS.items()))
+
+    def __post_init__(self) -> None:
+        if "store" not in self.enabled:
+            raise BoothError(f"config: outputs.enabled = {list(self.enabled)!r} has no "
+                             "\"store\"; the result screen's QR code is the store's link, "
+                             "so every station keeps it")
+
+
 @dataclass
 class LanguagesConfig:
     default: str = _opt("en", doc="the station's language at every attract; the web's fallback")
@@ -226,6 +246,7 @@ class Config:
     station: StationConfig = field(default_factory=StationConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
     languages: LanguagesConfig = field(default_factory=LanguagesConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
@@ -248,6 +269,8 @@ _KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "
 
 
 def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
+    if typing.get_origin(typ) is tuple:  # a list of names, each one of the choices, once
+        return _coerce_list(where, value, meta)
     if typ is bool:
         ok = isinstance(value, bool)
     elif typ is int:
@@ -267,6 +290,20 @@ def _coerce(where: str, value: Any, typ: type, meta: dict) -> Any:
     if choices and value not in choices:
         raise BoothError(f"config: {where} = {value!r}; use one of {', '.join(choices)}")
     return value
+
+
+def _coerce_list(where: str, value: Any, meta: dict) -> tuple[str, ...]:
+    choices = meta["choices"]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BoothError(f"config: {where} must be a list of names, e.g. [\"{choices[0]}\"], "
+                         f"got {value!r}")
+    for name in value:
+        if name not in choices:
+            raise BoothError(f"config: {where} names {name!r}; use some of "
+                             f"{', '.join(choices)}")
+        if value.count(name) > 1:
+            raise BoothError(f"config: {where} names {name!r} twice; name each once")
+    return tuple(value)
 
 
 def _build(cls: type, data: dict, prefix: str) -> Any:
@@ -319,6 +356,8 @@ def settings(cls: type = Config, prefix: str = "") -> list[tuple[str, type, data
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return f'"{value}"' if isinstance(value, str) else repr(value)
@@ -348,8 +387,10 @@ def reference_markdown() -> str:
             lines += ["", f"## [{table}]" if table else "## Top level (before any table)", "",
                       "| key | default | accepts | description |", "|---|---|---|---|"]
         meta = f.metadata
-        accepts = _KIND.get(typ, typ.__name__)
-        if meta["choices"]:
+        accepts = _KIND.get(typ, getattr(typ, "__name__", ""))
+        if typing.get_origin(typ) is tuple:
+            accepts = "a list of names, each once: " + ", ".join(meta["choices"])
+        elif meta["choices"]:
             accepts = "one of " + ", ".join(meta["choices"])
         elif meta["lo"] is not None:
             accepts += f", {meta['lo']} to {meta['hi']}"

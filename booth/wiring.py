@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from booth.clock import Clock
     from booth.station.loop import Station
     from booth.station.machine import Machine
+    from booth.station.outputs import Output
     from booth.store import Store
     from booth.webapp.server import Janitor, WebServer
 
@@ -112,12 +113,23 @@ def serve_web(cfg: Config) -> int:
     return 0
 
 
+def make_outputs(cfg: Config, store: Store, base_url: str) -> list[Output]:
+    """What happens to each capture: the outputs [outputs] enabled names, in its order (see
+    booth.station.outputs; a new output is one module there and one line here)."""
+    from booth.station.outputs.store import StoreOutput
+
+    builders: dict[str, Callable[[], Output]] = {
+        "store": lambda: StoreOutput(store, base_url),
+    }
+    return [builders[name]() for name in cfg.outputs.enabled]
+
+
 def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store: Store,
                      base_url: str, *, machine: Machine | None = None,
                      clock: Clock | None = None, out: TextIO = sys.stdout,
                      report: Callable[[StationStatus], None] | None = None) -> Station:
-    """The station as `booth run` has it (screens, renderer, photo maker, state machine),
-    for `booth run`, `booth bench` and the scripts alike."""
+    """The station as `booth run` has it (screens, renderer, photo maker and its outputs,
+    state machine), for `booth run`, `booth bench` and the scripts alike."""
     from booth.clock import SYSTEM
     from booth.station.loop import PhotoMaker, Station
     from booth.station.machine import Machine
@@ -127,7 +139,7 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
     st, clock = cfg.station, clock or SYSTEM
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
                       st.countdown_seconds, when=clock.now(), **screen_settings(cfg))
-    maker = PhotoMaker(pipeline, screens, store, base_url,
+    maker = PhotoMaker(pipeline, screens, make_outputs(cfg, store, base_url),
                        retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
     machine = machine or Machine(st.countdown_seconds, st.result_seconds)

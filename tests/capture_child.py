@@ -27,6 +27,7 @@ import cv2
 
 from booth.config import load_config
 from booth.station.loop import PhotoMaker
+from booth.station.outputs.store import StoreOutput
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import load_pipeline
@@ -42,7 +43,8 @@ def main(argv: list[str]) -> int:
     cfg.scene.plate = plate
     pipeline = load_pipeline(cfg, mirror=True)
     screens = Screens(1280, 720, pipeline.plate, pipeline.scene, 1)
-    maker = PhotoMaker(pipeline, screens, store, "http://booth.test", retention_hours=1)
+    maker = PhotoMaker(pipeline, screens, [StoreOutput(store, "http://booth.test")],
+                       retention_hours=1)
     cap = cv2.VideoCapture(video)
     for _ in range(first):  # decode up to FIRST_FRAME (seeking an mp4 may land elsewhere)
         cap.grab()

@@ -40,6 +40,7 @@ from booth.config import Config
 from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
+from booth.station.outputs.store import StoreOutput
 from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import Store
@@ -199,8 +200,8 @@ def run_station(source: FaultyCamera, store: Store, seconds: float, *,
     try:
         display = RecordingDisplay(seconds, source, screens, machine, presses)
         station = Station(source, Renderer(pipeline, screens),
-                          PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                     clock=source.clock),
+                          PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                     retention_hours=1, clock=source.clock),
                           machine, clock=source.clock, report=report)
         station.run(display)
     finally:

@@ -37,6 +37,7 @@ from booth.camera.files import VideoFileSource
 from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
+from booth.station.outputs.store import StoreOutput
 from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import TMP_PREFIX, Store
@@ -435,7 +436,7 @@ def _run_with_fault(rig, log: list[str], data: Path, fault: Fault, moment: str,
     source = VideoFileSource(asset(VIDEO))
     source.start()
     station = Station(source, Renderer(pipeline, screens),
-                      PhotoMaker(pipeline, screens, store, "http://booth.test",
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://booth.test")],
                                  retention_hours=1),
                       Machine(countdown_seconds=0.5, result_seconds=30,
                               auto_capture_seconds=0.2),

@@ -17,13 +17,15 @@ from booth.config import load_config
 from booth.i18n.catalogues import shipped
 from booth.scene.definition import load_scene
 from booth.station.events import Event, NextLanguage, PickLanguage, Press, Quit, Tap
-from booth.station.graphics import ACCENT, INK, font
+from booth.station.graphics import ACCENT, INK, PANEL, font
+from booth.station.layout import SCREEN_HEIGHT_MM
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
+from booth.station.outputs.store import StoreOutput
 from booth.station.photo import band_height, caption_band
 from booth.station.qr import Wifi, qr_image
-from booth.station.renderer import Renderer
-from booth.station.screens import SCREEN_HEIGHT_MM, Screens, screen_settings
+from booth.station.renderer import Renderer, View
+from booth.station.screens import Screens, screen_settings
 from booth.station.textfit import Para, fit, wrap
 from booth.store import Store
 from booth.wiring import load_pipeline
@@ -131,11 +133,12 @@ def test_every_text_fits_its_box_on_every_screen(plate, scene, code, size, wifi)
         assert all(line.width <= block.width <= w for line in block.lines), (name, code)
         assert all(line.font.size >= 10 for line in block.lines), (name, code)
         assert not block.lines[-1].text.endswith("…"), (name, code, size)  # nothing cut
-    attract = [box for name, _, box in screens.texts.blocks
-               if name in ("title", "press", "qr", "privacy") or name.startswith("language")]
-    for i, (ax, ay, aw, ah) in enumerate(attract):
-        for bx, by, bw, bh in attract[i + 1:]:
-            assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, code
+    for shown in (("press", "qr"), ("waiting",)):  # the attract panel, and the camera away
+        attract = [box for name, _, box in screens.texts.blocks
+                   if name in ("title", *shown, "privacy") or name.startswith("language")]
+        for i, (ax, ay, aw, ah) in enumerate(attract):
+            for bx, by, bw, bh in attract[i + 1:]:
+                assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, code
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
@@ -162,13 +165,14 @@ def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code, wifi):
     texts.step_in.draw(white)
     texts.camera_banner.draw(white)
     panels = {}
-    for overlays in (texts.countdown_panel, texts.processing_panel, texts.failed_panel):
+    for overlays in (texts.countdown_panel, texts.processing_panel, texts.failed_panel,
+                     texts.camera_panel):
         screen = texts.base.copy()
         screens.draw(screen, overlays)
         panels[id(overlays)] = screen
     on = {"step in": white, "camera": white, "get ready": panels[id(texts.countdown_panel)],
           "processing": panels[id(texts.processing_panel)],
-          "failed": panels[id(texts.failed_panel)]}
+          "failed": panels[id(texts.failed_panel)], "waiting": panels[id(texts.camera_panel)]}
     for name, block, box in texts.blocks:
         bg = background(on.get(name, attract), box)
         for line in block.lines:
@@ -276,7 +280,7 @@ def test_a_visit_in_german_then_back_to_the_default_language(tmp_path: Path):
     german = next(b for b in screens.buttons if b.code == "de")
     ref: list = []
     display = ScriptedDisplay(ref, german)
-    maker = PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1)
+    maker = PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")], retention_hours=1)
     station = Station(source, Renderer(pipeline, screens), maker, Machine(1, 30))
     ref.append(station)
     try:
@@ -387,3 +391,77 @@ def test_without_a_wifi_name_the_result_screen_has_the_photos_code_alone(plate, 
     (words,) = [" ".join(line.text for line in block.lines)
                 for name, block, _ in screens.texts.blocks if name == "qr"]
     assert words.startswith("Your photo appears with a QR code")
+
+
+def near(image: np.ndarray, rgb, tolerance: int = 60) -> np.ndarray:
+    """Where `image` (BGR) has about the colour `rgb`."""
+    return np.abs(image.astype(int) - np.array(rgb[::-1])).sum(axis=2) < tolerance
+
+
+@pytest.mark.parametrize("size", DISPLAYS)
+def test_the_countdowns_last_moment_leaves_no_dot_in_its_digit(plate, scene, size):
+    """OpenCV draws an arc of under a degree as a dot at its centre: the middle of the digit.
+    At the last moments of the countdown no ring is drawn, and nothing orange is in the
+    digit's middle; a sweep of a degree or more is still a ring."""
+    screens = screens_for(plate, scene, size)
+    cx, cy, d = screens._dial
+    for left in (1e-4, 0.4 / 360, 0.99 / 360, 1.5 / 360, 0.5):
+        screen = screens.base.copy()
+        screens.draw_countdown(screen, 1, left)
+        middle = screen[cy - d // 4:cy + d // 4, cx - d // 4:cx + d // 4]
+        assert not near(middle, ACCENT).any(), (left, size)
+        ring = near(screen[cy - d // 2:cy + d // 2, cx - d // 2:cx + d // 2], ACCENT).sum()
+        assert (ring > 0) == (left * 360 >= 1.0), (left, size, ring)
+
+
+def drawn_rows(panel: np.ndarray) -> np.ndarray:
+    """The rows of the panel with something drawn on them (not the panel's colour alone)."""
+    return np.flatnonzero((np.abs(panel.astype(int) - PANEL[::-1]).sum(axis=2) > 40).any(1))
+
+
+@pytest.mark.parametrize("wifi", [None, LONG_WIFI], ids=["", "wifi"])
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_the_result_screen_has_no_gap_above_its_new_photo_hint(plate, scene, code, wifi):
+    """The hint ("Press SPACE for a new photo") follows the expiry's lines at the spacing of
+    the rest (it was about 115 pixels below them), and the column is centred in the panel:
+    the margins above and below it are alike."""
+    screens = screens_for(plate, scene, wifi=wifi)
+    screens.set_language(code)
+    rows = drawn_rows(result_screen(screens)[:, screens.layout.panel_x + 4:])
+    hint, (_, hint_y, _, _) = screens.result_blocks[-1]
+    assert " ".join(line.text for line in hint.lines) == shipped()[code].gettext(
+        "Press SPACE for a new photo")
+    top = rows[rows >= hint_y][0]  # the hint's first row
+    gap = top - rows[rows < hint_y][-1] - 1
+    assert 0 < gap <= 36, (code, gap)
+    above, below = rows[0], 720 - 1 - rows[-1]
+    assert abs(above - below) <= 24, (code, above, below)
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_with_the_camera_away_the_screen_invites_no_photo(plate, scene, code):
+    """The attract screen with the camera unavailable: no "Press SPACE" button (its orange
+    box is gone, in its place what the visitor may expect), the title, privacy notice and
+    language buttons as they are; the banner over the picture says why."""
+    screens = screens_for(plate, scene)
+    screens.set_language(code)
+    renderer = Renderer(None, screens)  # nobody in view: the pipeline is never asked
+    attract = renderer.draw(View(State.ATTRACT, None, None, True)).copy()
+    away = renderer.draw(View(State.ATTRACT, None, None, False)).copy()
+    boxes = {name: box for name, _, box in screens.texts.blocks}
+    x, y, w, h = boxes["press"]
+    assert near(attract[y:y + h, x:x + w], ACCENT).mean() > 0.5  # the invitation...
+    assert not near(away[y:y + h, x:x + w], ACCENT).any()  # ...is not shown
+    for name in ("title", "privacy"):
+        x, y, w, h = boxes[name]
+        assert np.array_equal(attract[y:y + h, x:x + w], away[y:y + h, x:x + w]), name
+    lang = shipped()[code]
+    (waiting,) = [block for name, block, _ in screens.texts.blocks if name == "waiting"]
+    said = " ".join(line.text for line in waiting.lines)
+    assert said == " ".join([lang.gettext("One moment, please"), lang.gettext(
+        "Photos can be taken again as soon as the camera is back.")])
+    assert lang.gettext("Press SPACE") not in said
+    x, y, w, h = boxes["waiting"]
+    assert (np.abs(away[y:y + h, x:x + w].astype(int) - PANEL[::-1]).sum(axis=2) > 40).any()
+    # Back to the attract screen when the camera is: the invitation again.
+    assert np.array_equal(renderer.draw(View(State.ATTRACT, None, None, True)), attract)

@@ -22,6 +22,7 @@ from booth.clock import ManualClock
 from booth.station.events import Event, Press, Quit
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import FLASH_SECONDS, Machine, State
+from booth.station.outputs.store import StoreOutput
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
@@ -136,8 +137,8 @@ def small_station(pipeline, camera, store: Store, clock: ManualClock) -> Station
     camera.start()
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     return Station(camera, Renderer(pipeline, screens),
-                   PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                              clock=clock),
+                   PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                              retention_hours=1, clock=clock),
                    Machine(1, 30), clock=clock, out=io.StringIO())
 
 
@@ -206,8 +207,8 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
     log = station_log
     reports: list[StationStatus] = []
     station = Station(camera, Renderer(pipeline, screens),
-                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                 clock=clock),
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                 retention_hours=1, clock=clock),
                       Machine(1, 30), clock=clock, out=io.StringIO(), report=reports.append)
     has_banner = banner_detector(screens)
 
@@ -273,7 +274,7 @@ def test_a_shutter_with_nobody_clearly_there_saves_nothing_and_says_so(
             camera = HandCamera(frames)
             camera.start()
             station = Station(camera, Renderer(pipeline, screens),
-                              PhotoMaker(pipeline, screens, store, "http://x",
+                              PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
                                          retention_hours=1, clock=clock),
                               Machine(1, 30), clock=clock, out=io.StringIO())
             with station:
@@ -354,8 +355,8 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     store = Store(tmp_path / "data")
     renderer = Renderer(pipeline, screens)
     station = Station(camera, renderer,
-                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                 clock=clock),
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                 retention_hours=1, clock=clock),
                       Machine(3, 30), clock=clock, out=io.StringIO())
     analyses, renders = counting(pipeline, "preview_analysis"), counting(pipeline, "draw_preview")
     pressed_at: list[float] = []

@@ -15,6 +15,7 @@ from booth.bench import cover
 from booth.clock import ManualClock
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine
+from booth.station.outputs.store import StoreOutput
 from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import Store
@@ -90,8 +91,8 @@ def test_an_empty_room_is_drawn_once_and_a_visitor_stepping_in_is_drawn_at_once(
     screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
     renderer = Renderer(pipeline, screens)
     station = Station(camera, renderer,
-                      PhotoMaker(pipeline, screens, store, "http://x", retention_hours=1,
-                                 clock=clock),
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                 retention_hours=1, clock=clock),
                       Machine(3, 30), clock=clock, out=io.StringIO())
     try:
         with station:

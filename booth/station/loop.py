@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +27,11 @@ from booth.errors import BoothError
 from booth.station.display import Display
 from booth.station.events import Press, Quit, Tap
 from booth.station.machine import Machine, State
+from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
 from booth.station.qr import qr_image
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
-from booth.store import Store
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
 
@@ -58,14 +58,15 @@ class Outcome:
 
 
 class PhotoMaker:
-    """Capture to result screen: final composite, JPEG, store, link, QR code, screen."""
+    """Capture to result screen: the final composite and its files (a Product), the outputs
+    (booth.station.outputs: the store and its link today), then the result screen with the
+    link's QR code."""
 
-    def __init__(self, pipeline: Pipeline, screens: Screens, store: Store, base_url: str, *,
+    def __init__(self, pipeline: Pipeline, screens: Screens, outputs: Sequence[Output], *,
                  retention_hours: float, jpeg_quality: int = 90, keep_raw: bool = False,
                  clock: Clock = SYSTEM) -> None:
-        self.pipeline, self.screens, self.store = pipeline, screens, store
+        self.pipeline, self.screens, self.outputs = pipeline, screens, list(outputs)
         self.clock = clock
-        self.base_url = base_url
         self.retention_hours = retention_hours
         self.jpeg_quality = jpeg_quality
         self.keep_raw = keep_raw
@@ -108,6 +109,15 @@ class PhotoMaker:
             return frame, analysis, f"the preview (nobody found in the {size} still)"
         return still, still_analysis, f"a {size} still"
 
+    def photo(self, frame: np.ndarray, final: np.ndarray, when: datetime) -> Product:
+        """The photo as every output takes it: the final composite above its caption band,
+        as a JPEG, its thumbnail and (keep_raw) the camera's frame."""
+        picture = np.vstack([final, self.band(when)])
+        raw = encode_jpeg(frame, self.jpeg_quality) if self.keep_raw else None
+        return Product(Kind.PHOTO, encode_jpeg(picture, self.jpeg_quality),
+                       encode_jpeg(thumbnail(picture), 80), picture, when,
+                       self.retention_hours, raw)
+
     def make(self, frame: np.ndarray, analysis: Analysis) -> Outcome:
         start = time.perf_counter()
         try:
@@ -117,19 +127,17 @@ class PhotoMaker:
                 why = ("no body in it" if not analysis.drawable
                        else "the person would hardly show in the photo")
                 return Outcome(False, nobody=why, seconds=time.perf_counter() - start)
-            photo = np.vstack([final, self.band(self.clock.now())])
-            raw = encode_jpeg(frame, self.jpeg_quality) if self.keep_raw else None
-            capture = self.store.publish(encode_jpeg(photo, self.jpeg_quality),
-                                         ttl_seconds=self.retention_hours * 3600, raw_jpeg=raw,
-                                         thumb_jpeg=encode_jpeg(thumbnail(photo), 80))
-            link = f"{self.base_url}/p/{capture.token}"
-            if capture.pending:  # on its way to the shared store: see store.waiting()
-                link += f"?until={int(capture.expires_at)}"
-            screen = self.screens.result(photo, qr_image(link, 600), link,
-                                         datetime.fromtimestamp(capture.expires_at),
+            product = self.photo(frame, final, self.clock.now())
+            # The link the QR code opens: the first output's that gives one (the store's).
+            shown = [d for d in (output.deliver(product) for output in self.outputs) if d]
+            if not shown:
+                raise BoothError("no output gave the photo a link for its QR code (the "
+                                 "station has no store output)")
+            link, expires = shown[0].link, shown[0].expires
+            screen = self.screens.result(product.picture, qr_image(link, 600), link, expires,
                                          self.retention_hours)
             return Outcome(True, link, screen, seconds=time.perf_counter() - start,
-                           capture=capture.short_id)
+                           capture=shown[0].capture_id)
         except BoothError as exc:
             return Outcome(False, error=str(exc), seconds=time.perf_counter() - start)
 

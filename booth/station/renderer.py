@@ -81,7 +81,8 @@ class Renderer:
             return self.screen
         # The flash covers the whole screen; anything else leaves the panel as it was drawn.
         # The base is another one in another language: everything is drawn again.
-        panel = (view.state, view.countdown, self.screens.date, id(self.screens.base))
+        panel = (view.state, view.camera_ok, view.countdown, self.screens.date,
+                 id(self.screens.base))
         whole = panel != self._panel or view.state is State.CAPTURE
         t0 = time.perf_counter()
         self.compose_preview(self.screen, view, whole=whole)
@@ -131,7 +132,8 @@ class Renderer:
 
     def _panel_overlays(self, screen: np.ndarray, view: View) -> None:
         screens, state = self.screens, view.state
-        overlays = {State.ATTRACT: screens.attract, State.COUNTDOWN: screens.countdown_panel,
+        attract = screens.attract if view.camera_ok else screens.camera_panel
+        overlays = {State.ATTRACT: attract, State.COUNTDOWN: screens.countdown_panel,
                     State.PROCESSING: screens.processing_panel,
                     State.FAILED: screens.failed_panel,
                     State.NOBODY: screens.nobody_panel}.get(state, [])

@@ -24,64 +24,16 @@ from booth.i18n import privacy
 from booth.i18n.catalogues import Language, Languages, shipped
 from booth.station.events import Event, NextLanguage, PickLanguage, Tap
 from booth.station.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
-from booth.station.photo import band_height, with_band
+from booth.station.layout import MIN_TARGET_MM, SCREEN_HEIGHT_MM, Button, Layout
+from booth.station.photo import with_band
 from booth.station.qr import Wifi, qr_image
 from booth.station.textfit import Block, Para, fit, render
 
 PANEL_BGR = PANEL[::-1]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where the photo (plate + band) and the side panel sit on a display of width x height."""
-
-    width: int
-    height: int
-    photo_x: int
-    photo_y: int
-    photo_w: int
-    plate_h: int
-    band_h: int
-    panel_x: int
-
-    @classmethod
-    def for_display(cls, width: int, height: int, plate_w: int, plate_h: int) -> Layout:
-        total_h = plate_h + band_height(plate_h)
-        scale = min(height / total_h, 0.72 * width / plate_w)
-        pw, ph = round(plate_w * scale), round(plate_h * scale)
-        bh = round(band_height(plate_h) * scale)
-        return cls(width, height, 0, (height - ph - bh) // 2, pw, ph, bh, pw)
-
-    @property
-    def panel_w(self) -> int:
-        return self.width - self.panel_x
-
-    def plate_region(self, screen: np.ndarray) -> np.ndarray:
-        return screen[self.photo_y:self.photo_y + self.plate_h,
-                      self.photo_x:self.photo_x + self.photo_w]
-
-    def photo_region(self, screen: np.ndarray) -> np.ndarray:
-        return screen[self.photo_y:self.photo_y + self.plate_h + self.band_h,
-                      self.photo_x:self.photo_x + self.photo_w]
-
-
-# Touch targets: at least 15 mm on the station's screen. A 24-inch 16:9 screen is 298.9 mm
-# high, so on any display size a target must be this share of the display's height.
-SCREEN_HEIGHT_MM = 24 * 25.4 * 9 / (16**2 + 9**2) ** 0.5
-MIN_TARGET_MM = 15.0
 BUTTON = (40, 29, 22)  # an unselected language button (RGB)
-
-
-@dataclass(frozen=True)
-class Button:
-    code: str
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def contains(self, x: int, y: int) -> bool:
-        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
+MIN_ARC_DEGREES = 1.0  # the countdown's ring is drawn down to this sweep, and then not at all
 
 
 @dataclass
@@ -90,6 +42,7 @@ class Texts:
 
     base: np.ndarray  # the panel colour and the photo area's plate and caption band
     attract: list[Overlay]
+    camera_panel: list[Overlay]  # the attract panel while the camera is away: no invitation
     step_in: Overlay
     countdown_panel: list[Overlay]
     digits: dict[int, Overlay]
@@ -188,6 +141,7 @@ class Screens:
     # What the station draws, in the language shown now.
     base = property(lambda self: self.texts.base)
     attract = property(lambda self: self.texts.attract)
+    camera_panel = property(lambda self: self.texts.camera_panel)
     step_in = property(lambda self: self.texts.step_in)
     countdown_panel = property(lambda self: self.texts.countdown_panel)
     digits = property(lambda self: self.texts.digits)
@@ -244,6 +198,11 @@ class Screens:
                                 "your phone."), round(18 * u), "Regular", INK)],
                   px, round(318 * u), pw, round(64 * u)),
         ]
+        # Where the invitation was: what the visitor can do while no photo can be taken.
+        waiting = block("waiting", [
+            Para(_("One moment, please"), round(30 * u), "Bold", INK),
+            Para(_("Photos can be taken again as soon as the camera is back."), round(22 * u),
+                 "Regular", MUTED)], px, round(196 * u), pw, round(186 * u))
         notice = privacy.notice(lang, self.retention_hours, self.privacy_text)
         paras = [Para(_("Privacy"), round(17 * u), "Bold", INK),
                  Para(notice, round(16 * u), "Regular", MUTED)]
@@ -287,7 +246,8 @@ class Screens:
             Para(_("Nobody in the picture"), round(46 * u), "Black", INK),
             Para(_("Step in front of the camera and try again."), round(26 * u), "Regular",
                  MUTED)], px, round(60 * u), pw, round(300 * u))]
-        return Texts(base, attract, step_in, countdown_panel,
+        camera_panel = [attract[0], waiting, *attract[3:]]  # title, privacy, languages
+        return Texts(base, attract, camera_panel, step_in, countdown_panel,
                      {n: self._digit(n) for n in range(1, self.countdown + 1)},
                      processing_panel, camera_banner, failed_panel, nobody_panel, blocks)
 
@@ -316,47 +276,57 @@ class Screens:
         cx, cy, d = self._dial
         thickness = max(2, round(8 * self._u))
         sweep = 360.0 * min(1.0, max(0.0, left))
-        if sweep > 0:
+        # OpenCV draws an arc of under about 1 degree as a dot at the ellipse's centre: in
+        # the middle of the last digit. Such an arc would not show anyway.
+        if sweep >= MIN_ARC_DEGREES:
             cv2.ellipse(screen, (cx, cy), (d // 2 - thickness // 2, d // 2 - thickness // 2),
                         -90, 0, sweep, ACCENT[::-1], thickness, cv2.LINE_AA)
 
     def result(self, photo: np.ndarray, qr: np.ndarray, link: str, expires: datetime,
                hours: float) -> np.ndarray:
         """The whole result screen, built once per capture: photo, QR code, link, expiry; with
-        a Wi-Fi network, its code first ("1. Join the Wi-Fi") beside the photo's."""
+        a Wi-Fi network, its code first ("1. Join the Wi-Fi") beside the photo's. The panel's
+        column is drawn from the top, each part below the last, then centred in the height."""
         lang, lay, u, px, pw = self.language, self.layout, self._u, self._px, self._pw
         _ = lang.gettext
         screen = self.base.copy()
         region = lay.photo_region(screen)
         region[:] = cv2.resize(photo, (region.shape[1], region.shape[0]),
                                interpolation=cv2.INTER_AREA)
-        self.result_blocks: list[tuple[Block, tuple[int, int, int, int]]] = []
+        column = self.base.copy()  # the panel, before it is moved down to the middle
+        blocks: list[tuple[Block, tuple[int, int, int, int]]] = []
 
         def fit_draw(paras: list[Para], x: int, y: int, w: int, h: int) -> int:
             """Draws the text fitted to its box; returns the height it takes."""
             fitted = fit(paras, w, h)
-            self.result_blocks.append((fitted, (x, y, w, h)))  # for the layout checks
-            render(fitted, x, y).draw(screen)
+            blocks.append((fitted, (x, y, w, h)))  # for the layout checks
+            render(fitted, x, y).draw(column)
             return fitted.height
 
-        qy = round(140 * u)
+        top, qy = round(30 * u), round(140 * u)
         if self.wifi is None:
             fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
-                     px, round(30 * u), pw, round(100 * u))
+                     px, top, pw, round(100 * u))
             size = min(pw, round(280 * u))
-            paste_code(screen, qr, px + (pw - size) // 2, qy, size, round(12 * u))
+            paste_code(column, qr, px + (pw - size) // 2, qy, size, round(12 * u))
             ty = qy + size + round(14 * u)
         else:
-            ty = self._wifi_and_photo_codes(screen, qr, qy, fit_draw)
-        fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
-                  Para(_("Available until %(when)s", when=until(expires, lang)), round(20 * u),
-                       "Bold", ACCENT),
-                  Para("(" + lang.duration(hours * 3600) + ")", round(17 * u), "Regular",
-                       MUTED),
-                  Para(_("You can delete it from your phone."), round(17 * u), "Regular",
-                       MUTED)], px, ty, pw, round(640 * u) - ty)
-        fit_draw([Para(_("Press SPACE for a new photo"), round(20 * u), "Bold", INK)],
-                 px, round(650 * u), pw, round(56 * u))
+            ty = self._wifi_and_photo_codes(column, qr, qy, fit_draw)
+        ty += fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
+                        Para(_("Available until %(when)s", when=until(expires, lang)),
+                             round(20 * u), "Bold", ACCENT),
+                        Para("(" + lang.duration(hours * 3600) + ")", round(17 * u), "Regular",
+                             MUTED),
+                        Para(_("You can delete it from your phone."), round(17 * u),
+                             "Regular", MUTED)], px, ty, pw, round(640 * u) - ty)
+        hy = min(ty + round(24 * u), round(650 * u))
+        bottom = hy + fit_draw([Para(_("Press SPACE for a new photo"), round(20 * u), "Bold",
+                                     INK)], px, hy, pw, round(56 * u))
+        shift = max(0, (lay.height - bottom - top) // 2)  # as much space below as above
+        screen[shift:, lay.panel_x:] = column[:lay.height - shift, lay.panel_x:]
+        # Each box as moved, cut at the screen's foot (what it had unused beyond the hint).
+        self.result_blocks = [(b, (x, y + shift, w, min(h, lay.height - y - shift)))
+                              for b, (x, y, w, h) in blocks]
         return screen
 
     def _wifi_and_photo_codes(self, screen: np.ndarray, qr: np.ndarray, qy: int,
