@@ -9,7 +9,8 @@ picture the encoder takes (1.5 bytes a pixel: about 1 MB at 902x720) for the bac
 
 The file stays under `max_bytes` (6 MB) by two means: x264's constant quality is capped by a
 rate limit (VBV) sized so that the longest clip the recorder accepts fits with a margin, and a
-file that still comes out over is encoded again from the kept frames at half the rate limit.
+file that still comes out over is encoded again from the kept frames at half the rate limit
+and a coarser quality (up to three times; then the clip is refused, never handed over).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def require_encoder() -> Any:
         raise BoothError("boomerang clips need PyAV: reinstall the booth "
                          "(pip install selfie-booth brings the `av` package)") from None
     if "libx264" not in av.codecs_available:
+        # A PyAV built against a system FFmpeg may lack it; the wheels on PyPI bundle it.
         raise BoothError("this PyAV has no libx264 encoder for boomerang clips: install "
-                         "PyAV's own wheel (pip install --force-reinstall --no-binary='' av)")
+                         "PyAV's wheel from PyPI (pip install --force-reinstall av)")
     return av
 
 
@@ -177,7 +179,7 @@ class ClipRecorder:
             self._frames = []  # the recording's memory goes back when its clip is made
 
     def _record(self) -> Clip | None:
-        encoder = self._encoder_at(self.maxrate)
+        encoder = self._encoder_at(self.maxrate, self.crf)
         while (frame := self._queue.get()) is not None:
             if self._cancelled:
                 return None
@@ -198,14 +200,15 @@ class ClipRecorder:
         for i420 in reversed(self._frames[1:-1]):
             encoder.encode(i420)
         mp4 = encoder.close()
-        maxrate = self.maxrate
+        maxrate, crf = self.maxrate, self.crf
         for _ in range(_RETRIES):
             if len(mp4) <= self.max_bytes:
                 break
-            # Rare (noise the rate limit let through): the whole clip again, at half the rate.
+            # Rare (noise the rate limit let through): the whole clip again, at half the rate
+            # and a coarser quality (which holds where a rate too low for x264 is ignored).
             log.info("clip of %d bytes over %d; encoding it again", len(mp4), self.max_bytes)
-            maxrate //= 2
-            encoder = self._encoder_at(maxrate)
+            maxrate, crf = maxrate // 2, min(51, crf + 6)
+            encoder = self._encoder_at(maxrate, crf)
             for i420 in self._sequence():
                 encoder.encode(i420)
             mp4 = encoder.close()
@@ -217,9 +220,8 @@ class ClipRecorder:
         return Clip(mp4, self._poster, *self.size, self.fps, frames, n,
                     frames / float(self.fps), time.perf_counter() - self._finish_called)
 
-    def _encoder_at(self, maxrate: int) -> Encoder:
-        return Encoder(self.av, self.size, self.fps, self.crf, self.preset, self.threads,
-                       maxrate)
+    def _encoder_at(self, maxrate: int, crf: int) -> Encoder:
+        return Encoder(self.av, self.size, self.fps, crf, self.preset, self.threads, maxrate)
 
     def _sequence(self) -> Iterator[np.ndarray]:
         yield from self._frames
