@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -44,6 +45,7 @@ CLIP_HEIGHT = 720
 PRESET = "veryfast"
 CRF = 20
 THREADS = 1
+NICENESS = 5  # the encoder's thread below the preview's (see _yield_to_the_preview)
 _FINISH_TIMEOUT = 60.0  # an encoder that hangs must not hold the station for ever
 _RETRIES = 3  # re-encodes at a halved rate limit before a clip that will not fit is refused
 
@@ -166,6 +168,7 @@ class ClipRecorder:
     # The encoder's thread.
 
     def _run(self) -> None:
+        _yield_to_the_preview()
         try:
             self._result = self._record()
         except BoothError as exc:
@@ -226,6 +229,17 @@ class ClipRecorder:
     def _sequence(self) -> Iterator[np.ndarray]:
         yield from self._frames
         yield from reversed(self._frames[1:-1])
+
+
+def _yield_to_the_preview() -> None:
+    """Lower this thread's scheduling priority (Linux: the nice value is a thread's own), so
+    where the cores are short the preview keeps its rate and the clip waits; a thread may
+    always lower its own priority, and elsewhere it stays as it is."""
+    try:
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + NICENESS)
+    except (AttributeError, OSError):
+        pass
 
 
 class Encoder:
