@@ -1,15 +1,21 @@
 """The boomerang clip's file (booth.station.clip), made by the real PyAV and libx264 from frames
 of the shared webcam-like video, and probed by decoding it again with PyAV: H.264 in yuv420p at
 the size and rate asked, its frames forwards then backwards, the index first (faststart), a
-poster JPEG without metadata, the size limit on the worst frames a camera could send, and one
-line the operator can act on when the encoder is missing or fails."""
+poster JPEG without metadata, the size limit on the worst frames a camera could send, one
+line the operator can act on when the encoder is missing or fails; and Chromium plays it in
+a <video>, in its colours."""
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import sys
+import threading
+from collections.abc import Iterator
 from fractions import Fraction
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import av
 import cv2
@@ -21,6 +27,7 @@ from booth.bench import cover
 from booth.errors import BoothError
 from booth.station.clip import MAX_BYTES, Clip, ClipRecorder, clip_size
 from tests.conftest import asset
+from tests.test_browser import browser  # noqa: F401 (a fixture)
 
 SIZE = (1280, 720)
 RECORDED = 24
@@ -215,3 +222,67 @@ def test_a_recording_cancelled_or_too_short_gives_no_clip(frames: list[np.ndarra
     short.add(frames[0])
     with pytest.raises(BoothError, match="at least two frames and the recording gave 1"):
         short.finish()
+
+
+CHART = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0)]
+
+
+@pytest.fixture
+def charted(frames: list[np.ndarray]) -> tuple[Clip, np.ndarray]:
+    """A 640x480 clip of the video with saturated colour patches down its left edge (where a
+    wrong colour matrix shows most), and its first frame."""
+    recorder = ClipRecorder((640, 480), FPS)
+    charts = [cv2.resize(frame, (640, 480), interpolation=cv2.INTER_AREA) for frame in frames]
+    for chart in charts:
+        for k, colour in enumerate(CHART):
+            chart[k * 80:(k + 1) * 80, :120] = colour
+        recorder.add(chart)
+    return recorder.finish(), charts[0]
+
+
+@pytest.fixture
+def served(tmp_path: Path, charted: tuple[Clip, np.ndarray]) -> Iterator[str]:
+    """The clip in a page with a muted looping <video>, on a loopback HTTP server."""
+    (tmp_path / "clip.mp4").write_bytes(charted[0].mp4)
+    (tmp_path / "index.html").write_text(
+        '<body style="margin:0"><video id="v" src="clip.mp4" muted loop playsinline '
+        'style="display:block"></video>')
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_chromium_plays_the_clip_in_its_colours(browser, served: str,  # noqa: F811
+                                                charted: tuple[Clip, np.ndarray]) -> None:
+    """A <video> reaches readyState 3 with the duration recorded and plays on; its first
+    picture is the first frame in its colours (the stream says BT.601 studio range, as the
+    frames were converted: a stream saying BT.709 shifts saturated colours by up to 40)."""
+    clip, first = charted
+    page = browser.new_page(viewport={"width": 640, "height": 480})
+    try:
+        page.goto(served)
+        page.wait_for_function('document.getElementById("v").readyState >= 3', timeout=10_000)
+        duration = page.evaluate('document.getElementById("v").duration')
+        assert duration == pytest.approx(clip.seconds, rel=0.10)
+        shot = cv2.imdecode(np.frombuffer(page.locator("#v").screenshot(), np.uint8),
+                            cv2.IMREAD_COLOR)
+        assert shot.shape[1::-1] == (640, 480) and differ(shot, first) < 3
+        patches = [shot[k * 80 + 40, 60].tolist() for k in range(len(CHART))]
+        assert max(abs(a - b) for patch, colour in zip(patches, CHART, strict=True)
+                   for a, b in zip(patch, colour, strict=True)) <= 8, patches
+        page.evaluate('document.getElementById("v").play()')
+        page.wait_for_function('document.getElementById("v").currentTime > 0.5',
+                               timeout=10_000)
+        assert page.evaluate('document.getElementById("v").error') is None
+    finally:
+        page.close()
