@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 import sys
 import threading
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import booth.station.clip as clip_module
 from booth.bench import cover
 from booth.errors import BoothError
 from booth.station.clip import MAX_BYTES, Clip, ClipRecorder, clip_size
@@ -286,3 +288,24 @@ def test_chromium_plays_the_clip_in_its_colours(browser, served: str,  # noqa: F
         assert page.evaluate('document.getElementById("v").error') is None
     finally:
         page.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice: Linux")
+def test_the_encoder_runs_below_the_callers_priority(
+        frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the cores are short, the preview keeps its rate and the clip waits."""
+
+    seen: list[int] = []
+    encode = clip_module.Encoder.encode
+
+    def noting(self, i420):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        encode(self, i420)
+
+    monkeypatch.setattr(clip_module.Encoder, "encode", noting)
+    recorder = ClipRecorder((320, 180), FPS)
+    recorder.add(frames[0])
+    recorder.add(frames[1])
+    recorder.finish()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [mine + clip_module.NICENESS] * 2
