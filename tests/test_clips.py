@@ -28,6 +28,7 @@ from booth.store.schema import MIGRATIONS, PG_MIGRATIONS, PG_SCHEMA_VERSION, SCH
 from booth.store.sweep import sweep_bucket
 from booth.webapp.visitor import download_name
 from tests.test_browser import TIMEOUT_MS, Booth, booth, browser  # noqa: F401 (fixtures)
+from tests.test_shared_store import server, station  # noqa: F401 (fixtures)
 from tests.test_web_staff import PASSWORD, _login, _post
 
 FPS, FRAMES, SIZE = 24, 48, (320, 180)  # 2.0 s
@@ -237,20 +238,6 @@ def test_staff_gallery_shows_and_counts_clips_and_purges_them(client, store: Sto
 # --- the shared store: PostgreSQL, a real bucket, the station's outbox ------------------
 
 
-@pytest.fixture
-def station(shared, tmp_path):
-    store = Store(tmp_path / "station", shared=shared, outbox=True)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def server(shared):
-    store = Store(None, shared=shared)
-    yield store
-    store.close()
-
-
 def _objects(s3_bucket) -> dict[str, tuple[bytes, str]]:
     listing = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name).get("Contents", [])
     found = {}
@@ -260,12 +247,12 @@ def _objects(s3_bucket) -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def _upload(station: Store) -> int:
-    return Uploader(station, station.outbox).upload_all()
+def _upload(store: Store) -> int:
+    return Uploader(store, store.outbox).upload_all()
 
 
 def test_a_clip_goes_up_through_the_outbox_and_expiry_empties_the_bucket(
-        station, server, s3_bucket, make_app, clip) -> None:
+        station, server, s3_bucket, make_app, clip) -> None:  # noqa: F811 (fixtures)
     link = StoreOutput(station, BASE).deliver(clip).link
     token = re.search(r"/p/([^?]+)\?until=", link).group(1)
     entry, = station.outbox.entries()
@@ -292,8 +279,8 @@ def test_a_clip_goes_up_through_the_outbox_and_expiry_empties_the_bucket(
     assert web.get(f"/p/{token}/clip.mp4").status_code == 404
 
 
-def test_staff_purge_on_the_shared_store_empties_the_bucket(station, server, s3_bucket,
-                                                           make_app, clip) -> None:
+def test_staff_purge_on_the_shared_store_empties_the_bucket(
+        station, server, s3_bucket, make_app, clip) -> None:  # noqa: F811 (fixtures)
     for _ in range(2):
         StoreOutput(station, BASE).deliver(clip)
     station.publish(clip.poster, ttl_seconds=600, thumb_jpeg=clip.thumb)
@@ -307,8 +294,8 @@ def test_staff_purge_on_the_shared_store_empties_the_bucket(station, server, s3_
     assert _objects(s3_bucket) == {} and server.count() == 0
 
 
-def test_a_clip_deleted_while_on_its_way_leaves_nothing(station, server, s3_bucket,
-                                                       clip) -> None:
+def test_a_clip_deleted_while_on_its_way_leaves_nothing(
+        station, server, s3_bucket, clip) -> None:  # noqa: F811 (fixtures)
     StoreOutput(station, BASE).deliver(clip)
     Uploader(station, station.outbox).register(station.outbox.entries()[0])
     assert server.purge_all() == 1  # before its files went up
