@@ -6,6 +6,7 @@ behind: not a file on disk, not an object in the bucket."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from booth.station.outputs.store import StoreOutput
 from booth.store import Store
 from booth.store.captures import CLIP, PHOTO
 from booth.store.keys import SecretFiles
-from booth.store.outbox import Uploader
+from booth.store.outbox import Outbox, Uploader
 from booth.store.passwords import set_password
 from booth.store.schema import MIGRATIONS, PG_MIGRATIONS, PG_SCHEMA_VERSION, SCHEMA_VERSION
 from booth.store.sweep import sweep_bucket
@@ -152,6 +153,18 @@ def test_expiry_and_staff_purge_remove_every_file_of_a_clip(store: Store, clip) 
     assert list(store.photos.iterdir()) == []
 
 
+def test_an_outbox_record_from_before_clips_is_a_photo(tmp_path: Path, clip) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    entry = outbox.add({"photo": ("a.mp4", clip.file), "poster": ("a-poster.jpg", clip.poster)},
+                       token_hash="h", created_at=1.0, expires_at=2.0, kind=CLIP)
+    [read] = outbox.entries()
+    assert read.kind == CLIP and read.files == {"photo": "a.mp4", "poster": "a-poster.jpg"}
+    old = json.loads(entry.record.read_text())
+    del old["kind"]
+    entry.record.write_text(json.dumps(old))
+    assert [e.kind for e in outbox.entries()] == [PHOTO]
+
+
 # --- the phone page and the staff gallery, over Flask's test client ---------------------
 
 
@@ -279,19 +292,27 @@ def test_a_clip_goes_up_through_the_outbox_and_expiry_empties_the_bucket(
     assert web.get(f"/p/{token}/clip.mp4").status_code == 404
 
 
-def test_staff_purge_on_the_shared_store_empties_the_bucket(
+def test_visitor_delete_and_staff_purge_on_the_shared_store_empty_the_bucket(
         station, server, s3_bucket, make_app, clip) -> None:  # noqa: F811 (fixtures)
-    for _ in range(2):
-        StoreOutput(station, BASE).deliver(clip)
+    tokens = [re.search(r"/p/([^?]+)\?", StoreOutput(station, BASE).deliver(clip).link)
+              .group(1) for _ in range(3)]
     station.publish(clip.poster, ttl_seconds=600, thumb_jpeg=clip.thumb)
     _upload(station)
-    assert len(_objects(s3_bucket)) == 8 and server.count_by_kind() == {PHOTO: 1, CLIP: 2}
+    assert len(_objects(s3_bucket)) == 11 and server.count_by_kind() == {PHOTO: 1, CLIP: 3}
+    web = make_app(store=server).test_client()
+    confirm = web.get(f"/p/{tokens[0]}/delete")
+    assert web.post(f"/p/{tokens[0]}/delete",
+                    data={"csrf_token": _csrf(confirm.text)}).status_code == 200
+    assert len(_objects(s3_bucket)) == 8
     set_password(server, PASSWORD)
-    staff = make_app(store=server).test_client()
-    assert _login(staff).status_code == 303
-    assert "<b>2</b><span>boomerangs stored" in staff.get("/staff").text
-    assert _post(staff, "/staff/purge", {"confirm": "yes"}).status_code == 303
+    assert _login(web).status_code == 303
+    assert "<b>2</b><span>boomerangs stored" in web.get("/staff").text
+    assert _post(web, "/staff/purge", {"confirm": "yes"}).status_code == 303
     assert _objects(s3_bucket) == {} and server.count() == 0
+    # Their tombstones: no link says "on its way" again, however long it claims to live.
+    for token in tokens:
+        assert not server.waiting(token, until=time.time() + 3600)
+        assert web.get(f"/p/{token}?until={int(time.time()) + 3600}").status_code == 404
 
 
 def test_a_clip_deleted_while_on_its_way_leaves_nothing(
