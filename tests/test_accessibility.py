@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from booth.i18n.catalogues import shipped
+from booth.store.captures import CLIP
 from booth.store.passwords import set_password
 from tests.conftest import ROOT, unavailable
 from tests.test_browser import (  # noqa: F401 (fixtures)
@@ -26,6 +27,7 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     booth,
     browser,
 )
+from tests.test_clips import clip  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -68,10 +70,12 @@ def check(page, axe: Path, code: str, where: str) -> None:
 @pytest.mark.parametrize("code", LANGUAGES)
 @pytest.mark.slow
 def test_every_page_has_no_axe_violations_in_every_language(
-        booth: Booth, browser, axe_source: Path, code: str):  # noqa: F811 (fixtures)
-    """The photo, delete, deleted, not-found, staff login, gallery and purge pages; the
-    language comes from the browser's Accept-Language (its locale)."""
+        booth: Booth, browser, axe_source: Path, code: str, clip):  # noqa: F811 (fixtures)
+    """The photo, clip, delete, deleted, not-found, staff login, gallery (with a clip) and
+    purge pages; the language comes from the browser's Accept-Language (its locale)."""
     kept, doomed = booth.publish(PEOPLE[0]), booth.publish(PEOPLE[1])
+    video = booth.store.publish(clip.file, ttl_seconds=3600, thumb_jpeg=clip.thumb,
+                                kind=CLIP, poster_jpeg=clip.poster)
     locale = code.replace("_", "-")
     phone = browser.new_context(**PHONE, locale=locale, bypass_csp=True)
     desktop = browser.new_context(**DESKTOP, locale=locale, bypass_csp=True)
@@ -83,6 +87,8 @@ def test_every_page_has_no_axe_violations_in_every_language(
         check(page, axe_source, code, "staff locked")
         set_password(booth.store, PASSWORD)
         for path, status, where in ((f"/p/{kept.token}", 200, "photo"),
+                                    (f"/p/{video.token}", 200, "clip"),
+                                    (f"/p/{video.token}/delete", 200, "clip delete"),
                                     (f"/p/{doomed.token}/delete", 200, "delete"),
                                     (f"/p/{secrets.token_urlsafe(16)}", 404, "not found"),
                                     ("/", 200, "home")):
@@ -93,6 +99,13 @@ def test_every_page_has_no_axe_violations_in_every_language(
             page.locator("form.actions button[type=submit]").click()
         assert not doomed.path.exists()
         check(page, axe_source, code, "deleted")
+        open_page(page, f"{booth.base}/p/{video.token}/delete", 200)
+        with page.expect_navigation():
+            page.locator("form.actions button[type=submit]").click()
+        assert not video.path.exists()
+        check(page, axe_source, code, "clip deleted")
+        video = booth.store.publish(clip.file, ttl_seconds=3600, thumb_jpeg=clip.thumb,
+                                    kind=CLIP, poster_jpeg=clip.poster)  # for the gallery
 
         staff = desktop.new_page()
         open_page(staff, f"{booth.base}/staff", 200)
@@ -170,10 +183,11 @@ def test_switcher_changes_and_remembers_the_language_by_keyboard(
 
 @pytest.mark.parametrize("code", LANGUAGES)
 def test_pages_reflow_at_200_percent_zoom(
-        booth: Booth, browser, code: str):  # noqa: F811 (fixtures)
+        booth: Booth, browser, code: str, clip):  # noqa: F811 (fixtures)
     """200 % zoom on a 390-pixel phone leaves 195 CSS pixels, and on a 1280-pixel desktop
     640: nothing may need sideways scrolling, and the actions stay on screen."""
     capture = booth.publish(PEOPLE[2])
+    video = booth.store.publish(clip.file, ttl_seconds=3600, kind=CLIP, poster_jpeg=clip.poster)
     set_password(booth.store, PASSWORD)
     locale = code.replace("_", "-")
     for width, height, scale in ((195, 422, 4), (640, 400, 2)):
@@ -182,7 +196,7 @@ def test_pages_reflow_at_200_percent_zoom(
         context.set_default_timeout(TIMEOUT_MS)
         try:
             page = context.new_page()
-            for path in (f"/p/{capture.token}", f"/p/{capture.token}/delete",
+            for path in (f"/p/{capture.token}", f"/p/{video.token}", f"/p/{capture.token}/delete",
                          f"/p/{secrets.token_urlsafe(16)}", "/staff"):
                 page.goto(booth.base + path)
                 page.evaluate("() => document.fonts.ready.then(() => true)")

@@ -65,7 +65,8 @@ class Bucket:
             raise StoreUnavailable(f"bucket {self.url}: {_reason(exc)}") from None
 
     def put(self, name: str, data: bytes) -> None:
-        self._call("put_object", Key=self.prefix + name, Body=data, ContentType="image/jpeg")
+        self._call("put_object", Key=self.prefix + name, Body=data,
+                   ContentType="video/mp4" if name.endswith(".mp4") else "image/jpeg")
 
     def open(self, name: str) -> Photo | None:
         reply = self._call("get_object", Key=self.prefix + name)

@@ -1,4 +1,8 @@
-"""Captures: one row per photo, pointing at its files; tokens stored as SHA-256 only.
+"""Captures: one row per photo or clip, pointing at its files; tokens stored as SHA-256 only.
+
+A photo's file is its JPEG; a clip's (a boomerang) is an MP4, with a poster JPEG (its first
+frame) that stands for it wherever a picture is shown: the gallery, the video's poster.
+Either may have a thumbnail (and a photo its raw frame); a delete removes them all.
 
 The rows are in SQLite or PostgreSQL (self.db), the files in the data dir or a bucket
 (self.photo_files). A station on the shared store publishes into its outbox
@@ -27,7 +31,14 @@ if TYPE_CHECKING:
 # token_urlsafe(16) gives 22 characters; accept a little more so longer tokens stay valid if
 # the size is ever raised, and refuse anything else before hashing it.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_COLUMNS = "id, filename, thumb_filename, created_at, expires_at, downloads, pending"
+_COLUMNS = ("id, filename, thumb_filename, created_at, expires_at, downloads, pending, kind, "
+            "poster_filename")
+PHOTO, CLIP = "photo", "clip"  # a capture's kind (booth.station.outputs.Kind's values)
+_SUFFIX = {PHOTO: ".jpg", CLIP: ".mp4"}
+# A capture's files, by what they are: the main one ("photo", whatever its kind, as in the
+# outbox's records), then the others, each a column and a name ending.
+_EXTRA = (("raw", "raw_filename"), ("thumb", "thumb_filename"),
+          ("poster", "poster_filename"))
 _LAST_ID = "last_capture_id"  # settings key: the highest capture id ever given
 
 
@@ -43,6 +54,8 @@ class Capture:
     thumb_path: Path | None = None  # path and thumb_path: in the data dir, else None
     thumb_filename: str | None = None
     pending: bool = False  # still on its way from the station to the shared store
+    kind: str = PHOTO  # or CLIP: filename is an MP4, poster_filename its poster JPEG
+    poster_filename: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -57,6 +70,11 @@ def short_id(filename: str) -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _names(files: dict[str, str]) -> tuple[str | None, ...]:
+    """A capture's file names (what -> name) in the column order filename, then _EXTRA's."""
+    return (files["photo"], *(files.get(what) for what, _ in _EXTRA))
 
 
 class CaptureRows:
@@ -74,38 +92,40 @@ class CaptureRows:
     def _write_file(self, data: bytes, name: str, written: list[Path]) -> Path:
         return write_file(self.photos, name, data, written)
 
-    def publish(self, jpeg: bytes, *, ttl_seconds: float, raw_jpeg: bytes | None = None,
-                thumb_jpeg: bytes | None = None, now: float | None = None) -> Capture:
-        """Store a photo (optionally its raw frame and its thumbnail); return it with its
-        plain token. Files are written and synced before the row is committed: a row only
-        ever points at a complete file."""
+    def publish(self, data: bytes, *, ttl_seconds: float, raw_jpeg: bytes | None = None,
+                thumb_jpeg: bytes | None = None, kind: str = PHOTO,
+                poster_jpeg: bytes | None = None, now: float | None = None) -> Capture:
+        """Store a capture: a photo (data: its JPEG), or a clip (data: its MP4, poster_jpeg
+        its first frame), optionally with its thumbnail (and a photo its raw frame); return
+        it with its plain token. Files are written and synced before the row is committed: a
+        row only ever points at a complete file."""
         if not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds!r}")
+        if kind not in _SUFFIX or (kind == CLIP) != (poster_jpeg is not None):
+            raise ValueError(f"kind {kind!r} with{'' if poster_jpeg else 'out'} a poster: a "
+                             "clip needs its poster, a photo has none")
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(16)  # 128 bits
         # A new name every time: replacing an existing file fails on Windows while a
         # download holds it open, and a name is never reused for another visitor.
         stem = uuid.uuid4().hex
+        given = {"raw": raw_jpeg, "thumb": thumb_jpeg, "poster": poster_jpeg}
+        files = {"photo": (f"{stem}{_SUFFIX[kind]}", data)} | {
+            what: (f"{stem}-{what}.jpg", jpeg) for what, jpeg in given.items() if jpeg is not None}
         if self.outbox is not None:
-            return self._publish_to_outbox(token, stem, now, ttl_seconds,
-                                           {"photo": jpeg, "raw": raw_jpeg, "thumb": thumb_jpeg})
+            return self._publish_to_outbox(token, kind, now, ttl_seconds, files)
         self._remove_leftovers()
         written: list[Path] = []
         try:
-            files = [self._write_file(jpeg, f"{stem}.jpg", written)]
-            extra = {}
-            for kind, data in (("raw", raw_jpeg), ("thumb", thumb_jpeg)):
-                if data is not None:
-                    extra[kind] = self._write_file(data, f"{stem}-{kind}.jpg", written)
-                    files.append(extra[kind])
+            paths = {what: self._write_file(content, name, written)
+                     for what, (name, content) in files.items()}
             fsync_dir(self.photos)
             with self.db.write() as db:
                 # A sweep in another process holds the write lock while it deletes, so if
                 # the files are still here now, they stay once the row is committed.
-                if not all(p.exists() for p in files):
+                if not all(p.exists() for p in paths.values()):
                     raise OSError("the file vanished before it was recorded (another booth "
                                   "process swept the photos folder?)")
-                names = {k: p.name for k, p in extra.items()}
                 # Never reuse an id: SQLite gives a deleted newest row's id to the next row,
                 # and a staff gallery still showing the deleted photo would then show, or
                 # delete, another visitor's photo under that id.
@@ -115,9 +135,10 @@ class CaptureRows:
                     (_LAST_ID,)).fetchone()[0]
                 db.execute(
                     "INSERT INTO captures (id, token_hash, filename, raw_filename,"
-                    " thumb_filename, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (new_id, token_hash(token), files[0].name, names.get("raw"),
-                     names.get("thumb"), now, now + ttl_seconds))
+                    " thumb_filename, poster_filename, kind, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (new_id, token_hash(token), *_names({k: p.name for k, p in paths.items()}),
+                     kind, now, now + ttl_seconds))
                 db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) "
                            "DO UPDATE SET value = excluded.value", (_LAST_ID, str(new_id)))
         except BaseException as exc:
@@ -125,41 +146,39 @@ class CaptureRows:
                 if not remove(path) and path.exists():
                     self._leftovers.add(path)
             if isinstance(exc, OSError):
-                raise BoothError(f"could not save the photo: {reason(exc)}") from exc
+                raise BoothError(f"could not save the {kind}: {reason(exc)}") from exc
             if isinstance(exc, sqlite3.OperationalError):  # disk full, database locked
-                raise BoothError(f"could not save the photo: {exc}") from exc
+                raise BoothError(f"could not save the {kind}: {exc}") from exc
             raise
-        return Capture(new_id, token, files[0].name, files[0], now, now + ttl_seconds, 0,
-                       extra.get("thumb"), names.get("thumb"))
+        return Capture(new_id, token, paths["photo"].name, paths["photo"], now,
+                       now + ttl_seconds, 0, paths.get("thumb"), files.get("thumb", (None,))[0],
+                       kind=kind, poster_filename=files.get("poster", (None,))[0])
 
-    def _publish_to_outbox(self, token: str, stem: str, now: float, ttl_seconds: float,
-                           data: dict[str, bytes | None]) -> Capture:
-        """The shared store: the photo waits on this disk until the uploader has put it in
+    def _publish_to_outbox(self, token: str, kind: str, now: float, ttl_seconds: float,
+                           files: dict[str, tuple[str, bytes]]) -> Capture:
+        """The shared store: the capture waits on this disk until the uploader has put it in
         the database and the bucket; its link works at once (it says "on its way")."""
-        files = {kind: (f"{stem}.jpg" if kind == "photo" else f"{stem}-{kind}.jpg", jpeg)
-                 for kind, jpeg in data.items() if jpeg is not None}
         try:
             self.outbox.add(files, token_hash=token_hash(token), created_at=now,
-                            expires_at=now + ttl_seconds)
+                            expires_at=now + ttl_seconds, kind=kind)
         except OSError as exc:
-            raise BoothError(f"could not save the photo: {reason(exc)}") from exc
+            raise BoothError(f"could not save the {kind}: {reason(exc)}") from exc
         if self.uploader is not None:
             self.uploader.notify()
-        thumb = files.get("thumb", (None,))[0]
         return Capture(0, token, files["photo"][0], None, now, now + ttl_seconds, 0, None,
-                       thumb, pending=True)
+                       files.get("thumb", (None,))[0], pending=True, kind=kind,
+                       poster_filename=files.get("poster", (None,))[0])
 
     def register_pending(self, hashed_token: str, files: dict[str, str], created_at: float,
-                         expires_at: float) -> bool:
-        """A station's photo is on its way: its link finds it (and says so) from now on.
-        Done again after a crash, it changes nothing. False if the photo was deleted meanwhile
+                         expires_at: float, kind: str = PHOTO) -> bool:
+        """A station's capture is on its way: its link finds it (and says so) from now on.
+        Done again after a crash, it changes nothing. False if it was deleted meanwhile
         (registered before a crash, then deleted by staff: its tombstone): it stays deleted."""
         self.db.execute(
             "INSERT INTO captures (token_hash, filename, raw_filename, thumb_filename,"
-            " created_at, expires_at, pending) VALUES (?, ?, ?, ?, ?, ?, 1)"
-            " ON CONFLICT (token_hash) DO NOTHING",
-            (hashed_token, files["photo"], files.get("raw"), files.get("thumb"), created_at,
-             expires_at))
+            " poster_filename, kind, created_at, expires_at, pending)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (token_hash) DO NOTHING",
+            (hashed_token, *_names(files), kind, created_at, expires_at))
         # Looked for after the insert: a delete of the old row commits its tombstone before
         # an insert waiting on that row goes on, so it is seen here; a delete still to come
         # finds the row, and the upload then finds it gone (mark_uploaded).
@@ -183,23 +202,34 @@ class CaptureRows:
                 self._leftovers.discard(path)
 
     def _capture(self, row: tuple) -> Capture:
-        id_, filename, thumb, created_at, expires_at, downloads, pending = row
+        id_, filename, thumb, created_at, expires_at, downloads, pending, kind, poster = row
         local = self.photos
         return Capture(id_, None, filename, local / filename if local else None, created_at,
                        expires_at, downloads, local / thumb if local and thumb else None,
-                       thumb, bool(pending))
+                       thumb, bool(pending), kind, poster)
 
     def open_photo(self, capture: Capture, *, thumb: bool = False) -> Photo | None:
-        """The capture's photo (or its thumbnail, falling back to the photo), opened for
-        reading; None if it is gone. Opened now, so a delete from here on cannot cut a
-        download short (POSIX keeps an open file readable; a bucket's stream is open)."""
+        """The capture's picture as a JPEG (a photo's own, a clip's poster; or its thumbnail,
+        falling back to that), opened for reading; None if it is gone. Opened now, so a
+        delete from here on cannot cut a download short (POSIX keeps an open file
+        readable; a bucket's stream is open)."""
+        picture = capture.poster_filename if capture.kind == CLIP else capture.filename
+        return self._open(capture, capture.thumb_filename if thumb else None, picture)
+
+    def open_file(self, capture: Capture) -> Photo | None:
+        """What the visitor downloads (a photo's JPEG, a clip's MP4), opened as open_photo's."""
+        return self._open(capture, capture.filename)
+
+    def _open(self, capture: Capture, *names: str | None) -> Photo | None:
+        """The first of the capture's files named that is there."""
         if capture.pending:
             return None
-        if thumb and capture.thumb_filename:
-            photo = self.photo_files.open(capture.thumb_filename)
-            if photo is not None:
-                return photo
-        return self.photo_files.open(capture.filename)
+        for name in names:
+            if name:
+                opened = self.photo_files.open(name)
+                if opened is not None:
+                    return opened
+        return None
 
     def resolve(self, token: str, now: float | None = None) -> Capture | None:
         """The live capture for a download token, or None (unknown, malformed or expired)."""
@@ -223,6 +253,12 @@ class CaptureRows:
     def count(self) -> int:
         return self.db.one("SELECT COUNT(*) FROM captures")[0]
 
+    def count_by_kind(self) -> dict[str, int]:
+        """How many photos and clips there are (every kind, 0 for none)."""
+        counts = dict.fromkeys(_SUFFIX, 0)
+        counts.update(self.db.all("SELECT kind, COUNT(*) FROM captures GROUP BY kind"))
+        return counts
+
     def count_since(self, since: float) -> int:
         return self.db.one("SELECT COUNT(*) FROM captures WHERE created_at >= ?", (since,))[0]
 
@@ -236,7 +272,7 @@ class CaptureRows:
         unreferenced, so the next sweep takes it."""
         with self.db.write() as db:
             rows = db.execute(f"DELETE FROM captures WHERE {where} RETURNING filename, "
-                              "raw_filename, thumb_filename, token_hash, expires_at",
+                              f"{', '.join(c for _, c in _EXTRA)}, token_hash, expires_at",
                               args).fetchall()
             if self.photos is None:  # the shared store: see waiting()
                 for *_, hashed, expires_at in rows:

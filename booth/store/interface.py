@@ -65,8 +65,8 @@ class SharedDatabase(Database, Protocol):
 
 @runtime_checkable
 class PhotoFiles(Protocol):
-    """Where the photo files live. Names are flat ("<uuid>.jpg", "<uuid>-thumb.jpg"); a
-    name is never reused."""
+    """Where the photo files live. Names are flat ("<uuid>.jpg", a clip's "<uuid>.mp4",
+    "<uuid>-thumb.jpg", "<uuid>-poster.jpg"); a name is never reused."""
 
     def put(self, name: str, data: bytes) -> None: ...
 

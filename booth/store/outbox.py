@@ -1,7 +1,8 @@
 """A station's outbox for the shared store: every capture is kept on the station's own disk
 until the database and the bucket have it, so a network that is not there loses nothing.
 
-A capture is a few files (photo, thumbnail, raw frame) and a record, `<stem>.json`, written
+A capture (a photo or a clip) is a few files (its JPEG or MP4, then a thumbnail, a raw frame,
+a clip's poster) and a record, `<stem>.json`, written
 last: an entry exists once its record does. The uploader takes entries oldest first:
 1. it registers the capture's row as pending (the photo's link then says "on its way");
 2. it puts the files in the bucket (the same names again after a crash: no duplicate);
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from booth.errors import StoreUnavailable
-from booth.store.captures import short_id
+from booth.store.captures import PHOTO, short_id
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
 # Seconds between tries while a service is down. Short, so that every link works within
@@ -39,13 +40,14 @@ class Entry:
     token_hash: str
     created_at: float
     expires_at: float
-    files: dict[str, str]  # kind ("photo", "raw", "thumb") -> name
+    files: dict[str, str]  # what ("photo": the main file, "raw", "thumb", "poster") -> name
     registered: bool
+    kind: str = PHOTO  # the capture's: a record without one is from before clips
 
     def data(self) -> dict:
         return {"token_hash": self.token_hash, "created_at": self.created_at,
                 "expires_at": self.expires_at, "files": self.files,
-                "registered": self.registered}
+                "registered": self.registered, "kind": self.kind}
 
 
 class Outbox:
@@ -63,12 +65,12 @@ class Outbox:
                 remove(path)
 
     def add(self, files: dict[str, tuple[str, bytes]], *, token_hash: str,
-            created_at: float, expires_at: float) -> Entry:
-        """files: kind -> (name, bytes). Written and synced, then the record: all or none."""
+            created_at: float, expires_at: float, kind: str = PHOTO) -> Entry:
+        """files: what -> (name, bytes). Written and synced, then the record: all or none."""
         written: list[Path] = []
         stem = Path(files["photo"][0]).stem
         entry = Entry(self.folder / f"{stem}.json", token_hash, created_at, expires_at,
-                      {kind: name for kind, (name, _) in files.items()}, False)
+                      {what: name for what, (name, _) in files.items()}, False, kind)
         try:
             for name, data in files.values():
                 write_file(self.folder, name, data, written)
@@ -100,7 +102,7 @@ class Outbox:
                 d = json.loads(record.read_text(encoding="utf-8"))
                 found.append(Entry(record, str(d["token_hash"]), float(d["created_at"]),
                                    float(d["expires_at"]), dict(d["files"]),
-                                   bool(d["registered"])))
+                                   bool(d["registered"]), str(d.get("kind", PHOTO))))
         return sorted(found, key=lambda e: e.created_at)
 
     def remove(self, entry: Entry) -> None:
@@ -137,7 +139,7 @@ class Uploader:
         entry is gone, if the photo was deleted after an earlier start registered it."""
         if not entry.registered:
             if not self.store.register_pending(entry.token_hash, entry.files,
-                                               entry.created_at, entry.expires_at):
+                                               entry.created_at, entry.expires_at, entry.kind):
                 self._discard(entry)
                 return False
             self.outbox.mark_registered(entry)

@@ -52,10 +52,22 @@ def _v3_pending(db: sqlite3.Connection, secrets: SecretFiles) -> None:
     db.execute("ALTER TABLE captures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
+def _v4_clips(db: sqlite3.Connection, secrets: SecretFiles) -> None:
+    """A capture is a photo or a clip (its file an MP4, with a poster JPEG beside it); every
+    capture made before is a photo."""
+    db.execute(_ADD_KIND)
+    db.execute(_ADD_POSTER)
+
+
+# Both databases take these as they are.
+_ADD_KIND = "ALTER TABLE captures ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'"
+_ADD_POSTER = "ALTER TABLE captures ADD COLUMN poster_filename TEXT"
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection, SecretFiles], None], ...] = (
     _v1_captures_and_settings,
     _v2_staff_sessions_and_secrets_out,
     _v3_pending,
+    _v4_clips,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,6 +130,8 @@ PG_MIGRATIONS: tuple[str, ...] = (
                               hits INTEGER NOT NULL);
     CREATE TABLE tombstones (token_hash TEXT PRIMARY KEY,
                              expires_at DOUBLE PRECISION NOT NULL)""",
+    # 2: clips (see _v4_clips).
+    f"{_ADD_KIND}; {_ADD_POSTER}",
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time

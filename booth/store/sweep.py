@@ -37,18 +37,20 @@ def sweep(db: Database, data_dir: Path, photos: Path, gentle: bool = False) -> i
     now = time.time()
     with db.write() as conn:
         rows = conn.execute(
-            "SELECT id, filename, raw_filename, thumb_filename FROM captures").fetchall()
+            "SELECT id, filename, raw_filename, thumb_filename, poster_filename "
+            "FROM captures").fetchall()
         entries = [e for e in os.scandir(photos) if not e.is_dir()]
         present = {e.name for e in entries}
         young = _young(entries, now) if gentle else set()
         referenced = set()
-        for id_, filename, raw_name, thumb_name in rows:
+        for id_, filename, raw_name, thumb_name, poster_name in rows:
             if filename not in present:
                 conn.execute("DELETE FROM captures WHERE id = ?", (id_,))
                 removed += 1
-                continue  # its raw and thumbnail files are now unreferenced
+                continue  # its other files are now unreferenced
             referenced.add(filename)
-            for column, name in (("raw_filename", raw_name), ("thumb_filename", thumb_name)):
+            for column, name in (("raw_filename", raw_name), ("thumb_filename", thumb_name),
+                                 ("poster_filename", poster_name)):
                 if name is None:
                     continue
                 if name in present:
@@ -73,7 +75,8 @@ def sweep_bucket(db: Database, photo_files: PhotoFiles, now: float) -> int:
     bucket is listed, and objects younger than _GENTLE_TMP_AGE are spared, so an upload in
     progress (its row registered first, then its files put) is never taken for either."""
     removed = 0
-    rows = db.all("SELECT id, filename, raw_filename, thumb_filename, pending FROM captures")
+    rows = db.all("SELECT id, filename, raw_filename, thumb_filename, poster_filename, pending "
+                  "FROM captures")
     listing = photo_files.listing()
     referenced = set()
     for id_, *names, pending in rows:

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, make_response, render_template, request, send_file
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
-from werkzeug.exceptions import BadHost, HTTPException
+from werkzeug.exceptions import BadHost, HTTPException, RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
 from booth.errors import StoreUnavailable
@@ -51,14 +51,29 @@ def on_its_way(code: int, *, unavailable: bool = False):
     return private(response)
 
 
-def photo_response(photo: Photo, attachment_name: str | None = None):
-    """A stored photo, streamed from its file or its bucket (closed at the end)."""
-    response = send_file(photo.stream, mimetype="image/jpeg",
+VIDEO = "video/mp4"
+
+
+def photo_response(photo: Photo, attachment_name: str | None = None, *,
+                   mimetype: str = "image/jpeg"):
+    """A stored photo (or a clip's MP4: mimetype VIDEO), streamed from its file or its bucket
+    (closed at the end)."""
+    response = send_file(photo.stream, mimetype=mimetype,
                          as_attachment=attachment_name is not None,
                          download_name=attachment_name, conditional=False, max_age=0)
     # In 256 kB blocks rather than send_file's 8 kB: a photo in two or three writes, not 50.
     response.response = wrap_file(request.environ, photo.stream, buffer_size=_BLOCK)
     response.content_length = photo.length
+    if mimetype == VIDEO:
+        # Byte ranges: Safari plays a video only from a server that answers them, and a
+        # browser seeks or loops by them. (A bucket's stream cannot seek: the bytes before
+        # the range are read and dropped, a few MB at most.)
+        try:
+            response = response.make_conditional(request.environ, accept_ranges=True,
+                                                 complete_length=photo.length)
+        except RequestedRangeNotSatisfiable:
+            photo.stream.close()
+            raise
     return private(response)
 
 

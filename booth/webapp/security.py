@@ -165,8 +165,10 @@ def rate_limits() -> RateLimits:
     return current_app.extensions["booth.limits"]
 
 
-CSP = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+# media-src: a clip's <video> plays from this site only (default-src says so too; named so
+# that a change to default-src cannot open it).
+CSP = ("default-src 'self'; img-src 'self' blob:; media-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # On every response, the app's and waitress's own error pages alike (booth.webapp.server).
 HEADERS = {
     "Content-Security-Policy": CSP,

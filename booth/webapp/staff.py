@@ -1,4 +1,4 @@
-"""Staff pages (login, gallery, delete, purge, station status).
+"""Staff pages (login, gallery of photos and clips, delete, purge, station status).
 
 Every staff URL except GET /staff and POST /staff/login needs a logged-in session: other
 GETs are redirected to /staff and other POSTs refused with 403, before any view runs, so
@@ -33,9 +33,10 @@ from flask import (
 from werkzeug.exceptions import ServiceUnavailable
 
 from booth.store import Capture, Store
+from booth.store.captures import CLIP, PHOTO
 from booth.store.passwords import check_password, has_password
 from booth.store.status import StationStatus
-from booth.webapp.errors import photo_response
+from booth.webapp.errors import VIDEO, photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
 from booth.webapp.visitor import expiry_text
@@ -234,6 +235,7 @@ class Row:
     downloads: str
     expiry: str
     expired: bool
+    clip: bool  # its thumbnail is the clip's poster; it links to the MP4
 
 
 def _row(capture: Capture, now: float) -> Row:
@@ -242,7 +244,7 @@ def _row(capture: Capture, now: float) -> Row:
                lang.ngettext("%(num)s download", "%(num)s downloads", capture.downloads),
                lang.gettext("expired") if expired else lang.gettext(
                    "expires %(when)s", when=expiry_text(capture.expires_at, now, lang)),
-               expired)
+               expired, capture.kind == CLIP)
 
 
 def _gallery():
@@ -250,10 +252,11 @@ def _gallery():
     midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
                                                    microsecond=0).timestamp()
     captures = store().captures()
-    total = store().count()
+    kinds = store().count_by_kind()
     free, share, low = _disk()
     return _page("staff_gallery.html", logged_in=True, station=status_panel(now),
-                 today=store().count_since(midnight), total=total, free=free,
+                 today=store().count_since(midnight), total=sum(kinds.values()),
+                 photos=kinds[PHOTO], clips=kinds[CLIP], free=free,
                  free_share=share, disk_low=low, rows=[_row(c, now) for c in captures],
                  ages=[(value, current().duration(seconds)) for value, seconds in AGES])
 
@@ -287,6 +290,13 @@ def photo(capture_id: int):
         return _no_photo()
     photo = store().open_photo(capture)
     return _no_photo() if photo is None else photo_response(photo)
+
+
+@bp.get("/clip/<int:capture_id>.mp4")
+def clip(capture_id: int):
+    capture = _capture_or_404(capture_id)
+    video = None if capture is None or capture.kind != CLIP else store().open_file(capture)
+    return _no_photo() if video is None else photo_response(video, mimetype=VIDEO)
 
 
 # --- delete and purge ------------------------------------------------------------------

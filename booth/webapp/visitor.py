@@ -1,4 +1,5 @@
-"""What a visitor's phone sees after scanning the QR code: their photo, download, delete."""
+"""What a visitor's phone sees after scanning the QR code: their photo (or their clip, a
+boomerang, playing in a <video>), download, delete."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from flask import (
 
 from booth.i18n.catalogues import Language, shipped
 from booth.store import Capture, Store
-from booth.webapp.errors import not_found, on_its_way, photo_response
+from booth.store.captures import CLIP
+from booth.webapp.errors import VIDEO, not_found, on_its_way, photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import MISS_LIMIT, private, rate_limits
 
@@ -32,7 +34,8 @@ def store() -> Store:
 
 
 def download_name(capture: Capture) -> str:
-    return f"mars-selfie-{datetime.fromtimestamp(capture.created_at):%Y-%m-%d-%H%M}.jpg"
+    what, suffix = ("boomerang", "mp4") if capture.kind == CLIP else ("selfie", "jpg")
+    return f"mars-{what}-{datetime.fromtimestamp(capture.created_at):%Y-%m-%d-%H%M}.{suffix}"
 
 
 def expiry_text(expires_at: float, now: float | None = None,
@@ -57,12 +60,16 @@ def _live(token: str) -> Capture | None:
     return capture
 
 
-def _image(capture: Capture, *, attachment: bool):
+def _send(capture: Capture, *, attachment: bool, picture: bool = False):
+    """The capture's file (a photo's JPEG, a clip's MP4), or with picture=True its JPEG (a
+    clip's poster)."""
     # Opened here, so a delete from now on cannot cut the download short.
-    photo = store().open_photo(capture)
+    photo = store().open_photo(capture) if picture else store().open_file(capture)
     if photo is None:  # deleted between the lookup and now
         return not_found()
-    return private(photo_response(photo, download_name(capture) if attachment else None))
+    video = capture.kind == CLIP and not picture
+    return private(photo_response(photo, download_name(capture) if attachment else None,
+                                  mimetype=VIDEO if video else "image/jpeg"))
 
 
 @bp.get("/")
@@ -111,32 +118,43 @@ def photo_route(rule: str, methods: tuple[str, ...] = ("GET",), *, waiting_statu
     return register
 
 
-def _page(template: str, **context):
-    return private(current_app.make_response(render_template(template, **context)))
+def _page(template: str, capture: Capture, **context):
+    return private(current_app.make_response(render_template(
+        template, clip=capture.kind == CLIP, **context)))
 
 
 @photo_route("/p/<token>", waiting_status=200)
 def photo_page(token: str, capture: Capture):
-    return _page("photo.html", token=token, filename=download_name(capture),
+    return _page("photo.html", capture, token=token, filename=download_name(capture),
                  expires=expiry_text(capture.expires_at, lang=current()))
 
 
 @photo_route("/p/<token>/photo.jpg")
 def photo_image(token: str, capture: Capture):
-    return _image(capture, attachment=False)
+    """The photo; for a clip its poster (the <video>'s, and a picture wherever one is
+    wanted)."""
+    return _send(capture, attachment=False, picture=True)
+
+
+@photo_route("/p/<token>/clip.mp4")
+def clip(token: str, capture: Capture):
+    """A clip's MP4 for its page's <video> (byte ranges: see photo_response)."""
+    if capture.kind != CLIP:
+        return not_found()
+    return _send(capture, attachment=False)
 
 
 @photo_route("/p/<token>/download")
 def download(token: str, capture: Capture):
     if request.method == "GET":  # a HEAD (a link preview, a download manager) fetches nothing
         store().record_download(capture.id)
-        log.info("photo downloaded: capture %s", capture.short_id)
-    return _image(capture, attachment=True)
+        log.info("%s downloaded: capture %s", capture.kind, capture.short_id)
+    return _send(capture, attachment=True)
 
 
 @photo_route("/p/<token>/delete")
 def confirm_delete(token: str, capture: Capture):
-    response = _page("confirm_delete.html", token=token)
+    response = _page("confirm_delete.html", capture, token=token)
     # Its form must name this site as its Origin (a no-referrer page sends "Origin: null",
     # which the Origin check refuses); same-origin still sends no Referer to another site.
     response.headers["Referrer-Policy"] = "same-origin"
@@ -147,5 +165,5 @@ def confirm_delete(token: str, capture: Capture):
 def delete(token: str, capture: Capture):
     if not store().delete([capture.id]):
         return not_found()  # another request deleted it a moment ago
-    log.info("photo deleted by its visitor: capture %s", capture.short_id)
-    return _page("deleted.html")
+    log.info("%s deleted by its visitor: capture %s", capture.kind, capture.short_id)
+    return _page("deleted.html", capture)

@@ -26,10 +26,11 @@ import numpy as np
 
 
 class Kind(enum.Enum):
-    """What a capture is. A clip (a boomerang: its `file` an MP4, a poster JPEG beside it) is
-    the next kind; each output decides what it does with each kind."""
+    """What a capture is; each output decides what it does with each kind. The values are
+    the store's (booth.store.captures)."""
 
     PHOTO = "photo"  # `file` is the photo's JPEG
+    CLIP = "clip"  # a boomerang: `file` is its MP4, `poster` its first frame as a JPEG
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Product:
     taken_at: datetime  # the shutter's local time: the date on the caption band
     retention_hours: float  # how long it is kept
     raw: bytes | None = None  # the camera's own frame as a JPEG ([station] keep_raw)
+    poster: bytes | None = None  # a clip's first frame as a JPEG (no EXIF); None for a photo
 
 
 @dataclass(frozen=True)
