@@ -127,6 +127,8 @@ def migrate_pg(conn, where: str) -> None:
     """Apply the missing steps in one transaction, under an advisory lock, so that stations
     and servers starting at once do not race (conn: a psycopg connection in autocommit)."""
     with conn.transaction():
+        # Waiting for another process's migration may outlast a web call's statement_timeout.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = conn.execute("SELECT version FROM schema_version").fetchone()
