@@ -33,7 +33,9 @@ from booth.store.schema import migrate_pg
 
 CONNECT_TIMEOUT = 5  # seconds for the first connection at start-up
 POOL_CONNECT_TIMEOUT = 3  # seconds for the pool's later ones (libpq's least is 2)
-WAIT = 2.0  # seconds a request waits for a pooled connection before its 503 page
+# Seconds a request waits for a pooled connection before its 503 page. Not less: a server
+# back after an outage gets new connections from the pool at its retry pace (about 2 s).
+WAIT = 3.0
 # A call on the web path (and the janitor's) is over in milliseconds; a request must answer
 # within about 4 s even while the server hangs, so a statement has STATEMENT_TIMEOUT on the
 # server and CALL_DEADLINE in all (a block of statements, or a check of a pooled connection
