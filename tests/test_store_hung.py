@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from flask import Flask
 
@@ -25,7 +27,7 @@ from booth.store import Store
 from booth.store.bucket import Bucket
 from booth.store.outbox import Uploader
 from booth.store.pg import PgDatabase
-from booth.webapp.server import WebServer
+from booth.webapp.server import Janitor, WebServer
 from tests.test_shared_store import _once_back  # (a service back within seconds)
 
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
@@ -225,3 +227,38 @@ def test_a_locked_sqlite_database_holds_no_home_page(store, make_app) -> None:
     assert refused and all(r[1] <= 4.0 and r[3] for r in refused)
     assert crowd.photos[-1][2] == 200
 
+
+def _objects(s3_bucket) -> list[str]:
+    listing = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_a_delete_while_the_bucket_is_out_says_deleted_and_the_objects_follow(
+        photo, s3_server, s3_bucket, pg_url, make_app) -> None:
+    server, token = photo
+    client = make_app(store=server).test_client()
+    form = client.get(f"/p/{token}/delete").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    capture_id = server.resolve(token).id
+    assert len(_objects(s3_bucket)) == 3  # the photo, its thumbnail and its raw frame
+    janitor = Janitor(server)
+    janitor.start()
+    try:
+        with hung(s3_processes(s3_server)):
+            start = time.monotonic()
+            page = client.post(f"/p/{token}/delete", data={"csrf_token": csrf})
+            assert time.monotonic() - start <= 4.0
+            assert page.status_code == 200 and "Your photo is deleted" in page.get_data(True)
+            assert server.get(capture_id) is None  # what staff see: gone
+            assert client.get(f"/p/{token}").status_code == 404
+            # Killed while hung: the requests it held never happen.
+            s3_server.stop()
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT count(*) FROM pending_deletes").fetchone() == (3,)
+        s3_server.start()
+        back = time.monotonic()
+        while _objects(s3_bucket) and time.monotonic() - back < 60:
+            time.sleep(0.5)
+        assert _objects(s3_bucket) == [] and time.monotonic() - back <= 15.0
+    finally:
+        janitor.stop()

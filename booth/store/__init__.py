@@ -45,7 +45,7 @@ from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
 from booth.store.settings import Settings
-from booth.store.sweep import sweep, sweep_bucket
+from booth.store.sweep import DeletionQueue, sweep, sweep_bucket
 
 __all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Photo", "Shared", "Store",
            "StoreUnavailable", "open_store"]
@@ -76,7 +76,7 @@ class Store(CaptureRows, Settings, StaffSessions):
                  shared: Shared | None = None, outbox: bool = False) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._leftovers: set[Path] = set()
-        self.outbox = self.uploader = self.rate_counts = None
+        self.outbox = self.uploader = self.rate_counts = self.deletions = None
         self.gate = Gate()
         if shared is not None:
             self._open_shared(shared, outbox)
@@ -115,7 +115,8 @@ class Store(CaptureRows, Settings, StaffSessions):
                 raise _not_writable(self.data_dir, exc) from None
         bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
         self.db = GatedDatabase(PgDatabase(shared.database_url), self.gate)
-        self.photo_files = GatedFiles(bucket, self.gate)
+        self.deletions = DeletionQueue(bucket, self.db)
+        self.photo_files = GatedFiles(self.deletions, self.gate)
         self.secrets = SecretRows(self.db)
         self.rate_counts = RateCounts(self.db)
 
@@ -144,6 +145,11 @@ class Store(CaptureRows, Settings, StaffSessions):
         if removed:
             log.info("sweep: removed %d leftover file(s) and row(s)", removed)
         return removed
+
+    def delete_queued(self) -> int:
+        """The shared store: delete the objects that waited for the bucket (see
+        booth.store.sweep.DeletionQueue); returns how many."""
+        return self.deletions.drain() if self.deletions is not None else 0
 
     def close(self) -> None:
         if self.uploader is not None:

@@ -118,6 +118,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
                               hits INTEGER NOT NULL);
     CREATE TABLE tombstones (token_hash TEXT PRIMARY KEY,
                              expires_at DOUBLE PRECISION NOT NULL)""",
+    # Objects of deleted photos that the bucket did not take at the time (it was down):
+    # the janitors delete them once it is back (booth.store.sweep.DeletionQueue); due_at
+    # is when a janitor may next try one (later while another one is trying it).
+    """CREATE TABLE pending_deletes (name TEXT PRIMARY KEY,
+                                     due_at DOUBLE PRECISION NOT NULL)""",
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time
