@@ -10,11 +10,7 @@ database that another process holds locked stalls the photo pages the same way."
 from __future__ import annotations
 
 import contextlib
-import http.client
-import os
 import re
-import signal
-import threading
 import time
 from collections.abc import Iterator
 
@@ -25,55 +21,14 @@ from flask import Flask
 from booth.errors import StoreUnavailable
 from booth.store import Store
 from booth.store.bucket import Bucket
+from booth.store.gate import LIMIT
 from booth.store.outbox import Uploader
 from booth.store.pg import PgDatabase
 from booth.webapp.server import Janitor, WebServer
+from devtools.hung import Crowd, hung, pg_processes, s3_processes
 from tests.test_shared_store import _once_back  # (a service back within seconds)
 
 JPEG = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
-pytestmark = pytest.mark.slow  # (and `services`, from conftest, but for SQLite's test)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-    return found
-
-
-def pg_processes(pg_server) -> list[int]:
-    """The postmaster and its backends (each connection's own process)."""
-    postmaster = int((pg_server.data / "postmaster.pid").read_text().split()[0])
-    return [postmaster, *_children(postmaster)]
-
-
-def _continue(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-
-
-@contextlib.contextmanager
-def hung(pids: list[int], at_most: float = 12.0) -> Iterator[None]:
-    """The processes stopped (not killed: their sockets stay open) for the block; continued
-    at its end, or after at_most seconds if a call in the block hangs (as every call did
-    before the fix)."""
-    timer = threading.Timer(at_most, _continue, (pids,))
-    try:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        timer.start()
-        yield
-    finally:
-        timer.cancel()
-        _continue(pids)
-
-
-def s3_processes(s3_server) -> list[int]:
-    return [s3_server.process.pid, *_children(s3_server.process.pid)]
 
 
 def _fails_within(call, seconds: float) -> float:
@@ -85,6 +40,7 @@ def _fails_within(call, seconds: float) -> float:
     return took
 
 
+@pytest.mark.slow
 def test_every_call_on_a_hung_database_or_bucket_fails_within_seconds(
         pg_server, pg_url, s3_server, s3_bucket) -> None:
     db = PgDatabase(pg_url)
@@ -135,58 +91,10 @@ def serving(app: Flask) -> Iterator[int]:
         server.close()
 
 
-def get(port: int, path: str, method: str = "GET") -> tuple[float, float, int, str | None]:
-    """(start, seconds, status, Retry-After) of one request on a new connection."""
-    start = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(method, path)
-        reply = conn.getresponse()
-        reply.read()
-        return start, time.monotonic() - start, reply.status, reply.getheader("Retry-After")
-    finally:
-        conn.close()
-
-
-class Crowd:
-    """CLIENTS phones asking for a photo's page and its image, in turn, until stopped; and
-    one more asking for `/` every 0.2 s."""
-
-    CLIENTS = 10
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port, self.token = port, token
-        self.photos: list[tuple] = []
-        self.homes: list[tuple] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._phone, args=(i,))
-                         for i in range(self.CLIENTS)]
-        self._threads.append(threading.Thread(target=self._home))
-
-    def __enter__(self) -> Crowd:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _phone(self, i: int) -> None:
-        paths = [f"/p/{self.token}", f"/p/{self.token}/photo.jpg"]
-        while not self._stop.is_set():
-            i += 1
-            self.photos.append(get(self.port, paths[i % 2]))
-
-    def _home(self) -> None:
-        while not self._stop.wait(0.2):
-            self.homes.append(get(self.port, "/"))
-
-
 HANG = 6.0  # the issue's 45 s, cut to what proves the bounds (each call's is 2-3 s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("service", ["database", "bucket"])
 def test_a_hung_store_holds_neither_home_nor_photo_pages(service, photo, pg_server, s3_server,
                                                          make_app) -> None:
@@ -211,6 +119,7 @@ def test_a_hung_store_holds_neither_home_nor_photo_pages(service, photo, pg_serv
     assert after and {r[2] for r in after} == {200}
 
 
+@pytest.mark.slow
 def test_a_locked_sqlite_database_holds_no_home_page(store, make_app) -> None:
     capture = store.publish(JPEG, ttl_seconds=3600)
     app = make_app(store=store, server={"photo_requests_per_minute": 1_000_000})
@@ -233,6 +142,7 @@ def _objects(s3_bucket) -> list[str]:
     return [o["Key"] for o in listing.get("Contents", [])]
 
 
+@pytest.mark.slow
 def test_a_delete_while_the_bucket_is_out_says_deleted_and_the_objects_follow(
         photo, s3_server, s3_bucket, pg_url, make_app) -> None:
     server, token = photo
@@ -262,3 +172,24 @@ def test_a_delete_while_the_bucket_is_out_says_deleted_and_the_objects_follow(
         assert _objects(s3_bucket) == [] and time.monotonic() - back <= 15.0
     finally:
         janitor.stop()
+
+
+def test_a_delete_turned_away_by_the_cap_is_queued_too(photo, s3_bucket, pg_url,
+                                                       make_app) -> None:
+    """Every turn at the bucket taken (by requests that wait on it): the row is deleted
+    first, so the delete must still say so, and its objects wait in the queue."""
+    server, token = photo
+    client = make_app(store=server).test_client()
+    form = client.get(f"/p/{token}/delete").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    taken = [server.gate.files.turns.acquire() for _ in range(LIMIT)]
+    try:
+        page = client.post(f"/p/{token}/delete", data={"csrf_token": csrf})
+    finally:
+        for _ in taken:
+            server.gate.files.turns.release()
+    assert page.status_code == 200 and "Your photo is deleted" in page.get_data(True)
+    assert len(_objects(s3_bucket)) == 3
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pending_deletes").fetchone() == (3,)
+    assert server.delete_queued() == 3 and _objects(s3_bucket) == []

@@ -115,8 +115,9 @@ class Store(CaptureRows, Settings, StaffSessions):
                 raise _not_writable(self.data_dir, exc) from None
         bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
         self.db = GatedDatabase(PgDatabase(shared.database_url), self.gate)
-        self.deletions = DeletionQueue(bucket, self.db)
-        self.photo_files = GatedFiles(self.deletions, self.gate)
+        # The queue outside the gate: a delete turned away by it is queued too, never lost.
+        self.deletions = DeletionQueue(GatedFiles(bucket, self.gate), self.db)
+        self.photo_files = self.deletions
         self.secrets = SecretRows(self.db)
         self.rate_counts = RateCounts(self.db)
 

@@ -49,7 +49,7 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
         WTF_CSRF_SSL_STRICT=False,
     )
     app.extensions["booth.store"] = store
-    # At most half of the web threads wait on a hung store; the rest serve what needs none.
+    # Only a few web threads wait on a hung store; the rest serve what needs none.
     store.gate.cap(has_request_context)
     app.extensions["booth.config"] = cfg
     security.init(app, cfg)
