@@ -21,7 +21,7 @@ files (atomic private files), photos (the data dir's photos), bucket (S3), keys 
 and rows), schema (numbered migrations for both databases), db (the SQLite connection), pg
 (the PostgreSQL pool), captures, settings, sessions, sweep, outbox (a station's photos on
 their way, and the uploader), status (the station's health, which it writes and the staff
-page reads). The
+page reads), gate (how many web threads may wait on the store at once). The
 public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 """
 
@@ -37,6 +37,7 @@ from booth.errors import BoothError, StoreUnavailable
 from booth.store.captures import Capture, CaptureRows
 from booth.store.db import SqliteDatabase
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
+from booth.store.gate import Gate, GatedDatabase, GatedFiles
 from booth.store.interface import Database, PhotoFiles, SharedDatabase
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
@@ -44,7 +45,7 @@ from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
 from booth.store.settings import Settings
-from booth.store.sweep import sweep, sweep_bucket
+from booth.store.sweep import DeletionQueue, sweep, sweep_bucket
 
 __all__ = ["SCHEMA_VERSION", "TMP_PREFIX", "Capture", "Photo", "Shared", "Store",
            "StoreUnavailable", "open_store"]
@@ -68,13 +69,15 @@ class Store(CaptureRows, Settings, StaffSessions):
     them. outbox=True for a station on the shared store: its photos wait in data_dir/outbox
     until the uploader (start_uploader) has put them in the shared store. rate_counts: the
     web app's rate limits in the shared database (None on the data dir's store, whose web
-    app counts in memory)."""
+    app counts in memory). gate: every database and photo-file call passes it (the web app
+    caps its threads there, booth.store.gate)."""
 
     def __init__(self, data_dir: Path | None, *, gentle: bool = False,
                  shared: Shared | None = None, outbox: bool = False) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._leftovers: set[Path] = set()
-        self.outbox = self.uploader = self.rate_counts = None
+        self.outbox = self.uploader = self.rate_counts = self.deletions = None
+        self.gate = Gate()
         if shared is not None:
             self._open_shared(shared, outbox)
             return
@@ -88,8 +91,8 @@ class Store(CaptureRows, Settings, StaffSessions):
             self.secrets = SecretFiles(self.data_dir / "secrets")
         except OSError as exc:
             raise _not_writable(self.data_dir, exc) from None
-        self.photo_files: PhotoFiles = PhotoDir(self.photos)
-        self.db: Database = SqliteDatabase(self.db_path, self.secrets)
+        self.photo_files: PhotoFiles = GatedFiles(PhotoDir(self.photos), self.gate)
+        self.db: Database = GatedDatabase(SqliteDatabase(self.db_path, self.secrets), self.gate)
         try:
             self.sweep(gentle=gentle)
         except BaseException as exc:
@@ -110,8 +113,11 @@ class Store(CaptureRows, Settings, StaffSessions):
                 self.outbox = Outbox(self.data_dir / "outbox")
             except OSError as exc:
                 raise _not_writable(self.data_dir, exc) from None
-        self.photo_files = Bucket(shared.photos_url, shared.s3_endpoint_url)
-        self.db = PgDatabase(shared.database_url)
+        bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
+        self.db = GatedDatabase(PgDatabase(shared.database_url), self.gate)
+        # The queue outside the gate: a delete turned away by it is queued too, never lost.
+        self.deletions = DeletionQueue(GatedFiles(bucket, self.gate), self.db)
+        self.photo_files = self.deletions
         self.secrets = SecretRows(self.db)
         self.rate_counts = RateCounts(self.db)
 
@@ -140,6 +146,11 @@ class Store(CaptureRows, Settings, StaffSessions):
         if removed:
             log.info("sweep: removed %d leftover file(s) and row(s)", removed)
         return removed
+
+    def delete_queued(self) -> int:
+        """The shared store: delete the objects that waited for the bucket (see
+        booth.store.sweep.DeletionQueue); returns how many."""
+        return self.deletions.drain() if self.deletions is not None else 0
 
     def close(self) -> None:
         if self.uploader is not None:

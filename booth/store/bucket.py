@@ -14,9 +14,12 @@ import botocore.exceptions
 from booth.errors import BoothError, StoreUnavailable, first_line
 from booth.store.photos import Photo
 
-# A bucket that does not answer must not hold a web request or the uploader for long.
-_CLIENT = botocore.config.Config(connect_timeout=3, read_timeout=10,
-                                 retries={"max_attempts": 2, "mode": "standard"})
+# A bucket that does not answer must not hold a web request or the uploader for long: a
+# photo's page answers within about 4 s even while the bucket hangs, so one attempt (no
+# retries: the uploader and the janitor try again on their own) waits at most 2 s to connect
+# and 2 s for each read (a photo arrives in several reads, each of them quick).
+_CLIENT = botocore.config.Config(connect_timeout=2, read_timeout=2,
+                                 retries={"total_max_attempts": 1, "mode": "standard"})
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 

@@ -130,7 +130,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
                               hits INTEGER NOT NULL);
     CREATE TABLE tombstones (token_hash TEXT PRIMARY KEY,
                              expires_at DOUBLE PRECISION NOT NULL)""",
-    # 2: clips (see _v4_clips).
+    # Objects of deleted photos that the bucket did not take at the time (it was down):
+    # the janitors delete them once it is back (booth.store.sweep.DeletionQueue); due_at
+    # is when a janitor may next try one (later while another one is trying it).
+    """CREATE TABLE pending_deletes (name TEXT PRIMARY KEY,
+                                     due_at DOUBLE PRECISION NOT NULL)""",
+    # 3: clips (see _v4_clips).
     f"{_ADD_KIND}; {_ADD_POSTER}",
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
@@ -141,6 +146,8 @@ def migrate_pg(conn, where: str) -> None:
     """Apply the missing steps in one transaction, under an advisory lock, so that stations
     and servers starting at once do not race (conn: a psycopg connection in autocommit)."""
     with conn.transaction():
+        # Waiting for another process's migration may outlast a web call's statement_timeout.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = conn.execute("SELECT version FROM schema_version").fetchone()

@@ -1,15 +1,21 @@
 """The start-up sweep: every file in photos/ is referenced by a row, so a purge of rows
-reaches every photo (a crash can leave a temp file or a published file with no row)."""
+reaches every photo (a crash can leave a temp file or a published file with no row). On the
+shared store, the objects of deleted rows that wait for the bucket (DeletionQueue)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
 
+from booth.errors import StoreUnavailable
 from booth.store.files import TMP_PREFIX, remove
 from booth.store.interface import Database, PhotoFiles
+from booth.store.photos import Photo
+
+log = logging.getLogger(__name__)
 
 # What a live system's sweep leaves alone: another process may be writing it right now.
 _GENTLE_TMP_AGE = 600.0
@@ -89,3 +95,66 @@ def sweep_bucket(db: Database, photo_files: PhotoFiles, now: float) -> int:
         if name not in referenced and now - modified >= _GENTLE_TMP_AGE:
             removed += photo_files.delete(name)
     return removed
+
+
+class DeletionQueue:
+    """The shared store's photo files (booth.store.interface.PhotoFiles), whose delete does
+    not fail while the bucket is down: the rows are gone already (the link says "not found"
+    and a visitor reads "deleted"), so a name the bucket does not take is queued in
+    pending_deletes, and the janitors delete it once the bucket is back (drain, every few
+    seconds), not at the next sweep, minutes later. The queue is in the database: it
+    outlives a restart, and every server's janitor works it, each name claimed by one of
+    them for CLAIM seconds (if that one dies, another takes it over then)."""
+
+    RETRY = 5.0  # seconds after a failed delete during which deletes are queued untried
+    CLAIM = 60.0
+    BATCH = 100
+
+    def __init__(self, bucket: PhotoFiles, db: Database) -> None:
+        self.bucket, self.db = bucket, db
+        self._untried_until = 0.0  # (monotonic) a delete would wait out its timeout in vain
+
+    def put(self, name: str, data: bytes) -> None:
+        self.bucket.put(name, data)
+
+    def open(self, name: str) -> Photo | None:
+        return self.bucket.open(name)
+
+    def listing(self) -> dict[str, float]:
+        return self.bucket.listing()
+
+    def delete(self, name: str) -> bool:
+        if time.monotonic() >= self._untried_until:
+            try:
+                return self.bucket.delete(name)
+            except StoreUnavailable as exc:
+                self._untried_until = time.monotonic() + self.RETRY
+                log.warning("%s; deletes wait in the database until it is back", exc)
+        self.db.execute("INSERT INTO pending_deletes (name, due_at) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO NOTHING", (name, time.time()))
+        return True
+
+    def drain(self) -> int:
+        """Delete the queued objects; returns how many. Raises StoreUnavailable while the
+        bucket is down (what it did not delete stays queued, due at once)."""
+        deleted = 0
+        while True:
+            now = time.time()
+            names = [row[0] for row in self.db.all(
+                "UPDATE pending_deletes SET due_at = ? WHERE name IN (SELECT name FROM "
+                "pending_deletes WHERE due_at <= ? ORDER BY due_at LIMIT ? "
+                "FOR UPDATE SKIP LOCKED) RETURNING name", (now + self.CLAIM, now, self.BATCH))]
+            done: list[str] = []
+            try:
+                for name in names:
+                    self.bucket.delete(name)
+                    done.append(name)
+            finally:
+                if done:
+                    self.db.execute("DELETE FROM pending_deletes WHERE name = ANY(?)", (done,))
+                if len(done) < len(names):
+                    self.db.execute("UPDATE pending_deletes SET due_at = ? WHERE name = ANY(?)",
+                                    (now, names[len(done):]))
+            deleted += len(done)
+            if len(names) < self.BATCH:
+                return deleted

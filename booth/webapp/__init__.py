@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import Flask
+from flask import Flask, has_request_context
 
 from booth.config import Config
 from booth.resources import data_dir
@@ -49,6 +49,8 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
         WTF_CSRF_SSL_STRICT=False,
     )
     app.extensions["booth.store"] = store
+    # Only a few web threads wait on a hung store; the rest serve what needs none.
+    store.gate.cap(has_request_context)
     app.extensions["booth.config"] = cfg
     security.init(app, cfg)
     errors.init(app)

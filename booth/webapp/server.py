@@ -249,37 +249,62 @@ class WebServer:
 
 
 SWEEP_EVERY = 10  # rounds: the shared store's sweep lists the whole bucket
+DELETE_INTERVAL = 5.0  # seconds between looks at the objects waiting to be deleted
 
 
 class Janitor:
     """Deletes expired captures (file, thumbnail and row) every minute. On the shared store
     every process runs one: each expired row is deleted by exactly one of them (and its
-    objects with it), ended rate-limit windows go too, and every tenth round one of them (an
-    advisory lock) sweeps the bucket for objects no row names."""
+    objects with it), ended rate-limit windows go too, every tenth round one of them (an
+    advisory lock) sweeps the bucket for objects no row names, and every DELETE_INTERVAL
+    they delete the objects of deleted photos that waited for the bucket to be back
+    (booth.store.sweep.DeletionQueue)."""
 
     def __init__(self, store: Store, interval: float = PURGE_INTERVAL) -> None:
         self.store, self.interval = store, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="janitor", daemon=True)
+        self._deletes_failing = False
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
         rounds = 0
+        due = time.monotonic()
         while True:
-            try:
-                if self.store.shared:  # first: a purge of photos fails while the bucket is down
-                    self.store.rate_counts.purge(time.time())
-                if purged := self.store.purge_expired():
-                    log.info("deleted %d expired photo(s)", purged)
-                if self.store.shared and rounds % SWEEP_EVERY == 0:
-                    self.store.sweep()
+            if time.monotonic() >= due:
+                self._purge(rounds)
                 rounds += 1
-            except Exception as exc:  # a locked or full disk must not stop the next round
-                log.warning("purging expired photos failed: %s", exc)
-            if self._stop.wait(self.interval):
+                due = time.monotonic() + self.interval
+            wait = due - time.monotonic()
+            if self.store.shared:
+                self._delete_queued()
+                wait = min(wait, DELETE_INTERVAL)
+            if self._stop.wait(max(wait, 0.0)):
                 return
+
+    def _purge(self, rounds: int) -> None:
+        try:
+            if self.store.shared:  # first: a purge of photos fails while the bucket is down
+                self.store.rate_counts.purge(time.time())
+            if purged := self.store.purge_expired():
+                log.info("deleted %d expired photo(s)", purged)
+            if self.store.shared and rounds % SWEEP_EVERY == 0:
+                self.store.sweep()
+        except Exception as exc:  # a locked or full disk must not stop the next round
+            log.warning("purging expired photos failed: %s", exc)
+
+    def _delete_queued(self) -> None:
+        try:
+            if deleted := self.store.delete_queued():
+                log.info("deleted %d object(s) of deleted photos that waited for the bucket",
+                         deleted)
+            self._deletes_failing = False
+        except Exception as exc:  # the bucket still down: once per outage in the log
+            if not self._deletes_failing:
+                log.warning("deleting objects that wait for the bucket failed: %s", exc)
+            self._deletes_failing = True
 
     def stop(self) -> None:
         self._stop.set()
