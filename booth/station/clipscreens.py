@@ -9,6 +9,7 @@ every text is fitted and checked like the others).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,10 +82,12 @@ def _badge(text: str, lay: Layout, u: float,
     pad, x, y = round(14 * u), lay.photo_x + round(24 * u), lay.photo_y + round(24 * u)
     r = round(11 * u)
     dot_w = 2 * r + round(12 * u)
-    fitted = fit([Para(text, round(30 * u), "Bold", INK, wrap=False)],
-                 lay.photo_w // 2, round(44 * u))
-    w, h = fitted.lines[0].width + dot_w + 2 * pad, fitted.height + 2 * pad
-    blocks.append(("recording", fitted, (x + pad + dot_w, y + pad, lay.photo_w // 2,
+    fitted = fit([Para(text, round(30 * u), "Bold", INK, wrap=False)], lay.photo_w // 2,
+                 round(44 * u))
+    fitted = dataclasses.replace(fitted, width=fitted.lines[0].width)  # as wide as its word
+    w, h = fitted.width + dot_w + 2 * pad, fitted.height + 2 * pad
+    # Its box for the layout checks: the text's own, on the pill.
+    blocks.append(("recording", fitted, (x + pad + dot_w, y + pad, fitted.width,
                                          fitted.height)))
     image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)

@@ -87,10 +87,15 @@ class Renderer:
         panel = (view.state, view.camera_ok, view.countdown, view.clip, self.screens.date,
                  id(self.screens.base))
         whole = panel != self._panel or view.state is State.CAPTURE
+        # A ring (the countdown's, the recording's) moves with the time, new frame or not.
+        ring = (view.state in (State.COUNTDOWN, State.RECORDING) and self._shown is not None
+                and view.countdown_left != self._shown.countdown_left)
         t0 = time.perf_counter()
         self.compose_preview(self.screen, view, whole=whole)
         t1 = time.perf_counter()
         self.draw_ui(self.screen, view, panel=whole)
+        if ring and not whole:
+            self.draw_panel(self.screen, view)
         self.timings["composite"], self.timings["ui"] = t1 - t0, time.perf_counter() - t1
         self._shown, self._panel = view, panel
         return self.screen
