@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -83,9 +84,24 @@ def timed(owner, name: str, into: list[float]) -> None:
     setattr(owner, name, wrapper)
 
 
+def cpu_timed(owner, name: str, into: list[tuple[float, float]]) -> None:
+    """Wrap owner.name so each call's CPU seconds on its own thread, and the wall time it
+    ended, go into `into`: what the call costs a core of its own, however busy the cores."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        t0 = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            into.append((time.thread_time() - t0, time.perf_counter()))
+
+    setattr(owner, name, wrapper)
+
+
 def run(args: argparse.Namespace) -> dict:
     from booth.bench import CameraLikeVideo, LoopingVideo
-    from booth.station import boomerang
+    from booth.station import boomerang, clip
     from booth.station.machine import Machine, State
     from booth.station.outputs import Kind
     from booth.store import Store
@@ -94,6 +110,7 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config_for(args.assets, Path(tmp) / "cache")
         cfg.station.countdown_seconds = 1
+        cfg.models.modnet = os.environ.get("BOOTH_MODNET", "")  # as the station has it
         pipeline = load_pipeline(cfg, mirror=True)
         store = Store(Path(tmp) / "data")
         video = CameraLikeVideo(LoopingVideo(str(args.assets / VIDEO), cfg.camera.width,
@@ -104,6 +121,10 @@ def run(args: argparse.Namespace) -> dict:
         timed(boomerang.ClipRecorder, "finish", parts["finish"])
         timed(station.maker.outputs[0], "deliver", parts["outputs"])
         timed(station.screens, "result", parts["screen"])
+        encoding: list[tuple[float, float]] = []  # the encoder thread's calls
+        cpu_timed(clip.Encoder, "encode", encoding)
+        cpu_timed(clip.Encoder, "close", encoding)
+        finish_cpu: list[float] = []
         steps: dict[str, list[float]] = {"preview": [], "recording": []}
         taken = {"preview": 0.0, "recording": 0.0}  # seconds spent in each
         frames = {"preview": 0, "recording": 0}
@@ -111,6 +132,8 @@ def run(args: argparse.Namespace) -> dict:
         to_qr: list[float] = []
         composite: list[float] = []
         errors: list[str] = []
+        backlog: list[int] = []
+        last_phase = None
         rss = Peak()
         video.start()
         try:
@@ -131,7 +154,9 @@ def run(args: argparse.Namespace) -> dict:
                         if station.new_frame and phase:
                             steps[phase].append(t1 - t0)
                             frames[phase] += 1
-                            skipped[phase] += station.frame_seq - seq_before - 1
+                            if phase == last_phase:  # not the jump over a result screen
+                                skipped[phase] += station.frame_seq - seq_before - 1
+                        last_phase = phase
                         if phase:
                             taken[phase] += t1 - t0
                         if station._recording is not None and ended_at is None:
@@ -140,8 +165,14 @@ def run(args: argparse.Namespace) -> dict:
                                 and station.machine.kind is Kind.CLIP):
                             ended_at = t1
                             composite += recording.seconds
+                            # Frames the encoder had still to take when the recording ended.
+                            backlog.append(recording.recorder._queue.qsize())
+                            recording = None  # its frames go with the clip's loop
                         if state is State.RESULT:
                             to_qr.append(t1 - ended_at)
+                            finish_cpu.append(sum(cpu for cpu, done in encoding
+                                                  if done > ended_at))
+                            encoding.clear()
                             station.press()  # back to attract for the next round
                             break
                         if state in (State.FAILED, State.NOBODY):
@@ -167,15 +198,19 @@ def run(args: argparse.Namespace) -> dict:
 
     return {
         "machine": machine(), "rounds": args.rounds,
+        "load_average": [round(x, 1) for x in os.getloadavg()],  # other work on the cores
         "preview": {phase: {"step_ms_median": ms(steps[phase]),
                             "step_ms_p95": ms(steps[phase], 0.95),
                             "fps": round(frames[phase] / taken[phase], 1),
                             "skipped_per_s": round(skipped[phase] / taken[phase], 2)}
                     for phase in steps},
         "clip_composite_ms_median": ms(composite),
+        "encoder_backlog_frames_median": statistics.median(backlog) if backlog else None,
         "to_qr_s_median": round(statistics.median(to_qr), 3) if to_qr else None,
         "to_qr_s_max": round(max(to_qr), 3) if to_qr else None,
         "parts_ms_median": {name: ms(values) for name, values in parts.items()},
+        # The encoder's CPU after the recording ended: finish's time on a core of its own.
+        "finish_cpu_ms_median": ms(finish_cpu),
         "rss_mb": {"before": round(rss_before / 2**20), "peak": round(rss.peak / 2**20)},
         "errors": errors,
     }
@@ -184,6 +219,7 @@ def run(args: argparse.Namespace) -> dict:
 def table(result: dict) -> list[tuple[str, object]]:
     p = result["preview"]
     return [("machine", result["machine"]), ("boomerangs", result["rounds"]),
+            ("load average (1, 5, 15 min) at the end", result["load_average"]),
             ("preview alone: step ms (median / p95)",
              f"{p['preview']['step_ms_median']} / {p['preview']['step_ms_p95']}"),
             ("recording: step ms (median / p95)",
@@ -193,10 +229,13 @@ def table(result: dict) -> list[tuple[str, object]]:
             ("camera frames skipped a second (preview / recording)",
              f"{p['preview']['skipped_per_s']} / {p['recording']['skipped_per_s']}"),
             ("clip's composite ms (median)", result["clip_composite_ms_median"]),
+            ("frames still to encode when the recording ended (median)",
+             result["encoder_backlog_frames_median"]),
             ("end of recording to QR s (median / max)",
              f"{result['to_qr_s_median']} / {result['to_qr_s_max']}"),
             ("  of which finish / outputs / result screen ms",
              " / ".join(str(v) for v in result["parts_ms_median"].values())),
+            ("  finish's CPU on the encoder's thread ms", result["finish_cpu_ms_median"]),
             ("RSS MB (before / peak)",
              f"{result['rss_mb']['before']} / {result['rss_mb']['peak']}")]
 
