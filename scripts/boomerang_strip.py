@@ -69,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         station.maker.outputs = [Files(args.out)]
         with station:
             video.start()
-            for n in range(round(6.5 * 30)):  # 2 s of preview, the countdown, the recording
-                if n == 60:
+            # Pressed as the video starts again: its 1 s countdown, then 2.5 s of the video's
+            # frames in their order (no jump back to its start in the clip).
+            press = int(video.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            for n in range(press + 30 + 80):
+                if n == press:
                     station.press(Kind.CLIP)
                 video.advance()
                 clock.advance(1 / 30)
