@@ -70,33 +70,22 @@ class Peak:
         self._thread.join()
 
 
-def timed(owner, name: str, into: list[float]) -> None:
-    """Wrap owner.name so each call's wall seconds go into `into`."""
-    original = getattr(owner, name)
+def timed(owner, name: str) -> list[tuple[float, float, float]]:
+    """Wrap owner.name; each call's (wall seconds, CPU seconds on its own thread, when it
+    ended) go into the list returned. The CPU is what the call costs a core of its own,
+    however busy the cores are."""
+    original, calls = getattr(owner, name), []
 
     def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return original(*args, **kwargs)
         finally:
-            into.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            calls.append((t1 - t0, time.thread_time() - c0, t1))
 
     setattr(owner, name, wrapper)
-
-
-def cpu_timed(owner, name: str, into: list[tuple[float, float]]) -> None:
-    """Wrap owner.name so each call's CPU seconds on its own thread, and the wall time it
-    ended, go into `into`: what the call costs a core of its own, however busy the cores."""
-    original = getattr(owner, name)
-
-    def wrapper(*args, **kwargs):
-        t0 = time.thread_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            into.append((time.thread_time() - t0, time.perf_counter()))
-
-    setattr(owner, name, wrapper)
+    return calls
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -117,13 +106,11 @@ def run(args: argparse.Namespace) -> dict:
                                              cfg.camera.height), 30.0)
         station = assemble_station(cfg, pipeline, video, store, "http://192.0.2.1:8000",
                                    machine=Machine(1, 30), out=io.StringIO())
-        parts: dict[str, list[float]] = {"finish": [], "outputs": [], "screen": []}
-        timed(boomerang.ClipRecorder, "finish", parts["finish"])
-        timed(station.maker.outputs[0], "deliver", parts["outputs"])
-        timed(station.screens, "result", parts["screen"])
-        encoding: list[tuple[float, float]] = []  # the encoder thread's calls
-        cpu_timed(clip.Encoder, "encode", encoding)
-        cpu_timed(clip.Encoder, "close", encoding)
+        parts = {"finish": timed(boomerang.ClipRecorder, "finish"),
+                 "outputs": timed(station.maker.outputs[0], "deliver"),
+                 "screen": timed(station.screens, "result")}
+        encoding = timed(clip.Encoder, "encode")  # the encoder thread's calls
+        closing = timed(clip.Encoder, "close")
         finish_cpu: list[float] = []
         steps: dict[str, list[float]] = {"preview": [], "recording": []}
         taken = {"preview": 0.0, "recording": 0.0}  # seconds spent in each
@@ -170,9 +157,10 @@ def run(args: argparse.Namespace) -> dict:
                             recording = None  # its frames go with the clip's loop
                         if state is State.RESULT:
                             to_qr.append(t1 - ended_at)
-                            finish_cpu.append(sum(cpu for cpu, done in encoding
+                            finish_cpu.append(sum(cpu for _, cpu, done in encoding + closing
                                                   if done > ended_at))
                             encoding.clear()
+                            closing.clear()
                             station.press()  # back to attract for the next round
                             break
                         if state in (State.FAILED, State.NOBODY):
@@ -208,7 +196,8 @@ def run(args: argparse.Namespace) -> dict:
         "encoder_backlog_frames_median": statistics.median(backlog) if backlog else None,
         "to_qr_s_median": round(statistics.median(to_qr), 3) if to_qr else None,
         "to_qr_s_max": round(max(to_qr), 3) if to_qr else None,
-        "parts_ms_median": {name: ms(values) for name, values in parts.items()},
+        "parts_ms_median": {name: ms([wall for wall, _, _ in calls])
+                            for name, calls in parts.items()},
         # The encoder's CPU after the recording ended: finish's time on a core of its own.
         "finish_cpu_ms_median": ms(finish_cpu),
         "rss_mb": {"before": round(rss_before / 2**20), "peak": round(rss.peak / 2**20)},

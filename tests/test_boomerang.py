@@ -30,6 +30,7 @@ from booth.station.clip import clip_size
 from booth.station.clipscreens import RED
 from booth.station.display import _KEYS
 from booth.station.events import Boomerang
+from booth.station.graphics import ACCENT
 from booth.station.layout import SCREEN_HEIGHT_MM
 from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import RECORD_SECONDS, Machine, State
@@ -328,6 +329,10 @@ def test_the_kind_buttons_and_recording_texts_fit_read_and_are_big_enough(pipeli
     drawn = {state: renderer.draw(View(state, None, None, True, countdown_left=0.5,
                                        clip=True)).copy()
              for state in (State.ATTRACT, State.RECORDING, State.PROCESSING, State.FAILED)}
+    away = renderer.draw(View(State.ATTRACT, None, None, False)).copy()
+    for b in screens.kind_buttons:  # with the camera away, no button invites a capture
+        middle = away[b.y + b.h // 2, b.x + 4:b.x + b.w - 4].astype(int)
+        assert not (np.abs(middle - ACCENT[::-1]).sum(axis=1) < 30).any(), b.code
     white = np.full_like(drawn[State.ATTRACT], 255)  # the worst picture under the badge
     texts.clip.badge.draw(white)
     on = {"kind photo": drawn[State.ATTRACT], "kind clip": drawn[State.ATTRACT],
