@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> dict:
         composite: list[float] = []
         errors: list[str] = []
         backlog: list[int] = []
+        round_peaks: list[int] = []
         last_phase = None
         rss = Peak()
         video.start()
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> dict:
             with station:
                 rss_before = rss.reset()
                 for _ in range(args.rounds):
+                    round_peaks.append(rss.reset())  # the round's start, then its peak
                     phase_end = time.perf_counter() + args.idle
                     pressed = False
                     ended_at = None
@@ -156,6 +158,7 @@ def run(args: argparse.Namespace) -> dict:
                             backlog.append(recording.recorder._queue.qsize())
                             recording = None  # its frames go with the clip's loop
                         if state is State.RESULT:
+                            round_peaks[-1] = rss.peak
                             to_qr.append(t1 - ended_at)
                             finish_cpu.append(sum(cpu for _, cpu, done in encoding + closing
                                                   if done > ended_at))
@@ -200,7 +203,9 @@ def run(args: argparse.Namespace) -> dict:
                             for name, calls in parts.items()},
         # The encoder's CPU after the recording ended: finish's time on a core of its own.
         "finish_cpu_ms_median": ms(finish_cpu),
-        "rss_mb": {"before": round(rss_before / 2**20), "peak": round(rss.peak / 2**20)},
+        "rss_mb": {"before": round(rss_before / 2**20),
+                   "peak": round(max(round_peaks) / 2**20),
+                   "peak_by_round": [round(peak / 2**20) for peak in round_peaks]},
         "errors": errors,
     }
 
@@ -226,7 +231,8 @@ def table(result: dict) -> list[tuple[str, object]]:
              " / ".join(str(v) for v in result["parts_ms_median"].values())),
             ("  finish's CPU on the encoder's thread ms", result["finish_cpu_ms_median"]),
             ("RSS MB (before / peak)",
-             f"{result['rss_mb']['before']} / {result['rss_mb']['peak']}")]
+             f"{result['rss_mb']['before']} / {result['rss_mb']['peak']}"),
+            ("  peak by round", result["rss_mb"]["peak_by_round"])]
 
 
 def main(argv: list[str] | None = None) -> int:
