@@ -5,6 +5,7 @@ Boomerang buttons in every language, and `booth run --capture-kind boomerang`.""
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import os
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import weakref
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +28,7 @@ from booth.clock import ManualClock
 from booth.config import Config
 from booth.errors import BoothError
 from booth.i18n.catalogues import shipped
-from booth.station.clip import clip_size
+from booth.station.clip import Encoder, clip_size
 from booth.station.clipscreens import RED
 from booth.station.display import _KEYS
 from booth.station.events import Boomerang
@@ -386,3 +388,19 @@ def test_capture_kind_boomerang_with_the_boomerang_off_is_one_clear_line(tmp_pat
     assert proc.stderr.strip().splitlines() == [
         "booth: error: --capture-kind boomerang: [station] boomerang is false in the config; "
         "set it to true"]
+
+
+def test_a_clip_encoder_is_freed_as_soon_as_it_is_dropped():
+    """Its x264 state (about 70 MB at the clip's size) goes with the last reference, not at
+    Python's occasional full collection: a station's memory grew by that much a boomerang
+    while an encoder -> container -> io_open -> encoder cycle held it."""
+    encoder = Encoder(av, (64, 48), 30, 20, "veryfast", 1, None)
+    encoder.encode(np.zeros((72, 64), np.uint8))  # one I420 frame of 64x48
+    assert encoder.close()[4:8] == b"ftyp"
+    gone = weakref.ref(encoder)
+    gc.disable()
+    try:
+        del encoder
+        assert gone() is None
+    finally:
+        gc.enable()
