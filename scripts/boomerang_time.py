@@ -175,6 +175,11 @@ def run(args: argparse.Namespace) -> dict:
                             station.press(Kind.CLIP)
                             pressed = True
                         wait_t0 = time.perf_counter()
+                        # As Station.run: the display's poll waits 1 ms (headless, a sleep),
+                        # then the camera is waited on. Without the poll the loop spins while
+                        # the clip is made (no new frame is taken then), and the encoder's
+                        # thread waits on the GIL behind it.
+                        time.sleep(0.001)
                         video.wait(station.frame_seq, 0.010)
                         if phase:
                             taken[phase] += time.perf_counter() - wait_t0
