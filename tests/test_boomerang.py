@@ -299,6 +299,7 @@ def test_boomerang_offered_follows_the_config_and_the_encoder(monkeypatch, caplo
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (800, 480)])
 @pytest.mark.parametrize("code", LANGUAGES)
+@pytest.mark.slow
 def test_the_kind_buttons_and_recording_texts_fit_read_and_are_big_enough(pipeline, code,
                                                                           size):
     """In every language and display: the Photo and Boomerang buttons, the recording's
