@@ -372,7 +372,11 @@ def test_booth_run_headless_capture_kind_boomerang_prints_its_link(tmp_path: Pat
     assert "boomerang recorded: " in proc.stderr and "Traceback" not in proc.stderr
     store = Store(data)
     try:
-        assert store.resolve(link.rsplit("/", 1)[1]) is not None and store.count() == 1
+        capture = store.resolve(link.rsplit("/", 1)[1])
+        assert capture is not None and store.count() == 1 and capture.kind == "clip"
+        (codec, pix_fmt, width, height, _, audio), frames = decode(capture.path.read_bytes())
+        assert (codec, pix_fmt, height, audio) == ("h264", "yuv420p", 720, 0)
+        assert len(frames) % 2 == 0 and len(frames) >= 10  # 2n-2 (n: what a loaded machine took)
     finally:
         store.close()
 
