@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
     run.add_argument("--auto-capture", type=float, metavar="SECONDS",
                      help="start a countdown after this many seconds of attract screen")
+    run.add_argument("--capture-kind", choices=("photo", "boomerang"), default="photo",
+                     help="what --auto-capture takes: a photo (default) or a boomerang clip")
     run.add_argument("--max-captures", type=int, metavar="N", help="stop after N photos")
     run.add_argument("--save-screens", metavar="DIR",
                      help="save the first screen of every state as a PNG in DIR")
@@ -261,7 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_station(_config(args), source=args.source, headless=args.headless,
                        windowed=args.windowed, auto_capture=args.auto_capture,
                        max_captures=args.max_captures,
-                       save_screens=Path(args.save_screens) if args.save_screens else None)
+                       save_screens=Path(args.save_screens) if args.save_screens else None,
+                       capture_kind=args.capture_kind)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

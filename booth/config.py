@@ -122,6 +122,9 @@ class StationConfig:
                               "size and scaled to fit: the screen's resolution is sharpest")
     display_height: int = _opt(720, lo=240, hi=4320, doc="with display_width")
     keep_raw: bool = _opt(False, doc="also keep the raw camera frame of each capture")
+    boomerang: bool = _opt(True, doc="offer a Boomerang beside the Photo on the attract screen: "
+                           "a 2.5 s clip of the visitor in the scene, played forwards then "
+                           "backwards (needs PyAV's libx264, and a camera of 24 fps or more)")
 
 
 @dataclass

@@ -124,6 +124,21 @@ def make_outputs(cfg: Config, store: Store, base_url: str) -> list[Output]:
     return [builders[name]() for name in cfg.outputs.enabled]
 
 
+def boomerang_offered(cfg: Config) -> bool:
+    """[station] boomerang, where PyAV's encoder is there: else one warning, and the attract
+    screen offers photos alone."""
+    from booth.station.clip import require_encoder
+
+    if not cfg.station.boomerang:
+        return False
+    try:
+        require_encoder()
+    except BoothError as exc:
+        log.warning("no Boomerang on the attract screen: %s", exc)
+        return False
+    return True
+
+
 def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store: Store,
                      base_url: str, *, machine: Machine | None = None,
                      clock: Clock | None = None, out: TextIO = sys.stdout,
@@ -138,7 +153,8 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
 
     st, clock = cfg.station, clock or SYSTEM
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                      st.countdown_seconds, when=clock.now(), **screen_settings(cfg))
+                      st.countdown_seconds, when=clock.now(), boomerang=boomerang_offered(cfg),
+                      **screen_settings(cfg))
     maker = PhotoMaker(pipeline, screens, make_outputs(cfg, store, base_url),
                        retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
@@ -149,14 +165,20 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
 
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
-                save_screens: Path | None) -> int:
+                save_screens: Path | None, capture_kind: str = "photo") -> int:
     from booth.camera.sources import open_source
     from booth.station.display import HeadlessDisplay, WindowDisplay
     from booth.station.machine import Machine
+    from booth.station.outputs import Kind
     from booth.store import open_store
     from booth.webapp.network import public_base_url
 
     st = cfg.station
+    kind = Kind.CLIP if capture_kind == "boomerang" else Kind.PHOTO
+    if kind is Kind.CLIP and not boomerang_offered(cfg):
+        raise BoothError("--capture-kind boomerang: this station cannot make clips (see the "
+                         "warning above)" if cfg.station.boomerang else "--capture-kind "
+                         "boomerang: [station] boomerang is false in the config; set it to true")
     if save_screens is not None:
         try:
             save_screens.mkdir(parents=True, exist_ok=True)
@@ -196,7 +218,8 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         log.info("web app on %s (staff pages: %s/staff)", base_url, base_url)
         station = assemble_station(
             cfg, pipeline, frames, store, base_url,
-            machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture),
+            machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture,
+                            auto_kind=kind),
             report=StatusReporter(store))
         station.screens.warm_up()
         return station.run(display, max_captures=max_captures, save_screens=save_screens)

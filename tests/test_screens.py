@@ -165,14 +165,20 @@ def test_text_contrast_is_at_least_4_5_to_1(plate, scene, code, wifi):
     texts.step_in.draw(white)
     texts.camera_banner.draw(white)
     panels = {}
+    texts.clip.badge.draw(white)
+    clip = texts.clip
     for overlays in (texts.countdown_panel, texts.processing_panel, texts.failed_panel,
-                     texts.camera_panel):
+                     texts.camera_panel, clip.recording_panel, clip.processing_panel,
+                     clip.failed_panel):
         screen = texts.base.copy()
         screens.draw(screen, overlays)
         panels[id(overlays)] = screen
     on = {"step in": white, "camera": white, "get ready": panels[id(texts.countdown_panel)],
           "processing": panels[id(texts.processing_panel)],
-          "failed": panels[id(texts.failed_panel)], "waiting": panels[id(texts.camera_panel)]}
+          "failed": panels[id(texts.failed_panel)], "waiting": panels[id(texts.camera_panel)],
+          "recording": white, "recording panel": panels[id(clip.recording_panel)],
+          "processing clip": panels[id(clip.processing_panel)],
+          "failed clip": panels[id(clip.failed_panel)]}
     for name, block, box in texts.blocks:
         bg = background(on.get(name, attract), box)
         for line in block.lines:

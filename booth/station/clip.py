@@ -249,14 +249,16 @@ class Encoder:
     def __init__(self, av: Any, size: tuple[int, int], fps: Fraction | float, crf: int,
                  preset: str, threads: int, maxrate: int | None) -> None:
         self.av = av
-        self.buffer = io.BytesIO()
+        self.buffer = buffer = io.BytesIO()
         # faststart: the index (moov) before the pictures (mdat), so a phone starts playing
         # before the whole file is in. Its second pass reads the file written so far through
         # a second handle, which io_open gives it (a copy: the pass reads ahead of its writes).
-        self.container = av.open(self.buffer, "w", format="mp4",
-                                 options={"movflags": "+faststart"},
+        # The handle's function knows the buffer, not the encoder: an encoder -> container ->
+        # function -> encoder cycle kept each clip's x264 state (about 70 MB) until Python's
+        # occasional full collection, so a station's memory grew by that much a boomerang.
+        self.container = av.open(buffer, "w", format="mp4", options={"movflags": "+faststart"},
                                  io_open=lambda _url, _flags, _options: io.BytesIO(
-                                     self.buffer.getvalue()))
+                                     buffer.getvalue()))
         width, height = size
         # The colours as OpenCV's I420 has them (BT.601, studio range), said in the stream so
         # a browser converts them back as they were made.

@@ -13,9 +13,15 @@ class Press:
 
 
 @dataclass(frozen=True)
+class Boomerang:
+    """The Boomerang button's key (B): a clip instead of a photo, where one is offered."""
+
+
+@dataclass(frozen=True)
 class Tap:
     """A touch or click at pixel (x, y) of the station's screen (not of the window: a display
-    that scales the screen maps the point back). A language button, or else the shutter."""
+    that scales the screen maps the point back). A language button, the Photo or Boomerang
+    button, or else the shutter."""
 
     x: int
     y: int
@@ -38,4 +44,4 @@ class Quit:
     """Stop the station (Esc, q, the window closed)."""
 
 
-Event = Press | Tap | NextLanguage | PickLanguage | Quit
+Event = Press | Boomerang | Tap | NextLanguage | PickLanguage | Quit

@@ -24,8 +24,9 @@ import numpy as np
 from booth.camera.sources import FrameSource, StillSource
 from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
+from booth.station.boomerang import Loop, Recording
 from booth.station.display import Display
-from booth.station.events import Press, Quit, Tap
+from booth.station.events import Boomerang, Press, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
@@ -55,6 +56,8 @@ class Outcome:
     made_from: str = "the preview"  # or the still, and why not when there was none
     capture: str = ""  # its short id, for the log
     nobody: str = ""  # why nobody is in the picture it was made from: nothing saved
+    frames: list[np.ndarray] | None = None  # a clip's, for its loop on the result screen
+    fps: float = 0.0  # the clip's
 
 
 class PhotoMaker:
@@ -127,19 +130,38 @@ class PhotoMaker:
                 why = ("no body in it" if not analysis.drawable
                        else "the person would hardly show in the photo")
                 return Outcome(False, nobody=why, seconds=time.perf_counter() - start)
-            product = self.photo(frame, final, self.clock.now())
-            # The link the QR code opens: the first output's that gives one (the store's).
-            shown = [d for d in (output.deliver(product) for output in self.outputs) if d]
-            if not shown:
-                raise BoothError("no output gave the photo a link for its QR code (the "
-                                 "station has no store output)")
-            link, expires = shown[0].link, shown[0].expires
-            screen = self.screens.result(product.picture, qr_image(link, 600), link, expires,
-                                         self.retention_hours)
-            return Outcome(True, link, screen, seconds=time.perf_counter() - start,
-                           capture=shown[0].capture_id)
+            return self._deliver(self.photo(frame, final, self.clock.now()), start)
         except BoothError as exc:
             return Outcome(False, error=str(exc), seconds=time.perf_counter() - start)
+
+    def clip(self, recording: Recording) -> Outcome:
+        """A boomerang once recorded: the clip (the rest of its encoding), its product (the
+        MP4, its poster, a thumbnail; the poster's frame on the result screen), the outputs;
+        the outcome keeps the frames for the result screen's loop."""
+        start = time.perf_counter()
+        try:
+            clip = recording.recorder.finish()
+            picture = recording.frames[0]
+            product = Product(Kind.CLIP, clip.mp4, encode_jpeg(thumbnail(picture), 80),
+                              picture, recording.taken_at, self.retention_hours,
+                              poster=clip.poster)
+            outcome = self._deliver(product, start)
+            outcome.frames, outcome.fps = recording.frames, float(clip.fps)
+            return outcome
+        except BoothError as exc:
+            return Outcome(False, error=str(exc), seconds=time.perf_counter() - start)
+
+    def _deliver(self, product: Product, start: float) -> Outcome:
+        # The link the QR code opens: the first output's that gives one (the store's).
+        shown = [d for d in (output.deliver(product) for output in self.outputs) if d]
+        if not shown:
+            raise BoothError(f"no output gave the {product.kind.value} a link for its QR code "
+                             f"(the station has no store output)")
+        link, expires = shown[0].link, shown[0].expires
+        screen = self.screens.result(product.picture, qr_image(link, 600), link, expires,
+                                     self.retention_hours, product.kind)
+        return Outcome(True, link, screen, seconds=time.perf_counter() - start,
+                       capture=shown[0].capture_id)
 
 
 class Station:
@@ -167,6 +189,8 @@ class Station:
         self._said_down = False
         self.outcome: Outcome | None = None  # of the newest photo
         self._result_screen: np.ndarray | None = None
+        self._recording: Recording | None = None  # a boomerang's, while it records
+        self._loop: Loop | None = None  # a boomerang's on the result screen
         self._worker: ThreadPoolExecutor | None = None
         self._job: Future[Outcome] | None = None
         self._reporter: ThreadPoolExecutor | None = None
@@ -191,8 +215,15 @@ class Station:
             self._worker = self._reporter = None
             cv2.setNumThreads(self._opencv_threads)
 
-    def press(self) -> None:
-        self.machine.press(self.clock.monotonic())
+    @property
+    def boomerang(self) -> bool:
+        """Whether the attract screen offers a boomerang."""
+        return bool(self.screens.kind_buttons)
+
+    def press(self, kind: Kind = Kind.PHOTO) -> None:
+        if kind is Kind.CLIP and not self.boomerang:
+            return
+        self.machine.press(self.clock.monotonic(), kind)
 
     def step(self) -> np.ndarray:
         """One pass of the loop; returns the screen to show (valid until the next step)."""
@@ -215,6 +246,8 @@ class Station:
         self._watch_camera()
         if self.machine.tick(now):
             self._shutter(now)
+        if self._recording is not None:
+            self._record(now)
         self._collect(now)
         self._report(now)
         state = self.machine.state
@@ -223,14 +256,18 @@ class Station:
         self._last_state = state
         if state is State.RESULT and self._result_screen is not None:
             self.changed = self.renderer.forget()
+            if self._loop is not None:
+                self.changed = self._loop.draw(self._result_screen, now) or self.changed
             return self._result_screen
+        self._loop = None
         since = now - self.machine.since
+        ring = {State.COUNTDOWN: 1.0 - since / self.machine.countdown_seconds,
+                State.RECORDING: self.machine.recorded(now)}.get(state, 0.0)
         screen = self.renderer.draw(View(
             state, self.frame, self.analysis, self.camera_ok,
             countdown=self.machine.countdown_number(now) if state is State.COUNTDOWN else 0,
-            countdown_left=(1.0 - since / self.machine.countdown_seconds
-                            if state is State.COUNTDOWN else 0.0),
-            since=since if state is State.CAPTURE else 0.0))
+            countdown_left=ring, since=since if state is State.CAPTURE else 0.0,
+            clip=self.machine.kind is Kind.CLIP))
         self.changed = self.renderer.changed
         return screen
 
@@ -249,6 +286,14 @@ class Station:
         if self.analysis is None or self.frame is None or not self.camera_ok:
             self.machine.cancel(now)
             return
+        if self.machine.state is State.RECORDING:  # a boomerang: nobody is seen at its end
+            try:
+                self._recording = Recording(self.pipeline, self.maker.band(self.clock.now()),
+                                            round(self.fps), self.clock.now())
+            except BoothError as exc:  # a camera too slow for a clip
+                self.machine.finished(False, now)
+                log.warning("boomerang failed: %s", exc)
+            return
         if not self.analysis.people.confident:  # an empty room, a blurred hand: no photo
             self.machine.nobody(now)
             log.info("shutter: nobody clearly in front of the camera; no photo taken")
@@ -256,6 +301,31 @@ class Station:
         # A still (a camera's mode switch) may take seconds: it is taken on the worker.
         still = self.source.capture_still if isinstance(self.source, StillSource) else None
         self._job = self._worker.submit(self.maker.take, self.frame.copy(), self.analysis, still)
+        self.renderer.freeze(self.frame, self.analysis)
+
+    def _record(self, now: float) -> None:
+        """A boomerang's step: each new frame into the clip while recording; at its end, the
+        clip made on the worker (or, with nobody in any frame, nothing)."""
+        recording = self._recording
+        if self.machine.state is State.RECORDING:
+            if not self.camera_ok:  # mid-recording: nothing is saved
+                recording.cancel()
+                self._recording = None
+                self.machine.finished(False, now)
+                log.warning("boomerang failed: the camera dropped out while recording; "
+                            "nothing saved")
+            elif self.new_frame:
+                recording.add(self.frame, self.analysis)
+            return
+        self._recording = None
+        if not recording.someone:
+            recording.cancel()
+            self.machine.nobody(now)
+            log.info("boomerang: nobody clearly in front of the camera; no clip made")
+            return
+        log.info("boomerang recorded: %d frames, composited in %.1f ms a frame (median)",
+                 len(recording.frames), 1000 * float(np.median(recording.seconds)))
+        self._job = self._worker.submit(self.maker.clip, recording)
         self.renderer.freeze(self.frame, self.analysis)
 
     def _collect(self, now: float) -> None:
@@ -271,10 +341,17 @@ class Station:
         self.machine.finished(outcome.ok, now)
         if outcome.ok:
             self._result_screen = outcome.screen
+            if outcome.frames:
+                self._loop = Loop(outcome.frames, outcome.fps, self.screens.layout, now)
+                outcome.frames = None  # the loop's alone: let go with it
             self.captures += 1
             print(outcome.link, file=self.out, flush=True)
-            log.info("photo saved in %.0f ms, capture %s, made from %s",
-                     outcome.seconds * 1000, outcome.capture, outcome.made_from)
+            if self._loop is not None:
+                log.info("boomerang saved in %.0f ms after its recording, capture %s",
+                         outcome.seconds * 1000, outcome.capture)
+            else:
+                log.info("photo saved in %.0f ms, capture %s, made from %s",
+                         outcome.seconds * 1000, outcome.capture, outcome.made_from)
         else:
             log.warning("capture failed: %s", outcome.error)
 
@@ -318,6 +395,10 @@ class Station:
                         case _ if (self.machine.state is State.ATTRACT
                                    and self.screens.language_event(event)):
                             pass  # a language button, not the shutter
+                        case Boomerang():
+                            self.press(Kind.CLIP)
+                        case Tap(x, y) if self.screens.kind_at(x, y) is not None:
+                            self.press(self.screens.kind_at(x, y))
                         case Press() | Tap():
                             self.press()
                 self.source.wait(self.frame_seq, POLL_SECONDS)

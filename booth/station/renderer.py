@@ -31,8 +31,10 @@ class View:
     analysis: Analysis | None
     camera_ok: bool
     countdown: int = 0  # the digit on show during the countdown
-    countdown_left: float = 0.0  # the share of the countdown still to run (its ring)
+    # The share of the countdown still to run (its ring); while recording, the share done.
+    countdown_left: float = 0.0
     since: float = 0.0  # seconds in this state (the flash fades over FLASH_SECONDS)
+    clip: bool = False  # the capture under way is a boomerang (its own panels)
 
     def same_screen(self, other: View | None) -> bool:
         """Whether `other` draws exactly this screen (the same arrays, not equal ones), the
@@ -70,7 +72,8 @@ class Renderer:
         if not self.changed:
             self.timings["composite"] = 0.0
             ring = self._shown.countdown_left  # type: ignore[union-attr]
-            if view.state is State.COUNTDOWN and view.countdown_left != ring:
+            if (view.state in (State.COUNTDOWN, State.RECORDING)
+                    and view.countdown_left != ring):
                 # Only the ring moved: the side panel is drawn again, the photo area stays.
                 t0 = time.perf_counter()
                 self.draw_panel(self.screen, view)
@@ -81,13 +84,18 @@ class Renderer:
             return self.screen
         # The flash covers the whole screen; anything else leaves the panel as it was drawn.
         # The base is another one in another language: everything is drawn again.
-        panel = (view.state, view.camera_ok, view.countdown, self.screens.date,
+        panel = (view.state, view.camera_ok, view.countdown, view.clip, self.screens.date,
                  id(self.screens.base))
         whole = panel != self._panel or view.state is State.CAPTURE
+        # A ring (the countdown's, the recording's) moves with the time, new frame or not.
+        ring = (view.state in (State.COUNTDOWN, State.RECORDING) and self._shown is not None
+                and view.countdown_left != self._shown.countdown_left)
         t0 = time.perf_counter()
         self.compose_preview(self.screen, view, whole=whole)
         t1 = time.perf_counter()
         self.draw_ui(self.screen, view, panel=whole)
+        if ring and not whole:
+            self.draw_panel(self.screen, view)
         self.timings["composite"], self.timings["ui"] = t1 - t0, time.perf_counter() - t1
         self._shown, self._panel = view, panel
         return self.screen
@@ -133,13 +141,18 @@ class Renderer:
     def _panel_overlays(self, screen: np.ndarray, view: View) -> None:
         screens, state = self.screens, view.state
         attract = screens.attract if view.camera_ok else screens.camera_panel
+        clip = screens.clip
         overlays = {State.ATTRACT: attract, State.COUNTDOWN: screens.countdown_panel,
-                    State.PROCESSING: screens.processing_panel,
-                    State.FAILED: screens.failed_panel,
+                    State.RECORDING: clip.recording_panel,
+                    State.PROCESSING: clip.processing_panel if view.clip
+                    else screens.processing_panel,
+                    State.FAILED: clip.failed_panel if view.clip else screens.failed_panel,
                     State.NOBODY: screens.nobody_panel}.get(state, [])
         screens.draw(screen, overlays)
         if state is State.COUNTDOWN:
             screens.draw_countdown(screen, view.countdown, view.countdown_left)
+        elif state is State.RECORDING:
+            screens.draw_recording(screen, view.countdown_left)
 
     def draw_ui(self, screen: np.ndarray, view: View, *, panel: bool = True) -> None:
         """What goes over the photo area, and (`panel`) the side panel's overlays."""
@@ -154,10 +167,13 @@ class Renderer:
         elif state is State.CAPTURE:
             flash(screen, max(0.0, 1.0 - view.since / FLASH_SECONDS))
             self._photo_area_dirty()
+        elif state is State.RECORDING:
+            screens.clip.badge.draw(screen)
+            self._photo_area_dirty()
         elif state is State.PROCESSING:
             dim(lay.plate_region(screen))
             self._photo_area_dirty()
-        if not view.camera_ok and state in (State.ATTRACT, State.COUNTDOWN):
+        if not view.camera_ok and state in (State.ATTRACT, State.COUNTDOWN, State.RECORDING):
             dim(lay.plate_region(screen))
             screens.camera_banner.draw(screen)
             self._photo_area_dirty()

@@ -22,9 +22,11 @@ from PIL import Image, ImageDraw
 from booth.config import Config
 from booth.i18n import privacy
 from booth.i18n.catalogues import Language, Languages, shipped
+from booth.station.clipscreens import ClipTexts, clip_texts, draw_ring, kind_buttons
 from booth.station.events import Event, NextLanguage, PickLanguage, Tap
 from booth.station.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
 from booth.station.layout import MIN_TARGET_MM, SCREEN_HEIGHT_MM, Button, Layout
+from booth.station.outputs import Kind
 from booth.station.photo import with_band
 from booth.station.qr import Wifi, qr_image
 from booth.station.textfit import Block, Para, fit, render
@@ -50,6 +52,7 @@ class Texts:
     camera_banner: Overlay
     failed_panel: list[Overlay]
     nobody_panel: list[Overlay]
+    clip: ClipTexts  # the boomerang's (booth.station.clipscreens)
     blocks: list[tuple[str, Block, tuple[int, int, int, int]]]  # (name, text, box) for checks
 
 
@@ -59,7 +62,8 @@ class Screens:
     def __init__(self, width: int, height: int, plate: np.ndarray, scene, countdown: int,
                  when: datetime | None = None, *, languages: Languages | None = None,
                  retention_hours: float = 24.0, privacy_text: str = "",
-                 policy_url: str = "", wifi: Wifi | None = None) -> None:
+                 policy_url: str = "", wifi: Wifi | None = None,
+                 boomerang: bool = False) -> None:
         self.scene = scene
         self.countdown = countdown
         self.languages = languages or shipped()
@@ -77,6 +81,9 @@ class Screens:
         self._u = u = height / 720  # type scale: sizes below are for a 720-pixel-high display
         self._px, self._pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
         self.buttons = self._buttons()
+        # Offered (`boomerang`): Photo and Boomerang buttons where "Press SPACE" is otherwise.
+        self.kind_buttons = kind_buttons(self._px, round(180 * u), self._pw, round(120 * u),
+                                         round(12 * u)) if boomerang else []
         self._texts_for(self.language)  # the default language is ready before the first frame
 
     # --- language ------------------------------------------------------------------------
@@ -104,6 +111,10 @@ class Screens:
                     self.set_language(codes[n - 1])
                 return True
         return False
+
+    def kind_at(self, x: int, y: int) -> Kind | None:
+        """The kind of capture whose button (Photo, Boomerang) is at (x, y), if any."""
+        return next((Kind(b.code) for b in self.kind_buttons if b.contains(x, y)), None)
 
     def _buttons(self) -> list[Button]:
         """One button per language, two to a row, at the foot of the panel."""
@@ -149,6 +160,7 @@ class Screens:
     camera_banner = property(lambda self: self.texts.camera_banner)
     failed_panel = property(lambda self: self.texts.failed_panel)
     nobody_panel = property(lambda self: self.texts.nobody_panel)
+    clip = property(lambda self: self.texts.clip)
 
     def set_date(self, small_plate: np.ndarray, when: datetime) -> None:
         """A new day: the caption band's date changes, so every language is drawn again."""
@@ -183,14 +195,17 @@ class Screens:
                                interpolation=cv2.INTER_AREA)
 
         top, foot = round(36 * u), self.buttons[0].y if self.buttons else lay.height
+        clip = clip_texts(lang, lay, u, px, pw, self.kind_buttons, self._dial, block, blocks)
+        title = block("title", [Para(_("Stand on Mars"), round(46 * u), "Black", INK),
+                                Para(_("beside Perseverance and Ingenuity"), round(24 * u),
+                                     "Regular", MUTED)], px, top, pw, round(130 * u))
+        invitation = clip.buttons or [block("press", [
+            Para(_("Press SPACE"), round(38 * u), "Bold", PANEL),
+            Para(_("or touch the screen"), round(24 * u), "Regular", PANEL)],
+            px, round(180 * u), pw, round(120 * u), pad=round(16 * u),
+            backdrop=(*ACCENT, 255), align="center", valign="middle")]
         attract = [
-            block("title", [Para(_("Stand on Mars"), round(46 * u), "Black", INK),
-                            Para(_("beside Perseverance and Ingenuity"), round(24 * u),
-                                 "Regular", MUTED)], px, top, pw, round(130 * u)),
-            block("press", [Para(_("Press SPACE"), round(38 * u), "Bold", PANEL),
-                            Para(_("or touch the screen"), round(24 * u), "Regular", PANEL)],
-                  px, round(180 * u), pw, round(120 * u), pad=round(16 * u),
-                  backdrop=(*ACCENT, 255), align="center", valign="middle"),
+            title, *invitation,
             block("qr", [Para(_("Your photo appears with two QR codes: first our Wi-Fi, "
                                 "then your photo.")
                               if self.wifi else
@@ -209,10 +224,10 @@ class Screens:
         if self.policy_url:
             paras.append(Para(self.policy_url, round(15 * u), "Regular", MUTED))
         ny = round(396 * u)
-        attract.append(block("privacy", paras, px, ny, pw, foot - round(14 * u) - ny))
+        kept = [block("privacy", paras, px, ny, pw, foot - round(14 * u) - ny)]
         for button in self.buttons:
             chosen = button.code == lang.code
-            attract.append(block(
+            kept.append(block(
                 f"language {button.code}",
                 [Para(self.languages[button.code].name, round(22 * u), "Bold",
                       PANEL if chosen else INK)],
@@ -246,10 +261,11 @@ class Screens:
             Para(_("Nobody in the picture"), round(46 * u), "Black", INK),
             Para(_("Step in front of the camera and try again."), round(26 * u), "Regular",
                  MUTED)], px, round(60 * u), pw, round(300 * u))]
-        camera_panel = [attract[0], waiting, *attract[3:]]  # title, privacy, languages
+        attract += kept
+        camera_panel = [title, waiting, *kept]  # title, privacy, languages
         return Texts(base, attract, camera_panel, step_in, countdown_panel,
                      {n: self._digit(n) for n in range(1, self.countdown + 1)},
-                     processing_panel, camera_banner, failed_panel, nobody_panel, blocks)
+                     processing_panel, camera_banner, failed_panel, nobody_panel, clip, blocks)
 
     @property
     def _dial(self) -> tuple[int, int, int]:
@@ -282,8 +298,13 @@ class Screens:
             cv2.ellipse(screen, (cx, cy), (d // 2 - thickness // 2, d // 2 - thickness // 2),
                         -90, 0, sweep, ACCENT[::-1], thickness, cv2.LINE_AA)
 
+    def draw_recording(self, screen: np.ndarray, done: float) -> None:
+        """The recording's dial, its red ring closed by the share `done` (0 to 1)."""
+        self.clip.dial.draw(screen)
+        draw_ring(screen, self._dial, self._u, done)
+
     def result(self, photo: np.ndarray, qr: np.ndarray, link: str, expires: datetime,
-               hours: float) -> np.ndarray:
+               hours: float, kind: Kind = Kind.PHOTO) -> np.ndarray:
         """The whole result screen, built once per capture: photo, QR code, link, expiry; with
         a Wi-Fi network, its code first ("1. Join the Wi-Fi") beside the photo's. The panel's
         column is drawn from the top, each part below the last, then centred in the height."""
@@ -305,7 +326,8 @@ class Screens:
 
         top, qy = round(30 * u), round(140 * u)
         if self.wifi is None:
-            fit_draw([Para(_("Scan to get your photo"), round(34 * u), "Black", INK)],
+            fit_draw([Para(_("Scan to get your clip") if kind is Kind.CLIP
+                           else _("Scan to get your photo"), round(34 * u), "Black", INK)],
                      px, top, pw, round(100 * u))
             size = min(pw, round(280 * u))
             paste_code(column, qr, px + (pw - size) // 2, qy, size, round(12 * u))

@@ -5,7 +5,8 @@ The screens come from the station's own renderer and Screens, on the museum's se
 (display size, languages, privacy text, retention, [server] public_url and Wi-Fi). A photo of
 a person may stand in for the camera; without one, nobody is in view and the saved photo on
 the result screen is the empty scene. The result screen's link is an example token on the
-address the station would use.
+address the station would use. With [station] boomerang, the attract screen offers the Photo
+and Boomerang buttons, and the boomerang's recording screen (its ring half closed) is drawn too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ EXAMPLE_TOKEN = "q3V9x2LmT0bY7wKcR1sZaA"  # the shape of a real one; it opens no
 STATES = {"attract": (State.ATTRACT, True), "countdown": (State.COUNTDOWN, True),
           "processing": (State.PROCESSING, True), "nobody": (State.NOBODY, True),
           "failed": (State.FAILED, True), "camera": (State.ATTRACT, False)}
-NAMES = (*STATES, "result")
+CLIP_STATES = {"recording": (State.RECORDING, True)}  # where a boomerang is offered
+NAMES = (*STATES, *CLIP_STATES, "result")  # CLIP_STATES' with [station] boomerang alone
 
 
 def station_screens(cfg: Config, photo: np.ndarray | None, languages: list[str] | None,
@@ -41,7 +43,8 @@ def station_screens(cfg: Config, photo: np.ndarray | None, languages: list[str] 
     st = cfg.station
     pipeline = load_pipeline(cfg, mirror=st.mirror)
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
-                      st.countdown_seconds, when=when, **screen_settings(cfg))
+                      st.countdown_seconds, when=when, boomerang=st.boomerang,
+                      **screen_settings(cfg))
     codes = languages or list(screens.languages.codes)
     unknown = [code for code in codes if code not in screens.languages]
     if unknown:
@@ -58,7 +61,8 @@ def station_screens(cfg: Config, photo: np.ndarray | None, languages: list[str] 
         renderer = Renderer(pipeline, screens)  # a new language is a new base screen
         if photo is not None:
             renderer.freeze(photo, analysis)
-        for name, (state, camera_ok) in STATES.items():
+        states = {**STATES, **(CLIP_STATES if st.boomerang else {})}
+        for name, (state, camera_ok) in states.items():
             view = View(state, photo if camera_ok else None, analysis if camera_ok else None,
                         camera_ok, countdown=st.countdown_seconds, countdown_left=0.5)
             yield name, code, renderer.draw(view).copy()
