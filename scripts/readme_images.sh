@@ -20,6 +20,8 @@ TOML
 booth run --headless --source "$ASSETS/video/intel_asl_book.mp4" --auto-capture 1 \
     --max-captures 1 --data-dir "$tmp/data" --save-screens "$tmp/screens" \
     --host 127.0.0.1 --port 0 --config "$tmp/booth.toml" >/dev/null
+python scripts/boomerang_strip.py --assets "$ASSETS" --out "$tmp/boomerang" >/dev/null
+cp "$tmp/boomerang/boomerang-strip.jpg" docs/boomerang-strip.jpg
 booth screens --language en --language de --photo "$ASSETS/people/rembg_girl-2.jpg" \
     --out "$tmp/languages" >/dev/null
 python - "$tmp" <<'PY'
@@ -36,4 +38,4 @@ for code in ("en", "de"):
         f"docs/station-attract-{code}.jpg", quality=88)
 PY
 echo "wrote docs/edge-crops.png docs/compose-example.jpg docs/station-attract.jpg" \
-    "docs/station-result.jpg docs/station-attract-en.jpg docs/station-attract-de.jpg"
+    "docs/boomerang-strip.jpg docs/station-result.jpg docs/station-attract-en.jpg docs/station-attract-de.jpg"
