@@ -6,13 +6,18 @@ behind: not a file on disk, not an object in the bucket."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import psycopg
@@ -28,6 +33,7 @@ from booth.store.passwords import set_password
 from booth.store.schema import MIGRATIONS, PG_MIGRATIONS, PG_SCHEMA_VERSION, SCHEMA_VERSION
 from booth.store.sweep import sweep_bucket
 from booth.webapp.visitor import download_name
+from tests.conftest import ROOT, asset
 from tests.test_browser import TIMEOUT_MS, Booth, booth, browser  # noqa: F401 (fixtures)
 from tests.test_shared_store import server, station  # noqa: F401 (fixtures)
 from tests.test_web_staff import PASSWORD, _login, _post
@@ -393,5 +399,43 @@ def test_chromium_plays_the_clip_downloads_it_and_deletes_it(booth: Booth, brows
         page.get_by_role("button", name="Yes, delete my video").click()
         page.locator("h1", has_text="Your video is deleted").wait_for()
         assert list(booth.store.photos.iterdir()) == []
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_headless_boomerangs_link_plays_in_chromium(tmp_path: Path, booth: Booth,  # noqa: F811
+                                                      browser) -> None:  # noqa: F811
+    """End to end: `booth run --headless --capture-kind boomerang` on a shared video records
+    a clip into the data dir a server serves; the link it prints opens a page whose <video>
+    plays that clip (the station's own MP4, not one made by the test)."""
+    config = tmp_path / "booth.toml"
+    config.write_text("[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "booth", "run", "--headless", "--source",
+         str(asset("video/intel_asl_book.mp4")), "--config", str(config), "--data-dir",
+         str(tmp_path / "data"), "--auto-capture", "1", "--capture-kind", "boomerang",
+         "--max-captures", "1", "--host", "127.0.0.1", "--port", "0"],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (link,) = proc.stdout.splitlines()
+    token = link.rsplit("/", 1)[1]
+    capture = booth.store.resolve(token)
+    assert capture is not None and capture.kind == CLIP
+    with av.open(io.BytesIO(capture.path.read_bytes())) as probe:
+        stream = probe.streams.video[0]
+        recorded = float(stream.frames / stream.average_rate)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        assert page.goto(f"{booth.base}/p/{token}").status == 200
+        until(page, "v => v.readyState >= 3")
+        duration = page.evaluate("document.querySelector('video').duration")
+        assert duration == pytest.approx(recorded, rel=0.1) and duration > 1.0
+        start = until(page, "v => v.currentTime")
+        until(page, f"v => v.currentTime > {start} + 0.3")
     finally:
         context.close()
