@@ -69,6 +69,7 @@ def test_the_result_screen_shows_the_wifi_code_only_when_configured(drawn, tmp_p
     assert not np.array_equal(images["station-attract-en.png"], plain["station-attract-en.png"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["config", "out", "language", "photo"])
 def test_bad_input_is_one_line_and_a_failure(bad, tmp_path, plate_path):
     args = {"config": ["--config", str(tmp_path / "broken.toml")],

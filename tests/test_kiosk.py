@@ -56,6 +56,7 @@ def test_no_display_is_one_line_pointing_to_headless(tmp_path: Path, display):
     assert not (tmp_path / "data").exists(), "nothing is started before the display is known"
 
 
+@pytest.mark.slow
 def test_no_camera_at_start_runs_reconnecting_and_sigterm_exits_0(tmp_path: Path):
     """A USB camera not yet there at boot: the station runs, says so on stderr (headless)
     and keeps trying; a service manager's SIGTERM then stops it cleanly with status 0.

@@ -193,6 +193,7 @@ def clip_frames() -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.slow
 def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_frames,
                                                          station_log: list[str]):
     """The station loop stepped on an injected clock, 1/30 s a step: the banner comes with
