@@ -39,7 +39,7 @@ STEP = 2
 def main(argv: list[str]) -> int:
     data, video, plate, first = Path(argv[0]), argv[1], argv[2], int(argv[3])
     store = Store(data)
-    cfg = load_config(None)  # BOOTH_MODNET: the test's model
+    cfg = load_config(None)  # BOOTH_MODNET as the test sets it
     cfg.scene.plate = plate
     pipeline = load_pipeline(cfg, mirror=True)
     screens = Screens(1280, 720, pipeline.plate, pipeline.scene, 1)

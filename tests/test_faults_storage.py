@@ -76,12 +76,12 @@ def _token_hash(link: str) -> str:
 
 # --- 1. SIGKILL --------------------------------------------------------------------------------
 
-ROUNDS = 50
+ROUNDS = 40
 PER_DIR = 3  # rounds on one data dir (a station restarted after each crash), then a fresh one
 FRAME_SPAN = 36  # each round's child uses its own frames: no two photos of a dir are alike
-# Long enough for a few photos with the matting model (about 0.6 s each, more on a loaded
-# machine): 0.7 s, enough without it, left the check that photos were saved short (22 of 25).
-ANYTIME = 2.0
+# Long enough for a few photos (about 0.2 s each without the matting model, more on a loaded
+# machine), so that the check that photos were saved has enough of them.
+ANYTIME = 1.2
 
 
 def _kill_round(data: Path, first_frame: int, aimed: bool, rng: random.Random,
@@ -93,7 +93,10 @@ def _kill_round(data: Path, first_frame: int, aimed: bool, rng: random.Random,
     Aimed at Store.publish: a random delay into the k-th publish, up to about as long as a
     publish takes here (measured as the rounds go), so that writes, renames and commits are
     all cut short."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Without the matting model (a path that does not exist: MediaPipe alone, after one
+    # warning line): what is killed here is the store's writing, and a photo then takes
+    # about 0.2 s rather than 0.6 s, so the rounds take half the time.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOOTH_MODNET": str(data / "no-model.onnx")}
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(data), str(asset(VIDEO)), str(asset(PLATE)),
          str(first_frame)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
