@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,22 @@ def asset(relative: str) -> Path:
     if not path.is_file():
         unavailable(f"test media {path} is missing; set BOOTH_ASSETS to the shared assets folder")
     return path
+
+
+def headless_run(tmp_path: Path, *args: str, public_url: str = "",
+                 timeout: float = 180) -> subprocess.CompletedProcess:
+    """`booth run --headless` on the shared video into tmp_path/data, with a 1 s countdown and
+    a 3 s result screen (and `public_url`, if given) and the web app on a free loopback port;
+    `args` add to it (--auto-capture, --max-captures...)."""
+    config = tmp_path / "booth.toml"
+    server = f'[server]\npublic_url = "{public_url}"\n' if public_url else ""
+    config.write_text(server + "[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
+    return subprocess.run(
+        [sys.executable, "-m", "booth", "run", "--headless", "--source",
+         str(asset("video/intel_asl_book.mp4")), "--config", str(config), "--data-dir",
+         str(tmp_path / "data"), "--host", "127.0.0.1", "--port", "0", *args],
+        capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 @pytest.fixture

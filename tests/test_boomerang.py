@@ -42,7 +42,7 @@ from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import boomerang_offered, load_pipeline
-from tests.conftest import ROOT, asset, plate_config
+from tests.conftest import ROOT, asset, headless_run, plate_config
 from tests.test_screens import background, contrast
 from tests.test_station import HandCamera
 
@@ -355,17 +355,9 @@ def test_the_kind_buttons_and_recording_texts_fit_read_and_are_big_enough(pipeli
 
 @pytest.mark.slow
 def test_booth_run_headless_capture_kind_boomerang_prints_its_link(tmp_path: Path):
-    video = asset("video/intel_asl_book.mp4")
-    config = tmp_path / "booth.toml"
-    config.write_text('[server]\npublic_url = "http://booth.local:8000"\n'
-                      "[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
     data = tmp_path / "data"
-    proc = subprocess.run(
-        [sys.executable, "-m", "booth", "run", "--headless", "--source", str(video),
-         "--config", str(config), "--data-dir", str(data), "--auto-capture", "1",
-         "--capture-kind", "boomerang", "--max-captures", "1", "--host", "127.0.0.1",
-         "--port", "0"],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = headless_run(tmp_path, "--auto-capture", "1", "--capture-kind", "boomerang",
+                        "--max-captures", "1", public_url="http://booth.local:8000")
     assert proc.returncode == 0, proc.stderr
     (link,) = proc.stdout.splitlines()
     assert re.fullmatch(r"http://booth\.local:8000/p/[A-Za-z0-9_-]{22,}", link), link

@@ -8,11 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +30,7 @@ from booth.store.passwords import set_password
 from booth.store.schema import MIGRATIONS, PG_MIGRATIONS, PG_SCHEMA_VERSION, SCHEMA_VERSION
 from booth.store.sweep import sweep_bucket
 from booth.webapp.visitor import download_name
-from tests.conftest import ROOT, asset
+from tests.conftest import headless_run
 from tests.test_browser import TIMEOUT_MS, Booth, booth, browser  # noqa: F401 (fixtures)
 from tests.test_shared_store import server, station  # noqa: F401 (fixtures)
 from tests.test_web_staff import PASSWORD, _login, _post
@@ -410,14 +407,8 @@ def test_a_headless_boomerangs_link_plays_in_chromium(tmp_path: Path, booth: Boo
     """End to end: `booth run --headless --capture-kind boomerang` on a shared video records
     a clip into the data dir a server serves; the link it prints opens a page whose <video>
     plays that clip (the station's own MP4, not one made by the test)."""
-    config = tmp_path / "booth.toml"
-    config.write_text("[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "booth", "run", "--headless", "--source",
-         str(asset("video/intel_asl_book.mp4")), "--config", str(config), "--data-dir",
-         str(tmp_path / "data"), "--auto-capture", "1", "--capture-kind", "boomerang",
-         "--max-captures", "1", "--host", "127.0.0.1", "--port", "0"],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = headless_run(tmp_path, "--auto-capture", "1", "--capture-kind", "boomerang",
+                        "--max-captures", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     (link,) = proc.stdout.splitlines()
     token = link.rsplit("/", 1)[1]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.status import StationStatus
 from booth.wiring import load_pipeline
-from tests.conftest import ROOT, asset, plate_config
+from tests.conftest import asset, headless_run, plate_config
 from tests.test_faults_camera import banner_detector
 
 
@@ -80,18 +77,10 @@ def test_machine_failure_and_auto_capture():
 
 @pytest.mark.slow
 def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path):
-    video = asset("video/intel_asl_book.mp4")
-    config = tmp_path / "booth.toml"
-    config.write_text('[server]\npublic_url = "http://booth.local:8000"\n'
-                      "[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
     data, screens = tmp_path / "data", tmp_path / "screens"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "booth", "run", "--headless", "--source", str(video),
-         "--config", str(config), "--data-dir", str(data), "--auto-capture", "0.5",
-         "--max-captures", "2", "--save-screens", str(screens), "--host", "127.0.0.1",
-         "--port", "0"],
-        capture_output=True, text=True, timeout=120, env=env)
+    proc = headless_run(tmp_path, "--auto-capture", "0.5", "--max-captures", "2",
+                        "--save-screens", str(screens), public_url="http://booth.local:8000",
+                        timeout=120)
     assert proc.returncode == 0, proc.stderr
     links = proc.stdout.splitlines()
     assert len(links) == 2
