@@ -142,6 +142,9 @@ class StoreConfig:
                                 "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION or ~/.aws)")
     upload_wait_seconds: float = _opt(20.0, lo=0, hi=600, doc="at a clean exit, how long a "
                                       "station waits for its photos to reach the shared store")
+    outbox_limit_mb: float = _opt(2000.0, lo=10, hi=1e7, doc="a station on the shared store "
+                                  "keeps at most this many MB of captures waiting for it (a "
+                                  "long outage; about 1 MB a photo): past it, captures fail")
 
     def __post_init__(self) -> None:
         if bool(self.database_url) != bool(self.photos_url):

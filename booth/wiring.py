@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import sys
@@ -77,6 +78,9 @@ class StatusReporter:
                 while self._newest is None:
                     self._ready.wait()
                 status, self._newest = self._newest, None
+            if self.store.uploader is not None:  # the outbox, for the staff's banner
+                status = dataclasses.replace(status, waiting=self.store.uploader.pending(),
+                                             offline=bool(self.store.uploader.failing))
             with contextlib.suppress(sqlite3.Error, BoothError):  # busy, full or unreachable
                 status.save(self.store)
 

@@ -67,19 +67,22 @@ class Store(CaptureRows, Settings, StaffSessions):
     and a bucket). gentle=True for a process that runs beside a station (the web server
     alone): its start-up sweep leaves young files alone, since the station may be writing
     them. outbox=True for a station on the shared store: its photos wait in data_dir/outbox
-    until the uploader (start_uploader) has put them in the shared store. rate_counts: the
+    until the uploader (start_uploader) has put them in the shared store, outbox_limit bytes
+    at most (past it a capture raises OutboxFull). rate_counts: the
     web app's rate limits in the shared database (None on the data dir's store, whose web
     app counts in memory). gate: every database and photo-file call passes it (the web app
     caps its threads there, booth.store.gate)."""
 
     def __init__(self, data_dir: Path | None, *, gentle: bool = False,
-                 shared: Shared | None = None, outbox: bool = False) -> None:
+                 shared: Shared | None = None, outbox: bool = False,
+                 outbox_limit: float = float("inf")) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._leftovers: set[Path] = set()
         self.outbox = self.uploader = self.rate_counts = self.deletions = None
+        self.offline = ""  # the shared store: why it was out of reach at start
         self.gate = Gate()
         if shared is not None:
-            self._open_shared(shared, outbox)
+            self._open_shared(shared, outbox, outbox_limit)
             return
         self.photos = self.data_dir / "photos"
         self.db_path = self.data_dir / "booth.sqlite3"
@@ -101,7 +104,7 @@ class Store(CaptureRows, Settings, StaffSessions):
                 raise self.db.error(exc) from None
             raise
 
-    def _open_shared(self, shared: Shared, outbox: bool) -> None:
+    def _open_shared(self, shared: Shared, outbox: bool, outbox_limit: float) -> None:
         # Imported here: a booth on its own data dir never loads psycopg or boto3.
         from booth.store.bucket import Bucket
         from booth.store.outbox import Outbox
@@ -110,7 +113,7 @@ class Store(CaptureRows, Settings, StaffSessions):
         self.photos = None
         if outbox:
             try:
-                self.outbox = Outbox(self.data_dir / "outbox")
+                self.outbox = Outbox(self.data_dir / "outbox", outbox_limit)
             except OSError as exc:
                 raise _not_writable(self.data_dir, exc) from None
         bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
@@ -120,6 +123,13 @@ class Store(CaptureRows, Settings, StaffSessions):
         self.photo_files = self.deletions
         self.secrets = SecretRows(self.db)
         self.rate_counts = RateCounts(self.db)
+        # Out of reach is not misconfigured: a station boots while the network is down and
+        # takes photos into its outbox; `booth serve` answers 503 until the store is back.
+        self.offline = "; ".join(part.offline for part in (self.db, bucket) if part.offline)
+        if self.offline:
+            log.warning("the shared store is offline: %s; %s", self.offline,
+                        "the station keeps its photos and uploads them when it is back"
+                        if outbox else "pages answer 503 until it is back")
 
     @property
     def shared(self) -> bool:
@@ -130,6 +140,7 @@ class Store(CaptureRows, Settings, StaffSessions):
         from booth.store.outbox import Uploader
 
         self.uploader = Uploader(self, self.outbox)
+        self.uploader.failing = self.offline  # said at start already: not again
         self.uploader.start()
         return self.uploader
 
@@ -170,5 +181,6 @@ def open_store(cfg, *, gentle: bool = False, station: bool = False) -> Store:
     s = cfg.store
     if s.database_url or s.photos_url:
         shared = Shared(s.database_url, s.photos_url, s.s3_endpoint_url)
-        return Store(cfg.data_path() if station else None, shared=shared, outbox=station)
+        return Store(cfg.data_path() if station else None, shared=shared, outbox=station,
+                     outbox_limit=s.outbox_limit_mb * 1e6)
     return Store(cfg.data_path(), gentle=gentle)

@@ -40,10 +40,25 @@ def _reason(exc: Exception) -> str:
     return first_line(exc)
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether head_bucket failed for want of the service (no network, the server down or
+    busy: the booth starts without it) rather than for a setting that is wrong (no such
+    bucket, a wrong key, no access: refused at start)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    return isinstance(exc, (botocore.exceptions.ConnectionError,
+                            botocore.exceptions.HTTPClientError))
+
+
 class Bucket:
+    """offline: why the bucket could not be reached at start ("" if it could); its calls
+    raise StoreUnavailable until it answers."""
+
     def __init__(self, url: str, endpoint_url: str = "") -> None:
         self.url = url
         self.name, self.prefix = parse_photos_url(url)
+        self.offline = ""
+        where = f" at {endpoint_url}" if endpoint_url else ""
         try:
             self.client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url or None, config=_CLIENT)
@@ -53,7 +68,9 @@ class Bucket:
                              "AWS_SECRET_ACCESS_KEY (or an AWS config file)") from None
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
                 ValueError) as exc:
-            where = f" at {endpoint_url}" if endpoint_url else ""
+            if _unreachable(exc):
+                self.offline = f"bucket {url}{where} cannot be reached ({_reason(exc)})"
+                return
             raise BoothError(f"bucket {url}{where} cannot be used ({_reason(exc)}); check "
                              "[store] photos_url, s3_endpoint_url and the credentials") from None
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from booth.errors import StoreUnavailable
+from booth.errors import BoothError, StoreUnavailable
 from booth.store.captures import PHOTO, short_id
 from booth.store.files import TMP_PREFIX, fsync_dir, make_private_dir, remove, write_file
 
@@ -50,11 +51,26 @@ class Entry:
                 "registered": self.registered, "kind": self.kind}
 
 
+def _mb(size: float) -> str:
+    return f"{round(size / 1e6, 1):g}"
+
+
+class OutboxFull(BoothError):
+    """The outbox holds its limit: the capture is refused before anything is written."""
+
+
 class Outbox:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    """limit: bytes the outbox may hold ([store] outbox_limit_mb): a disk filled by a long
+    outage would stop more than the booth (the logs, the system)."""
+
+    def __init__(self, folder: Path, limit: float = float("inf")) -> None:
+        self.folder, self.limit = folder, limit
         make_private_dir(folder)
         self._clean()
+
+    def size(self) -> int:
+        """Bytes held now (counted, not tracked: the uploader removes while the station adds)."""
+        return sum(e.stat().st_size for e in os.scandir(self.folder) if e.is_file())
 
     def _clean(self) -> None:
         """Files of a capture whose record was never written (killed while saving it)."""
@@ -66,7 +82,15 @@ class Outbox:
 
     def add(self, files: dict[str, tuple[str, bytes]], *, token_hash: str,
             created_at: float, expires_at: float, kind: str = PHOTO) -> Entry:
-        """files: what -> (name, bytes). Written and synced, then the record: all or none."""
+        """files: what -> (name, bytes). Written and synced, then the record: all or none.
+        OutboxFull, and nothing written, if they would take it past its limit."""
+        held, adding = self.size(), sum(len(data) for _, data in files.values())
+        if held + adding > self.limit:
+            raise OutboxFull(
+                f"the outbox is full ({_mb(held)} MB held, {_mb(self.limit)} MB allowed, "
+                f"{len(self.entries())} capture(s) waiting for the shared store); no "
+                "capture is kept until they go up: bring the network back, or raise [store] "
+                "outbox_limit_mb")
         written: list[Path] = []
         stem = Path(files["photo"][0]).stem
         entry = Entry(self.folder / f"{stem}.json", token_hash, created_at, expires_at,

@@ -18,6 +18,7 @@ down and the call fails as a lost connection.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -128,6 +129,7 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+log = logging.getLogger(__name__)
 
 
 def _conninfo(url: str) -> dict:
@@ -144,23 +146,54 @@ def _check(conn: psycopg.Connection) -> None:
         psycopg_pool.ConnectionPool.check_connection(conn)
 
 
+# What a server that answered says when it is only busy for a moment (a restart, a full
+# house): the booth starts without it and waits, as for a server that does not answer.
+_TRANSIENT = ("starting up", "shutting down", "recovery", "too many", "not yet accepting")
+
+
+def unreachable(exc: psycopg.Error) -> bool:
+    """Whether a failed connection is the network's or the server's absence (the booth
+    starts without it) rather than a setting that is wrong (refused at start): a server
+    that answered FATAL (a wrong password, no such role or database) or wants a password
+    is wrong settings, a refused or silent address, or a name that does not resolve while
+    the network is down, is absence. (psycopg gives no SQLSTATE for a failed connection.)"""
+    message = str(exc)
+    if isinstance(exc, psycopg.ProgrammingError) or "password" in message:
+        return False
+    return "FATAL:" not in message or any(word in message for word in _TRANSIENT)
+
+
 class PgDatabase:
-    """booth.store.interface.SharedDatabase on a pool of PostgreSQL connections."""
+    """booth.store.interface.SharedDatabase on a pool of PostgreSQL connections.
+
+    A server that cannot be reached at start (the museum's network down while the kiosk
+    boots) is not an error: the database starts `offline` (the reason, for the log), every
+    call raises StoreUnavailable until the pool's background connection gets through, and
+    the first call after that applies the schema's migrations."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url
         self.where = redacted_url(url)
+        self.offline = ""
         try:
             # One connection first: its error says why (refused, no such database, a wrong
             # password) at once, where the pool would log every retry and then only say
             # that it timed out.
             psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as exc:
-            raise BoothError(f"database {self.where} cannot be reached ({first_line(exc)}); "
-                             "check [store] database_url, the server and PGPASSWORD") from None
+            if not unreachable(exc):
+                raise BoothError(f"database {self.where} refuses this booth "
+                                 f"({first_line(exc)}); check [store] database_url and "
+                                 "PGPASSWORD") from None
+            self.offline = f"database {self.where} cannot be reached ({first_line(exc)})"
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=WAIT, open=False,
             reconnect_timeout=RECONNECT_WINDOW, check=_check, kwargs=_conninfo(url))
+        self._current = False  # whether the schema is up to date (migrated)
+        self._migrating = threading.Lock()
+        if self.offline:
+            self.pool.open(wait=False)  # it connects in the background when it can
+            return
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT + 1)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
@@ -168,14 +201,35 @@ class PgDatabase:
             raise BoothError(f"database {self.where} cannot be reached ({first_line(exc)}); "
                              "check [store] database_url, the server and PGPASSWORD") from None
         try:
-            with self.pool.connection() as conn:
-                migrate_pg(conn, self.where)
+            self._migrate()
         except BaseException as exc:
             self.pool.close()
             if isinstance(exc, psycopg.Error):
-                raise BoothError(f"database {self.where} cannot be used ({first_line(exc)}); "
-                                 "the user needs to create tables in it") from None
+                raise _cannot_use(self.where, exc) from None
             raise
+
+    def _migrate(self) -> None:
+        with self.pool.connection() as conn:
+            migrate_pg(conn, self.where)
+        self._current = True
+
+    def _ensure_current(self) -> None:
+        """A database out of reach at start: its migrations once it answers, before any
+        other call; until then every call raises StoreUnavailable."""
+        if self._current:
+            return
+        with self._migrating:
+            if self._current:
+                return
+            try:
+                self._migrate()
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self.error(exc) from None
+            except psycopg.Error as exc:  # it answers, but will not take the schema
+                raise StoreUnavailable(str(_cannot_use(self.where, exc))) from None
+            except BoothError as exc:  # a newer booth's schema
+                raise StoreUnavailable(str(exc)) from None
+            log.info("database %s answers; its schema is current", self.where)
 
     def error(self, exc: Exception) -> BoothError:
         return StoreUnavailable(f"database {self.where}: {first_line(exc)}")
@@ -183,6 +237,7 @@ class PgDatabase:
     @contextlib.contextmanager
     def _connection(self, deadline: float | None = CALL_DEADLINE
                     ) -> Iterator[psycopg.Connection]:
+        self._ensure_current()
         try:
             with self.pool.connection() as conn:
                 if deadline is None:
@@ -231,3 +286,8 @@ class PgDatabase:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _cannot_use(where: str, exc: psycopg.Error) -> BoothError:
+    return BoothError(f"database {where} cannot be used ({first_line(exc)}); the user needs "
+                      "to create tables in it")

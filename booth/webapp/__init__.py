@@ -12,7 +12,6 @@ janitor that purges expired photos). create_app, here, puts them together.
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from flask import Flask, has_request_context
@@ -25,7 +24,6 @@ from booth.webapp import errors, languages, security, staff, visitor
 # Forms only; nothing is uploaded. waitress refuses larger bodies before reading them
 # (booth.webapp.server), so nothing is ever spooled to disk.
 MAX_BODY = 64 * 1024
-SESSION_KEY_FILE = "session-key"
 
 
 def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
@@ -36,7 +34,9 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
         TESTING=testing,
         # One key for every booth process on this data dir, so sessions survive restarts;
         # in a file of its own (0600), never in the database.
-        SECRET_KEY=store.secrets.read_or_create(SESSION_KEY_FILE, lambda: secrets.token_hex(32)),
+        # (The shared store's is a row: out of reach at start, it is read by the first
+        # request that finds the database back, see security.session_key.)
+        SECRET_KEY=security.session_key(store, now=True),
         SESSION_COOKIE_NAME="booth_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -28,6 +28,10 @@ _MESSAGES = {
     503: (N_("Busy"), N_("The booth is busy for a moment. Try again in a few seconds.")),
 }
 _ELSE = (N_("Something went wrong"), N_("Please try again in a moment."))
+# The staff's pages while the shared database is out of reach: what a technician needs to know.
+_STORE_OFFLINE = (N_("The shared store is offline"),
+                  N_("The staff pages need its database and work again when it is back. A "
+                     "station keeps taking photos meanwhile and uploads them later."))
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +122,8 @@ def init(app: Flask) -> None:
         log.warning("%s on %s %s", exc, request.method, quoted(request.path))
         if request.path.startswith("/p/"):
             return on_its_way(503, unavailable=True)
-        response = _message(*_MESSAGES[503], 503)
+        staff = request.path == "/staff" or request.path.startswith("/staff/")
+        response = _message(*(_STORE_OFFLINE if staff else _MESSAGES[503]), 503)
         response.headers["Retry-After"] = str(RETRY_SECONDS)
         return response
 

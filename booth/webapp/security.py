@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, abort, current_app, request
+from flask.globals import request_ctx
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -26,6 +28,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booth.config import Config
 from booth.errors import StoreUnavailable
+from booth.store import Store
 from booth.store.ratelimits import RateCounts
 
 log = logging.getLogger(__name__)
@@ -179,6 +182,26 @@ HEADERS = {
 }
 
 
+SESSION_KEY_FILE = "session-key"
+# Endpoints that never touch the session, so answer while the database that may hold its
+# key is out of reach: the 503 page's own stylesheet and pictures.
+SESSIONLESS = {"static"}
+
+
+def session_key(store: Store, *, now: bool = False) -> str | None:
+    """The key that signs session cookies: one for every booth process on this data dir (a
+    file, 0600) or shared store (a row), so sessions survive restarts. now=True: None while
+    the shared database is out of reach (at once if it was at start), not StoreUnavailable."""
+    if now and store.offline:
+        return None
+    try:
+        return store.secrets.read_or_create(SESSION_KEY_FILE, lambda: secrets.token_hex(32))
+    except StoreUnavailable:
+        if now:
+            return None
+        raise
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Secure cookies whenever the request came over TLS (e.g. behind a proxy)."""
 
@@ -265,6 +288,17 @@ def init(app: Flask, cfg: Config) -> None:
         if origin.lower() not in (own, public_origin):
             log.debug("refused a %s from another origin: %s", request.method, quoted(origin))
             abort(403)
+
+    store = app.extensions["booth.store"]
+
+    @app.before_request
+    def read_session_key() -> None:
+        """A web app started while the shared database was out of reach has no key to sign
+        cookies with: a request that needs the session reads it first (the store's 503 page
+        while the database stays away), then opens the session that found no key."""
+        if app.secret_key is None and request.endpoint not in SESSIONLESS:
+            app.secret_key = session_key(store)
+            request_ctx.session = app.session_interface.open_session(app, request)
 
     app.session_interface = SessionInterface()
     CSRFProtect(app)

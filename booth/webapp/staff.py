@@ -182,6 +182,8 @@ class StatusPanel:
     camera: str = ""
     fps: str = ""
     age: str = ""
+    waiting: int = 0  # captures in the station's outbox
+    offline: bool = False  # the station cannot reach the shared store
 
 
 def status_panel(now: float | None = None) -> StatusPanel:
@@ -191,7 +193,8 @@ def status_panel(now: float | None = None) -> StatusPanel:
     if status is None or abs(now - status.updated_at) > STATUS_MAX_AGE:
         return StatusPanel(False)
     lang = current()
-    return StatusPanel(True, camera=status.camera,
+    return StatusPanel(True, camera=status.camera, waiting=status.waiting,
+                       offline=status.offline,
                        fps=lang.decimal(status.fps, "0.0") if math.isfinite(status.fps) else "?",
                        age=lang.gettext("just now") if now - status.updated_at < 2 else
                        lang.gettext("%(seconds)s s ago", seconds=round(now - status.updated_at)))
