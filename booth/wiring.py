@@ -336,7 +336,7 @@ def service_unit(cfg: Config, *, system: bool, config_file: str | None, source: 
 
 def install_service(cfg: Config, *, system: bool, config_file: str | None,
                     source: str | None, dry_run: bool, unit_dir: str | None,
-                    out: TextIO = sys.stdout) -> int:
+                    out: TextIO | None = None) -> int:
     """`booth service install`: write the unit (or with dry_run print it) and print the
     commands that enable it; systemctl is left to the technician."""
     import platformdirs
