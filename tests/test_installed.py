@@ -71,8 +71,11 @@ def test_installed_booth_writes_its_service_units_from_another_folder(tmp_path: 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run([sys.executable, "-c", "import booth; print(booth.__file__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
-    if (Path(where.stdout.strip()).parents[1] / "pyproject.toml").exists():
+    package = Path(where.stdout.strip()).parent
+    if (package.parent / "pyproject.toml").exists():
         pytest.skip("booth is installed in editable mode; CI installs it with pip install .")
+    if '"service"' not in (package / "cli.py").read_text(encoding="utf-8"):
+        pytest.skip("the installed booth predates `booth service`; pip install . again")
     for scope in ("--user", "--system"):
         proc = subprocess.run([booth, "service", "install", scope, "--dry-run"], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=120)
