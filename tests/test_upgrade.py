@@ -111,8 +111,8 @@ class _PgRows(CaptureRows):
     """The current capture code on the upgraded database (no bucket needed to find rows)."""
 
     def __init__(self, db: PgDatabase) -> None:
-        self.db, self.photos, self.photo_files, self.outbox, self.uploader = db, None, None, \
-            None, None
+        self.db = db
+        self.photos = self.photo_files = self.outbox = self.uploader = None
         self._leftovers = set()
 
 
