@@ -316,8 +316,9 @@ def service_unit(cfg: Config, *, system: bool, config_file: str | None, source: 
         "data_dir": _word(str(data)), "user": SERVICE_USER,
     }
     if system:
+        paths = [Path(command[0]), data, *([Path(config_file).absolute()] if config_file else [])]
         values["protect_home"] = ("read-only" if any(
-            p.startswith(_HOMES) for p in (command[0], str(data), config_file or "")) else "yes")
+            p.is_relative_to(home) for p in paths for home in _HOMES) else "yes")
         values["state_directory"] = (
             f"StateDirectory={_word(str(data.relative_to('/var/lib')))}\nStateDirectoryMode=0700"
             if data.is_relative_to("/var/lib") and data != Path("/var/lib") else

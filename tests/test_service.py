@@ -165,3 +165,16 @@ def test_the_unit_files_travel_in_the_wheel():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"systemd" = "booth/systemd"' in pyproject
     assert {p.name for p in (ROOT / "systemd").glob("*.service")} == {STATION_UNIT, SERVE_UNIT}
+
+
+def test_a_data_folder_in_a_home_is_left_readable_and_said(tmp_path: Path, capsys):
+    """ProtectHome=yes would hide a data folder under /home from the service: read-only
+    (with ReadWritePaths opening the data folder) instead, and a note."""
+    cfg = load_config(None)
+    cfg.data_dir = "/home/kiosk/booth-data"
+    install_service(cfg, system=True, config_file=None, source=None, dry_run=True,
+                    unit_dir=str(tmp_path))
+    out = capsys.readouterr().out
+    assert "\nProtectHome=read-only\n" in out and "\nReadWritePaths=/home/kiosk/booth-data\n" in out
+    assert "install -d -o booth -g booth -m 0700 /home/kiosk/booth-data" in out
+    assert "note: the booth, its config or data folder is in a home folder" in out
