@@ -58,9 +58,10 @@ def _copy_file(src: Path, dst: Path | None) -> dict:
 
 
 def _file_columns(db: sqlite3.Connection) -> list[str]:
-    """The captures table's file-name columns (a photo's JPEG first), whatever its schema."""
-    return [row[1] for row in db.execute("PRAGMA table_info(captures)")
-            if row[1].endswith("filename")]
+    """The captures table's file-name columns, whatever its schema: `filename` (the photo's
+    JPEG, a clip's MP4) first, then its thumbnail, raw frame, poster."""
+    return sorted((row[1] for row in db.execute("PRAGMA table_info(captures)")
+                   if row[1].endswith("filename")), key=lambda name: name != "filename")
 
 
 def _snapshot(db_path: Path, out: Path) -> int:
@@ -103,12 +104,9 @@ def _copy_photos(data_dir: Path, tmp: Path, files: dict[str, dict]) -> tuple[int
                     files[f"{PHOTOS}/{name}"] = _copy_file(data_dir / PHOTOS / name,
                                                           tmp / PHOTOS / name)
                 except FileNotFoundError:
-                    if column == columns[0]:  # deleted since the snapshot: the whole capture
-                        db.execute("DELETE FROM captures WHERE id = ?", (id_,))
+                    if column == "filename":  # deleted since the snapshot (nothing of it
+                        db.execute("DELETE FROM captures WHERE id = ?", (id_,))  # copied yet)
                         left_out += 1
-                        for other in filter(None, names):
-                            files.pop(f"{PHOTOS}/{other}", None)
-                            (tmp / PHOTOS / other).unlink(missing_ok=True)
                         break
                     db.execute(f"UPDATE captures SET {column} = NULL WHERE id = ?", (id_,))
         return len(rows) - left_out, left_out
