@@ -377,6 +377,9 @@ def install_service(cfg: Config, *, system: bool, config_file: str | None,
               f"{sudo}systemctl {scope}enable --now {name}",
               f"{sudo}journalctl {scope}-u {name} -f    # its log"]
     print("then run:\n" + "\n".join(f"    {step}" for step in steps), file=out)
+    if not system and os.name != "nt" and os.geteuid() == 0:
+        print("note: this is root's user service; the station belongs to the kiosk user: run "
+              "`booth service install` as that user", file=out)
     if system and "ProtectHome=read-only" in text:
         print(f"note: the booth, its config or data folder is in a home folder, which user "
               f"{SERVICE_USER} may not read; better install it under /opt", file=out)
