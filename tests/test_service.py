@@ -69,6 +69,7 @@ def test_station_unit_runs_this_booth_in_the_desktop_session(tmp_path: Path):
     unit = tmp_path / "units" / STATION_UNIT
     assert f"wrote {unit}" in proc.stdout
     assert "systemctl --user enable --now booth-station.service" in proc.stdout
+    assert ("note: this is root's user service" in proc.stdout) == (os.geteuid() == 0)
     text = unit.read_text(encoding="utf-8")
     booth = exec_start(text)[0]
     assert Path(booth).is_file() and os.access(booth, os.X_OK)
