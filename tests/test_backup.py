@@ -134,9 +134,11 @@ def test_a_photo_deleted_during_the_backup_leaves_its_row_out(tmp_path: Path, mo
     assert set(assert_whole(tmp_path / "restored")) == {kept.filename}
 
 
-def test_restore_brings_back_the_staff_password_and_every_link(tmp_path: Path):
+def test_restore_brings_back_the_staff_password_and_every_photo_and_clip(tmp_path: Path):
     store = Store(tmp_path / "live")
     capture = store.publish(jpeg(1), thumb_jpeg=jpeg(-1), ttl_seconds=3600)
+    clip = store.publish(b"\x00\x00\x00\x18ftypmp42 a boomerang", kind="clip",
+                         poster_jpeg=jpeg(3), ttl_seconds=3600)
     store.record_download(capture.id)
     set_password(store, "correct horse battery")
     store.close()
@@ -147,6 +149,9 @@ def test_restore_brings_back_the_staff_password_and_every_link(tmp_path: Path):
         found = store.resolve(capture.token)
         assert found is not None and found.downloads == 1
         assert found.path.read_bytes() == jpeg(1)
+        boomerang = store.resolve(clip.token)
+        with store.open_file(boomerang).stream as mp4, store.open_photo(boomerang).stream as poster:
+            assert (mp4.read(), poster.read()) == (b"\x00\x00\x00\x18ftypmp42 a boomerang", jpeg(3))
         assert check_password(store, "correct horse battery")
     finally:
         store.close()
