@@ -216,18 +216,49 @@ def test_a_damaged_or_foreign_backup_is_refused_before_anything_changes(tmp_path
         restore(tmp_path / "backup", tmp_path / "new")
 
 
-def test_a_backup_cut_short_leaves_nothing(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("cut", [OSError(28, "No space left on device"), SystemExit(0)],
+                         ids=["disk-full", "sigterm"])
+def test_a_backup_cut_short_leaves_nothing_and_fails(tmp_path: Path, monkeypatch, cut):
+    """A full disk, or SIGTERM (which the booth turns into SystemExit(0)): no folder, no temp
+    folder, and an error (a nightly script must not take it for a backup)."""
     store = Store(tmp_path / "live")
     store.publish(jpeg(1), thumb_jpeg=jpeg(-1), ttl_seconds=3600)
     store.close()
 
-    def disk_full(*args):
-        raise OSError(28, "No space left on device")
+    def cut_short(*args):
+        raise cut
 
-    monkeypatch.setattr(backup_module, "_copy_secrets", disk_full)
-    with pytest.raises(BoothError, match="nothing was written to .*No space left on device"):
+    monkeypatch.setattr(backup_module, "_copy_secrets", cut_short)
+    with pytest.raises(BoothError, match="nothing was written to "):
         backup(tmp_path / "live", tmp_path / "out" / "backup")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_restore_cut_short_fails_and_the_next_start_keeps_no_half(tmp_path: Path,
+                                                                    monkeypatch):
+    """SIGTERM half-way through the photos: an error, no database yet (the booth's next
+    start would sweep the photos no row names), and running it again, as the message says,
+    restores it all."""
+    store = Store(tmp_path / "old")
+    for i in range(3):
+        store.publish(jpeg(i), thumb_jpeg=jpeg(-i), ttl_seconds=3600)
+    store.close()
+    backup(tmp_path / "old", tmp_path / "backup")
+    put, done = backup_module._put, []
+
+    def stopped_after_two(src, dst):
+        if len(done) == 2:
+            raise SystemExit(0)
+        put(src, dst)
+        done.append(dst)
+
+    monkeypatch.setattr(backup_module, "_put", stopped_after_two)
+    with pytest.raises(BoothError, match="restore stopped before its end; .* run it again"):
+        restore(tmp_path / "backup", tmp_path / "new")
+    assert not (tmp_path / "new" / "booth.sqlite3").exists()
+    monkeypatch.setattr(backup_module, "_put", put)
+    assert "restored 3 capture(s)" in restore(tmp_path / "backup", tmp_path / "new")  # again
+    assert len(assert_whole(tmp_path / "new")) == 3
 
 
 def test_backup_says_what_to_do_without_a_database_or_with_a_taken_folder(tmp_path: Path):

@@ -169,6 +169,8 @@ def backup(data_dir: Path, dest: Path) -> str:
         if isinstance(exc, sqlite3.Error):
             raise BoothError(f"backup failed, nothing was written to {dest}: the database "
                              f"{db_path} cannot be read ({exc})") from None
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, SIGTERM: not a success
+            raise BoothError(f"backup stopped, nothing was written to {dest}") from None
         raise
     size = sum(f["size"] for f in files.values()) / 1e6
     note = f"; {left_out} deleted meanwhile left out" if left_out else ""
@@ -220,20 +222,24 @@ def _processes_using(path: Path) -> list[str]:
 
 
 def _existing_data(data_dir: Path) -> str | None:
-    """What data the folder holds already (None: nothing a restore would lose)."""
+    """What data the folder holds already (None: nothing a restore would lose). Without a
+    database there is none: its photos are swept at the next start anyway (a restore cut
+    short leaves just that)."""
+    db_path = data_dir / DB
+    if not db_path.is_file():
+        return None
     photos = data_dir / PHOTOS
     if photos.is_dir() and any(e.is_file() for e in photos.iterdir()):
         return f"photos in {photos}"
     if (data_dir / SECRETS / PASSWORD_FILE).is_file():
         return "a staff password"
-    if (data_dir / DB).is_file():
-        try:
-            with contextlib.closing(sqlite3.connect(
-                    f"{(data_dir / DB).absolute().as_uri()}?mode=ro", uri=True)) as db:
-                if db.execute("SELECT COUNT(*) FROM captures").fetchone()[0]:
-                    return f"captures in {data_dir / DB}"
-        except sqlite3.Error:
-            return f"a database, {data_dir / DB}, that cannot be read"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro",
+                                                uri=True)) as db:
+            if db.execute("SELECT COUNT(*) FROM captures").fetchone()[0]:
+                return f"captures in {db_path}"
+    except sqlite3.Error:
+        return f"a database, {db_path}, that cannot be read"
     return None
 
 
@@ -277,6 +283,9 @@ def restore(src: Path, data_dir: Path, *, force: bool = False) -> str:
     except OSError as exc:
         raise BoothError(f"restore into {data_dir} failed: {reason(exc)}; free space or "
                          "pick another --data-dir, then run it again") from None
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: the next start sweeps the rest
+        raise BoothError(f"restore stopped before its end; {data_dir} holds no database now: "
+                         "run it again") from None
     store = Store(data_dir)  # migrated to this booth's schema; the replaced photos swept
     try:
         count = store.count()
