@@ -116,10 +116,12 @@ def serve_web(cfg: Config) -> int:
 def make_outputs(cfg: Config, store: Store, base_url: str) -> list[Output]:
     """What happens to each capture: the outputs [outputs] enabled names, in its order (see
     booth.station.outputs; a new output is one module there and one line here)."""
+    from booth.station.outputs.printer import PrinterOutput
     from booth.station.outputs.store import StoreOutput
 
     builders: dict[str, Callable[[], Output]] = {
         "store": lambda: StoreOutput(store, base_url),
+        "printer": lambda: PrinterOutput(cfg.printer, store),
     }
     return [builders[name]() for name in cfg.outputs.enabled]
 
