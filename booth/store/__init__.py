@@ -42,10 +42,10 @@ from booth.store.gate import Gate, GatedDatabase, GatedFiles
 from booth.store.interface import Database, PhotoFiles, SharedDatabase
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
+from booth.store.prints import PrintRows
 from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
-from booth.store.prints import PrintRows
 from booth.store.settings import Settings
 from booth.store.sweep import DeletionQueue, sweep, sweep_bucket
 
