@@ -291,7 +291,8 @@ def _gallery():
                  today=store().count_since(midnight), total=sum(kinds.values()),
                  photos=kinds[PHOTO], clips=kinds[CLIP], free=free,
                  free_share=share, disk_low=low, rows=[_row(c, now) for c in captures],
-                 printer=printer_panel(now), waiting=store().waiting_prints(), ages=[(value, current().duration(seconds)) for value, seconds in AGES])
+                 printer=printer_panel(now), waiting=store().waiting_prints(),
+                 ages=[(value, current().duration(seconds)) for value, seconds in AGES])
 
 
 def _capture_or_404(capture_id: int) -> Capture | None:
