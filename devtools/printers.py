@@ -105,7 +105,7 @@ class CupsServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
-        while self.run("lpstat", "-r", check=False).returncode != 0:
+        while not self.run("lpstat", "-r", check=False).stdout.startswith("scheduler is running"):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"cupsd did not start on port {self.port}:\n"
