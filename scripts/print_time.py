@@ -6,8 +6,8 @@
 2. press to job accepted by CUPS through the printer output (the queue's state, the day's
    count in the store, the page, lp), --jobs presses;
 3. the station's preview frame rate on the shared video at 30 fps, --seconds without
-   printing, then --seconds with a print every --print-every seconds (cups-pdf's Ghostscript
-   runs on the same cores, as a real printer's filters do).
+   printing and as many with a print every --print-every seconds, in alternating phases of
+   5 s (cups-pdf's Ghostscript runs on the same cores, as a real printer's filters do).
 
     python scripts/print_time.py            # a table
     python scripts/print_time.py --json     # one JSON object
@@ -37,10 +37,11 @@ HANG_SECONDS = 5.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=20, help="jobs per measure (default: 20)")
-    ap.add_argument("--seconds", type=float, default=15.0,
-                    help="seconds of preview per phase (default: 15)")
-    ap.add_argument("--print-every", type=float, default=3.0,
-                    help="seconds between prints in the printing phase (default: 3)")
+    ap.add_argument("--seconds", type=float, default=20.0,
+                    help="seconds of preview without printing, and as many with, in phases "
+                         "of 5 s (default: 20)")
+    ap.add_argument("--print-every", type=float, default=1.0,
+                    help="seconds between prints while printing (default: 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     add_assets_argument(ap)
     return ap.parse_args(argv)
@@ -154,32 +155,34 @@ def frame_rate(assets: Path, data: Path, seconds: float, every: float) -> dict:
     station = assemble_station(cfg, pipeline, camera, store, "http://booth.test")
     printer = station.printing.printer
     picture = cv2.imread(str(assets / PLATE))
-    result = {}
+    frames = {"idle": 0, "printing": 0}
+    wall = {"idle": 0.0, "printing": 0.0}
+    printed = [0]
     try:
         with station:
-            for phase in ("idle", "printing"):
+            # Alternating phases of 5 s: the machine's other load falls on both alike.
+            for phase in ("idle", "printing") * max(1, round(seconds / 5)):
                 stop = threading.Event()
-                printed = [0]
-
                 printing = threading.Thread(target=_prints, daemon=True,
                                             args=(printer, picture, stop, printed, every))
                 if phase == "printing":
                     printing.start()
-                frames, t0 = 0, time.perf_counter()
-                while time.perf_counter() - t0 < seconds:
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < 5.0:
                     camera.wait(station.frame_seq, 0.05)
                     station.step()
-                    frames += station.new_frame
+                    frames[phase] += station.new_frame
+                wall[phase] += time.perf_counter() - t0
                 stop.set()
                 if printing.is_alive():
                     printing.join()
-                result[phase] = {"fps": round(frames / (time.perf_counter() - t0), 1),
-                                 "prints": printed[0]}
     finally:
         printer.close()
         camera.close()
         store.close()
-    return result
+    return {"idle_fps": round(frames["idle"] / wall["idle"], 1),
+            "printing_fps": round(frames["printing"] / wall["printing"], 1),
+            "prints": printed[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         result["errors"] = []
         if result["press_to_accepted"]["median_ms"] > 1000:
             result["errors"].append("press to job accepted: median over the 1 s target")
-        if fps["printing"]["fps"] < 0.9 * fps["idle"]["fps"]:
+        if fps["printing_fps"] < 0.9 * fps["idle_fps"]:
             result["errors"].append("the preview lost over 10 % of its frame rate printing")
         return result
 
@@ -223,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("lp, cupsd hung", c["lp_hung"]),
                 ("pycups, cupsd hung", c.get("pycups_hung", "not installed")),
                 ("press to job accepted", result["press_to_accepted"]),
-                ("preview fps, idle", result["frame_rate"]["idle"]),
-                ("preview fps, printing", result["frame_rate"]["printing"])]
+                ("preview fps, idle / printing", result["frame_rate"])]
 
     return finish("print_time", args, [PLATE, VIDEO], run, table, "errors")
 
