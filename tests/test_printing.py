@@ -145,8 +145,9 @@ def test_auto_print_prints_each_photo_once(cups, store, picture):
     cups.wait_for_pdf(1)
 
 
+@pytest.mark.slow
 def test_faults_leave_the_photo_and_say_one_line_and_staff_see_why(cups, store, picture):
-    """Paused, deleted, CUPS down: the visitor's state is UNAVAILABLE (one line on the
+    """Paused, deleted, hung, CUPS down: the visitor's state is UNAVAILABLE (one line on the
     result screen), nothing is counted, the store output still gives the photo its link,
     and the status staff read names the state and the last error."""
     output = printer(store)
@@ -162,11 +163,23 @@ def test_faults_leave_the_photo_and_say_one_line_and_staff_see_why(cups, store, 
         cups.run("cupsdisable", "-r", "out of paper", cups.queue)
         status = attempt()
         assert (status.state, status.ok) == ("paused", False)
-        assert "out of paper" in status.message and "is paused" in status.last_error
+        assert "out of paper" in status.message
+        assert "visitor print: queue 'booth': paused (out of paper)" in status.last_error
         cups.run("cupsenable", cups.queue)
         cups.run("lpadmin", "-x", cups.queue)
         status = attempt()
-        assert status.state == "missing" and "is missing" in status.last_error
+        assert status.state == "missing" and "queue 'booth': missing" in status.last_error
+        cups.add_queue()
+        cups.pause()  # hung: every client waits (a shorter timeout than the booth's 10 s)
+        output.close()
+        output = PrinterOutput(PrinterConfig(name="booth"), store, timeout=1,
+                               watch_seconds=3600)
+        started = time.monotonic()
+        status = attempt()
+        assert time.monotonic() - started < 4.0
+        assert status.state == "unknown" and "did not answer `lpstat` within 1 s" in \
+            status.last_error
+        cups.resume()
         cups.stop()
         status = attempt()
         assert status.state == "CUPS not running" and "CUPS not running" in status.last_error
@@ -323,7 +336,7 @@ def test_staff_print_and_reprint_from_the_gallery(cups, make_app, store, picture
         output.watch_once()
         page = client.get("/staff").text
         assert "Printer booth: paused" in page and "jammed" in page
-        assert "staff print: the queue &#39;booth&#39; is paused" in page
+        assert "staff print: queue &#39;booth&#39;: paused (jammed)" in page
         assert _post(client, "/staff/print", {"ids": str(clip.id)}).status_code == 303
         assert "gone, or it is a boomerang" in client.get("/staff").text
         assert _post(client, "/staff/print", {"ids": "x1"}).status_code == 400

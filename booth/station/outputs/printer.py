@@ -141,7 +141,7 @@ class PrinterOutput:
         try:
             self.state = state = queue_state(self.queue, self.timeout)
             if not state.usable:
-                raise PrintFailed(f"the queue {self.queue!r} is {state.state}"
+                raise PrintFailed(f"queue {self.queue!r}: {state.state}"
                                   + (f" ({state.message})" if state.message else ""))
             if not self.store.claim_prints(self.queue, day, copies, self.limit):
                 log.info("print refused: the daily limit of %d prints is reached", self.limit)
