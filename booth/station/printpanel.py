@@ -28,8 +28,9 @@ class PrintPanel:
     def __init__(self, screens: Screens, printer: PrinterOutput) -> None:
         self.screens, self.printer = screens, printer
         self._looks: dict[tuple, Overlay] = {}
-        self._drawn: tuple | None = None  # (screen's id, state's seq, button) last drawn
-        self._under: np.ndarray | None = None  # the room as the result screen had it
+        self._screen: np.ndarray | None = None  # the result screen last drawn on
+        self._drawn: tuple | None = None  # (state's seq, button) last drawn there
+        self._under: np.ndarray | None = None  # the room as that screen had it
 
     @property
     def button(self) -> Button | None:
@@ -47,15 +48,14 @@ class PrintPanel:
     def draw(self, screen: np.ndarray) -> bool:
         """Printing's part drawn on the result screen; True when it changed."""
         state, seq, more = self.printer.shown()
-        key = (id(screen), seq, more)
-        if key == self._drawn:
+        if screen is self._screen and (seq, more) == self._drawn:
             return False
         x, y, w, h = self.screens.print_box
         room = screen[y:y + h, x:x + w]
-        if self._drawn is None or self._drawn[0] != id(screen):
-            self._under = room.copy()  # a new result screen
+        if screen is not self._screen:  # a new result screen
+            self._screen, self._under = screen, room.copy()
         room[:] = self._under
-        self._drawn = key
+        self._drawn = (seq, more)
         look = self._look(self.screens.language, state, more)
         if look is not None:
             look.draw(screen)
