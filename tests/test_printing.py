@@ -25,7 +25,7 @@ from booth.station.display import _KEYS
 from booth.station.events import PrintPhoto
 from booth.station.graphics import to_pil
 from booth.station.outputs import Kind, Product
-from booth.station.outputs.cups import parse_lpstat
+from booth.station.outputs.cups import choose_media, parse_lpstat
 from booth.station.outputs.page import PAPERS, layout
 from booth.station.outputs.printer import PrinterOutput, PrintState
 from booth.station.outputs.store import StoreOutput
@@ -198,6 +198,18 @@ def test_lpstat_words_are_read_as_states():
                         " -\n\tclosed\n").state == "rejecting jobs"
 
 
+def test_the_papers_borderless_size_is_chosen_where_the_queue_has_one():
+    four_by_six, a6 = PAPERS["4x6in"], PAPERS["A6"]
+    ppd = ["Letter", "A4", "4x6", "4x6.Borderless", "A6", "A6.FullBleed", "100x150mm"]
+    assert choose_media(ppd, four_by_six) == "4x6.Borderless"
+    assert choose_media(ppd, a6) == "A6.FullBleed"
+    assert choose_media(ppd, PAPERS["10x15cm"]) == "100x150mm"
+    everywhere = ["na_letter_8.5x11in", "na_index-4x6_4x6in", "na_index-4x6_4x6in.Borderless"]
+    assert choose_media(everywhere, four_by_six) == "na_index-4x6_4x6in.Borderless"
+    assert choose_media(["Custom.WIDTHxHEIGHT", "A4"], four_by_six) == "Custom.4x6in"
+    assert choose_media(["Letter"], a6) == "iso_a6_105x148mm"  # for CUPS to match
+
+
 def _claim(db: Path, opening, ready, results) -> None:
     with opening:  # (two stores opening at the same instant: one's sweep takes the other's
         store = Store(db)  # probe file; not what this test is about)
@@ -262,6 +274,7 @@ def test_twenty_parallel_presses_print_exactly_the_daily_limit(cups, tmp_path, p
         for t in threads:
             t.join()
         assert sorted(s.value for s in got) == ["printed"] * 3 + ["used up"] * 17
+        assert "visitor print refused: the daily limit of 3 prints" in outputs[0].last_error
         cups.wait_for_pdf(3)
         time.sleep(0.5)
         assert len(cups.pdfs()) == 3

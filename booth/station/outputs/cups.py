@@ -99,8 +99,12 @@ def media(name: str, paper: Paper | None, timeout: float = TIMEOUT) -> str | Non
     done = _run(["lpoptions", "-p", name, "-l"], timeout=timeout)
     line = next((line for line in done.stdout.decode(errors="replace").splitlines()
                  if line.startswith("PageSize")), "")
-    sizes = [size.lstrip("*") for size in line.partition(":")[2].split()]
-    wanted = _ppd_names(paper)
+    return choose_media([size.lstrip("*") for size in line.partition(":")[2].split()], paper)
+
+
+def choose_media(sizes: list[str], paper: Paper) -> str:
+    """The paper among a queue's PageSize choices (see media)."""
+    wanted = {paper.name.lower(), paper.pwg.lower(), *_OTHER_NAMES.get(paper.name, ())}
     own = [s for s in sizes if s.split(".")[0].lower() in wanted]
     borderless = [s for s in own if re.search(r"borderless|fullbleed", s, re.I)]
     if borderless or own:
@@ -110,13 +114,9 @@ def media(name: str, paper: Paper | None, timeout: float = TIMEOUT) -> str | Non
     return paper.pwg
 
 
-def _ppd_names(paper: Paper) -> set[str]:
-    w, h = round(paper.width_in * 72), round(paper.height_in * 72)
-    names = {paper.name.lower(), f"w{w}h{h}", paper.pwg.lower()}
-    if paper.name in ("4x6in", "10x15cm"):
-        names |= {"4x6", "4x6in", "4x6.fullbleed", "postcard4x6", "10x15cm", "100x150mm",
-                  "photo4x6"}
-    return names
+# What PPDs call the papers besides [printer] paper's and IPP's names (w..h..: in points).
+_OTHER_NAMES = {"4x6in": ("4x6", "w288h432", "postcard4x6", "photo4x6"),
+                "10x15cm": ("100x150mm", "w283h425"), "A6": ("w298h420",)}
 
 
 def submit(name: str, document: bytes, *, copies: int, media_option: str | None,

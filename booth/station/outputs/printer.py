@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -62,7 +62,7 @@ class Shown:
     picture: np.ndarray  # BGR, with its caption band
     state: PrintState = PrintState.OFFER
     asked: int = 0  # copies the visitor asked for
-    seq: int = field(default=0)  # bumped at each change: the screen redraws
+    seq: int = 0  # bumped at each change: the screen redraws
 
 
 class PrinterOutput:
@@ -145,6 +145,8 @@ class PrinterOutput:
                                   + (f" ({state.message})" if state.message else ""))
             if not self.store.claim_prints(self.queue, day, copies, self.limit):
                 log.info("print refused: the daily limit of %d prints is reached", self.limit)
+                self.last_error = self._when(f"{who} print refused: the daily limit of "
+                                             f"{self.limit} prints is reached")
                 return PrintState.USED_UP
         except (PrintFailed, BoothError, sqlite3.Error) as exc:
             return self._failed(who, exc)
