@@ -209,7 +209,9 @@ def _length(text: str) -> str:
 # What may happen to a capture, each an output module in booth/station/outputs/ (built by
 # booth.wiring.make_outputs): a new output adds its name here.
 OUTPUTS = {"store": "publish each capture to the store (the data dir or the shared store); "
-                    "its link is the result screen's QR code"}
+                    "its link is the result screen's QR code",
+           "printer": "print photos through CUPS ([printer]; on when its name is set)"}
+PAPERS = ("4x6in", "10x15cm", "A6", "default")  # booth.station.outputs.page's sizes
 
 
 @dataclass
@@ -223,6 +225,19 @@ class OutputsConfig:
             raise BoothError(f"config: outputs.enabled = {list(self.enabled)!r} has no "
                              "\"store\"; the result screen's QR code is the store's link, "
                              "so every station keeps it")
+
+
+@dataclass
+class PrinterConfig:
+    name: str = _opt("", doc="the CUPS queue photos are printed on (`lpstat -p` lists them; "
+                     "empty: no printing); see printing.md")
+    paper: str = _opt("4x6in", choices=PAPERS, doc="the paper in the printer (default: the "
+                      "queue's own default size)")
+    copies_per_photo: int = _opt(1, lo=1, hi=10, doc="prints a visitor may ask for one photo")
+    daily_limit: int = _opt(0, lo=0, hi=100000, doc="prints a day on this queue, counted in "
+                            "the store, staff prints too (0: no limit)")
+    auto_print: bool = _opt(False, doc="print every photo once (copies_per_photo copies) "
+                            "instead of offering a Print button")
 
 
 @dataclass
@@ -253,8 +268,16 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    printer: PrinterConfig = field(default_factory=PrinterConfig)
     languages: LanguagesConfig = field(default_factory=LanguagesConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    def __post_init__(self) -> None:  # a queue's name is enough to turn printing on
+        if self.printer.name and "printer" not in self.outputs.enabled:
+            self.outputs.enabled += ("printer",)
+        elif "printer" in self.outputs.enabled and not self.printer.name:
+            raise BoothError("config: outputs.enabled names \"printer\" but [printer] name is "
+                             "empty; set it to the CUPS queue's name (`lpstat -p` lists them)")
 
     def data_path(self) -> Path:
         return Path(self.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from booth.station.loop import Station
     from booth.station.machine import Machine
     from booth.station.outputs import Output
+    from booth.station.printpanel import PrintPanel
+    from booth.station.screens import Screens
     from booth.store import Store
     from booth.webapp.server import Janitor, WebServer
 
@@ -124,10 +126,12 @@ def serve_web(cfg: Config) -> int:
 def make_outputs(cfg: Config, store: Store, base_url: str) -> list[Output]:
     """What happens to each capture: the outputs [outputs] enabled names, in its order (see
     booth.station.outputs; a new output is one module there and one line here)."""
+    from booth.station.outputs.printer import PrinterOutput
     from booth.station.outputs.store import StoreOutput
 
     builders: dict[str, Callable[[], Output]] = {
         "store": lambda: StoreOutput(store, base_url),
+        "printer": lambda: PrinterOutput(cfg.printer, store),
     }
     return [builders[name]() for name in cfg.outputs.enabled]
 
@@ -163,12 +167,21 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
     screens = Screens(st.display_width, st.display_height, pipeline.plate, pipeline.scene,
                       st.countdown_seconds, when=clock.now(), boomerang=boomerang_offered(cfg),
                       **screen_settings(cfg))
-    maker = PhotoMaker(pipeline, screens, make_outputs(cfg, store, base_url),
-                       retention_hours=cfg.store.retention_hours,
+    outputs = make_outputs(cfg, store, base_url)
+    maker = PhotoMaker(pipeline, screens, outputs, retention_hours=cfg.store.retention_hours,
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
     machine = machine or Machine(st.countdown_seconds, st.result_seconds)
     return Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
-                   out=out, report=report)
+                   out=out, report=report, printing=print_panel(screens, outputs))
+
+
+def print_panel(screens: Screens, outputs: list[Output]) -> PrintPanel | None:
+    """The result screen's Print button and line, when a printer is among the outputs."""
+    from booth.station.outputs.printer import PrinterOutput
+    from booth.station.printpanel import PrintPanel
+
+    printer = next((o for o in outputs if isinstance(o, PrinterOutput)), None)
+    return None if printer is None else PrintPanel(screens, printer)
 
 
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,

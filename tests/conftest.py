@@ -208,6 +208,18 @@ def s3_server():
 
 
 @pytest.fixture
+def cups(monkeypatch: pytest.MonkeyPatch):
+    """A cupsd of its own on loopback with a cups-pdf queue (devtools/printers.py), stopped
+    after the test; CUPS_SERVER points every client (lp, lpstat, the booth) at it."""
+    from devtools.printers import cups_server
+
+    with contextlib.ExitStack() as stack:
+        server = _started(stack, cups_server())
+        monkeypatch.setenv("CUPS_SERVER", f"127.0.0.1:{server.port}")
+        yield server
+
+
+@pytest.fixture
 def pg_url(pg_server) -> Iterator[str]:
     """The URL of a fresh database of its own, dropped after the test."""
     pg_server.start()  # back if an earlier test left it stopped
@@ -258,7 +270,7 @@ def shared(pg_url, s3_bucket):
 # Any test that needs one of the real servers is in the `services` tier, however it asks for
 # it (directly or through another fixture): no such test can miss the marker.
 SERVICE_FIXTURES = frozenset({"pg_server", "s3_server", "pg_url", "s3_bucket", "s3_store_url",
-                              "shared"})
+                              "shared", "cups"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -277,7 +277,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
         store.close()
     db = sqlite3.connect(data / "booth.sqlite3")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         keys = {k for (k,) in db.execute("SELECT key FROM settings")}
         assert keys == {"last_capture_id", "station_status"}
     finally:

@@ -25,13 +25,23 @@ import numpy as np
 
 from booth.errors import BoothError
 from booth.quiet import quiet_stderr
-from booth.station.events import Boomerang, Event, NextLanguage, PickLanguage, Press, Quit, Tap
+from booth.station.events import (
+    Boomerang,
+    Event,
+    NextLanguage,
+    PickLanguage,
+    Press,
+    PrintPhoto,
+    Quit,
+    Tap,
+)
 
 # Languages from a keyboard: Tab (or L) for the next one, 1-9 for the n-th button; B for a
-# boomerang.
+# boomerang; P prints the result screen's photo.
 _KEYS: dict[int, Event] = {
     **dict.fromkeys((ord(" "), 13, 10), Press()),
     **dict.fromkeys((ord("b"), ord("B")), Boomerang()),
+    **dict.fromkeys((ord("p"), ord("P")), PrintPhoto()),
     **dict.fromkeys((27, ord("q"), ord("Q")), Quit()),
     **dict.fromkeys((9, ord("l"), ord("L")), NextLanguage()),
     **{ord(str(n)): PickLanguage(n) for n in range(1, 10)}}

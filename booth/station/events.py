@@ -18,10 +18,15 @@ class Boomerang:
 
 
 @dataclass(frozen=True)
+class PrintPhoto:
+    """The Print button's key (P): the result screen's photo printed, where printing is on."""
+
+
+@dataclass(frozen=True)
 class Tap:
     """A touch or click at pixel (x, y) of the station's screen (not of the window: a display
-    that scales the screen maps the point back). A language button, the Photo or Boomerang
-    button, or else the shutter."""
+    that scales the screen maps the point back). A language button, the Photo, Boomerang or
+    Print button, or else the shutter."""
 
     x: int
     y: int
@@ -44,4 +49,4 @@ class Quit:
     """Stop the station (Esc, q, the window closed)."""
 
 
-Event = Press | Boomerang | Tap | NextLanguage | PickLanguage | Quit
+Event = Press | Boomerang | PrintPhoto | Tap | NextLanguage | PickLanguage | Quit

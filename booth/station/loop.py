@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.station.boomerang import Loop, Recording
 from booth.station.display import Display
-from booth.station.events import Boomerang, Press, Quit, Tap
+from booth.station.events import Boomerang, Press, PrintPhoto, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
@@ -35,6 +35,9 @@ from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
+
+if TYPE_CHECKING:
+    from booth.station.printpanel import PrintPanel
 
 POLL_SECONDS = 0.010  # keys and touches are answered within this, plus one step
 # OpenCV's own thread pool while the station runs. Its workers spin between the many small
@@ -172,8 +175,10 @@ class Station:
 
     def __init__(self, source: FrameSource, renderer: Renderer, maker: PhotoMaker,
                  machine: Machine, *, clock: Clock = SYSTEM, out: TextIO = sys.stdout,
-                 report: Callable[[StationStatus], None] | None = None) -> None:
+                 report: Callable[[StationStatus], None] | None = None,
+                 printing: PrintPanel | None = None) -> None:
         self.source, self.renderer, self.maker, self.machine = source, renderer, maker, machine
+        self.printing = printing  # the result screen's Print button and line, with a printer
         self.pipeline, self.screens = renderer.pipeline, renderer.screens
         self.out, self.clock = out, clock
         self.report = report  # where the station's status goes (the staff page reads it)
@@ -225,6 +230,11 @@ class Station:
             return
         self.machine.press(self.clock.monotonic(), kind)
 
+    def print_photo(self) -> None:
+        """The Print button or P on the result screen (the print itself runs elsewhere)."""
+        if self.printing is not None and self.machine.state is State.RESULT:
+            self.printing.press()
+
     def step(self) -> np.ndarray:
         """One pass of the loop; returns the screen to show (valid until the next step)."""
         assert self._worker is not None, "use the station as a context manager"
@@ -256,6 +266,8 @@ class Station:
         self._last_state = state
         if state is State.RESULT and self._result_screen is not None:
             self.changed = self.renderer.forget()
+            if self.printing is not None:
+                self.changed = self.printing.draw(self._result_screen) or self.changed
             if self._loop is not None:
                 self.changed = self._loop.draw(self._result_screen, now) or self.changed
             return self._result_screen
@@ -397,6 +409,11 @@ class Station:
                             pass  # a language button, not the shutter
                         case Boomerang():
                             self.press(Kind.CLIP)
+                        case PrintPhoto():
+                            self.print_photo()
+                        case Tap(x, y) if (self.printing is not None and self.machine.state
+                                           is State.RESULT and self.printing.at(x, y)):
+                            self.print_photo()
                         case Tap(x, y) if self.screens.kind_at(x, y) is not None:
                             self.press(self.screens.kind_at(x, y))
                         case Press() | Tap():

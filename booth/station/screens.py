@@ -63,13 +63,15 @@ class Screens:
                  when: datetime | None = None, *, languages: Languages | None = None,
                  retention_hours: float = 24.0, privacy_text: str = "",
                  policy_url: str = "", wifi: Wifi | None = None,
-                 boomerang: bool = False) -> None:
+                 boomerang: bool = False, printing: bool = False) -> None:
         self.scene = scene
         self.countdown = countdown
         self.languages = languages or shipped()
         self.language: Language = self.languages.default
         self.retention_hours, self.privacy_text = retention_hours, privacy_text
         self.policy_url = policy_url
+        self.printing = printing  # the result screen keeps room for printing's button or line
+        self.print_box = (0, 0, 0, 0)  # that room on the last result screen (x, y, w, h)
         self.wifi = wifi  # the network phones join first (LAN mode), shown beside the photo's code
         self._wifi_code = qr_image(wifi.payload, 600) if wifi else None
         self.layout = lay = Layout.for_display(width, height, plate.shape[1], plate.shape[0])
@@ -334,17 +336,19 @@ class Screens:
             ty = qy + size + round(14 * u)
         else:
             ty = self._wifi_and_photo_codes(column, qr, qy, fit_draw)
+        room = round(84 * u) if self.printing else 0  # (booth.station.printpanel's)
         ty += fit_draw([Para(link, round(15 * u), "Regular", MUTED, wrap=False),
                         Para(_("Available until %(when)s", when=until(expires, lang)),
                              round(20 * u), "Bold", ACCENT),
                         Para("(" + lang.duration(hours * 3600) + ")", round(17 * u), "Regular",
                              MUTED),
                         Para(_("You can delete it from your phone."), round(17 * u),
-                             "Regular", MUTED)], px, ty, pw, round(640 * u) - ty)
-        hy = min(ty + round(24 * u), round(650 * u))
+                             "Regular", MUTED)], px, ty, pw, round(640 * u) - room - ty)
+        hy = min(ty + round(24 * u), round(650 * u) - room)
         bottom = hy + fit_draw([Para(_("Press SPACE for a new photo"), round(20 * u), "Bold",
-                                     INK)], px, hy, pw, round(56 * u))
+                                     INK)], px, hy, pw, round(56 * u)) + room
         shift = max(0, (lay.height - bottom - top) // 2)  # as much space below as above
+        self.print_box = (px, bottom - room + round(14 * u) + shift, pw, room - round(14 * u))
         screen[shift:, lay.panel_x:] = column[:lay.height - shift, lay.panel_x:]
         # Each box as moved, cut at the screen's foot (what it had unused beyond the hint).
         self.result_blocks = [(b, (x, y + shift, w, min(h, lay.height - y - shift)))
@@ -404,6 +408,7 @@ class ScreenSettings(TypedDict):
     privacy_text: str
     policy_url: str
     wifi: Wifi | None
+    printing: bool
 
 
 def screen_settings(cfg: Config) -> ScreenSettings:
@@ -411,7 +416,7 @@ def screen_settings(cfg: Config) -> ScreenSettings:
     server = cfg.server
     return {"languages": Languages.from_config(cfg),
             "retention_hours": cfg.store.retention_hours, "privacy_text": cfg.privacy.text,
-            "policy_url": cfg.privacy.policy_url,
+            "policy_url": cfg.privacy.policy_url, "printing": bool(cfg.printer.name),
             "wifi": Wifi(server.wifi_ssid, server.wifi_password, server.wifi_hidden)
             if server.wifi_ssid else None}
 

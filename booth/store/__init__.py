@@ -19,7 +19,8 @@ like them.
 Modules: interface (what the two back-ends share: Database, SharedDatabase, PhotoFiles),
 files (atomic private files), photos (the data dir's photos), bucket (S3), keys (secret files
 and rows), schema (numbered migrations for both databases), db (the SQLite connection), pg
-(the PostgreSQL pool), captures, settings, sessions, sweep, outbox (a station's photos on
+(the PostgreSQL pool), captures, settings, sessions, prints (printing's daily counts and
+staff's print requests), sweep, outbox (a station's photos on
 their way, and the uploader), status (the station's health, which it writes and the staff
 page reads), gate (how many web threads may wait on the store at once). The
 public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
@@ -41,6 +42,7 @@ from booth.store.gate import Gate, GatedDatabase, GatedFiles
 from booth.store.interface import Database, PhotoFiles, SharedDatabase
 from booth.store.keys import SecretFiles, SecretRows
 from booth.store.photos import Photo, PhotoDir
+from booth.store.prints import PrintRows
 from booth.store.ratelimits import RateCounts
 from booth.store.schema import SCHEMA_VERSION
 from booth.store.sessions import StaffSessions
@@ -62,7 +64,7 @@ class Shared:
     s3_endpoint_url: str = ""
 
 
-class Store(CaptureRows, Settings, StaffSessions):
+class Store(CaptureRows, Settings, StaffSessions, PrintRows):
     """The data dir's store (SQLite and files), or with `shared` the shared one (PostgreSQL
     and a bucket). gentle=True for a process that runs beside a station (the web server
     alone): its start-up sweep leaves young files alone, since the station may be writing

@@ -59,7 +59,18 @@ def _v4_clips(db: sqlite3.Connection, secrets: SecretFiles) -> None:
     db.execute(_ADD_POSTER)
 
 
+def _v5_prints(db: sqlite3.Connection, secrets: SecretFiles) -> None:
+    """Printing (booth.store.prints): each queue's prints a day, and staff's print requests
+    waiting for the station."""
+    for statement in _PRINTS.split(";"):
+        db.execute(statement)
+
+
 # Both databases take these as they are.
+_PRINTS = """CREATE TABLE print_days (printer TEXT NOT NULL, day TEXT NOT NULL,
+                                      used INTEGER NOT NULL, PRIMARY KEY (printer, day));
+    CREATE TABLE print_requests (capture_id BIGINT PRIMARY KEY,
+                                 requested_at DOUBLE PRECISION NOT NULL)"""
 _ADD_KIND = "ALTER TABLE captures ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'"
 _ADD_POSTER = "ALTER TABLE captures ADD COLUMN poster_filename TEXT"
 
@@ -68,6 +79,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection, SecretFiles], None], ...] = (
     _v2_staff_sessions_and_secrets_out,
     _v3_pending,
     _v4_clips,
+    _v5_prints,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -137,6 +149,7 @@ PG_MIGRATIONS: tuple[str, ...] = (
                                      due_at DOUBLE PRECISION NOT NULL)""",
     # 3: clips (see _v4_clips).
     f"{_ADD_KIND}; {_ADD_POSTER}",
+    _PRINTS,  # 4: printing (see _v5_prints)
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time

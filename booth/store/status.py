@@ -50,3 +50,37 @@ class StationStatus:
     @classmethod
     def load(cls, store: Store) -> StationStatus | None:
         return cls.from_json(store.get_setting(KEY))
+
+
+PRINTER_KEY = "printer_status"  # the settings row the station with a printer writes
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """The station's CUPS queue as staff see it (booth.station.outputs.printer writes it every
+    few seconds): its state as CUPS reports it, the last print that failed and why, and
+    today's prints against the daily limit."""
+
+    queue: str = ""
+    state: str = "unknown"  # "idle", "printing", "paused", "rejecting jobs", "missing", ...
+    message: str = ""  # the queue's own message and alerts (e.g. "media-empty")
+    last_error: str = ""  # the last print that failed, with when
+    printed_today: int = 0
+    daily_limit: int = 0  # 0: none
+    updated_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("idle", "printing")
+
+    def save(self, store: Store) -> None:
+        store.set_setting(PRINTER_KEY, json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, store: Store) -> PrinterStatus | None:
+        """None for no row, or one this booth cannot read."""
+        try:
+            row = json.loads(store.get_setting(PRINTER_KEY) or "null")
+            return cls(**row) if isinstance(row, dict) else None
+        except (ValueError, TypeError):
+            return None

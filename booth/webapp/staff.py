@@ -1,4 +1,6 @@
-"""Staff pages (login, gallery of photos and clips, delete, purge, station status).
+"""Staff pages (login, gallery of photos and clips, delete, purge, print, station and printer
+status). A print is a request in the store that the station with the printer takes within
+seconds (booth.store.prints): the web app never talks to CUPS, and may run elsewhere.
 
 Every staff URL except GET /staff and POST /staff/login needs a logged-in session: other
 GETs are redirected to /staff and other POSTs refused with 403, before any view runs, so
@@ -35,7 +37,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from booth.store import Capture, Store
 from booth.store.captures import CLIP, PHOTO
 from booth.store.passwords import check_password, has_password
-from booth.store.status import StationStatus
+from booth.store.status import PrinterStatus, StationStatus
 from booth.webapp.errors import VIDEO, photo_response
 from booth.webapp.languages import current
 from booth.webapp.security import LOGIN_LIMIT, private, rate_limits
@@ -45,6 +47,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 log = logging.getLogger(__name__)
 
 STATUS_MAX_AGE = 10.0  # seconds; the station refreshes its status far more often
+PRINTER_MAX_AGE = 30.0  # seconds; a print under way (at most a 10 s timeout) holds it up
 # (form value, seconds) for "Purge everything older than".
 AGES = (("1h", 3600), ("6h", 6 * 3600), ("12h", 12 * 3600), ("24h", 24 * 3600),
         ("3d", 3 * 86400))
@@ -200,6 +203,36 @@ def status_panel(now: float | None = None) -> StatusPanel:
                        lang.gettext("%(seconds)s s ago", seconds=round(now - status.updated_at)))
 
 
+@dataclass(frozen=True)
+class PrinterPanel:
+    """The station's CUPS queue (booth.store.status.PrinterStatus) as the gallery shows it."""
+
+    queue: str
+    ok: bool
+    state: str
+    message: str  # CUPS's own words: the queue's message and alerts
+    last_error: str
+    printed: str
+
+
+def printer_panel(now: float) -> PrinterPanel | None:
+    """None where no station has a printer; a stale status says the station is silent."""
+    status = PrinterStatus.load(store())
+    if status is None:
+        return None
+    lang = current()
+    _ = lang.gettext
+    words = {"idle": _("ready"), "printing": _("printing"), "paused": _("paused"),
+             "rejecting jobs": _("not accepting jobs"), "missing": _("queue missing"),
+             "CUPS not running": _("CUPS not running"), "unknown": _("not answering")}
+    live = abs(now - status.updated_at) <= PRINTER_MAX_AGE
+    state = words.get(status.state, status.state) if live else _("no status from the station")
+    printed = (_("%(num)s of %(limit)s", num=status.printed_today, limit=status.daily_limit)
+               if status.daily_limit else str(status.printed_today))
+    return PrinterPanel(status.queue, live and status.ok, state, status.message,
+                        status.last_error, printed)
+
+
 def _bytes_text(n: float) -> str:
     lang = current()
     for unit in ("B", "kB", "MB", "GB"):
@@ -261,6 +294,7 @@ def _gallery():
                  today=store().count_since(midnight), total=sum(kinds.values()),
                  photos=kinds[PHOTO], clips=kinds[CLIP], free=free,
                  free_share=share, disk_low=low, rows=[_row(c, now) for c in captures],
+                 printer=printer_panel(now), waiting=store().waiting_prints(),
                  ages=[(value, current().duration(seconds)) for value, seconds in AGES])
 
 
@@ -328,6 +362,25 @@ def delete():
         message += " " + lang.ngettext("%(num)s photo had already been deleted.",
                                        "%(num)s photos had already been deleted.", gone)
     flash(message)
+    return _to_gallery()
+
+
+@bp.post("/print")
+def print_photo():
+    """Print (or print again) one photo on the station's printer."""
+    _ = current().gettext
+    value = request.form.get("ids", "").strip()
+    if not _ID_RE.fullmatch(value) or not 0 < int(value) <= _MAX_ID:
+        return _problem(400, _("Nothing printed"), _("That selection was not understood. "
+                        "Go back to the photos, reload and try again."))
+    capture = store().get(int(value))
+    if capture is None or capture.kind != PHOTO:
+        flash(_("Nothing printed: that photo is gone, or it is a boomerang (they are not "
+                "printed)."))
+        return _to_gallery()
+    store().request_print(capture.id)
+    log.info("staff asked to print capture %d", capture.id)
+    flash(_("Sent to the printer: the station prints it within a few seconds."))
     return _to_gallery()
 
 

@@ -12,7 +12,10 @@ booth.wiring.make_outputs. An output that raises BoothError fails the capture (t
 sees the failed screen): right for the store, without which there is no link; an output whose
 failure should cost the visitor nothing (a printer out of paper) logs it and returns None.
 
-Modules: store (publishes the product to the store and gives its link).
+Modules: store (publishes the product to the store and gives its link), printer (prints
+photos through CUPS in the background; the result screen's Print button asks it), page (the
+printed page: the photo laid out on the paper at 300 dpi, as an sRGB PDF), cups (lp, lpstat
+and lpoptions, each with a timeout).
 """
 
 from __future__ import annotations
