@@ -5,7 +5,6 @@ prints and the station's Print button."""
 from __future__ import annotations
 
 import multiprocessing
-import statistics
 import subprocess
 import threading
 import time
