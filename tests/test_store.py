@@ -390,6 +390,22 @@ def test_sweep_removes_a_writability_probe_left_in_the_data_dir(tmp_path: Path) 
     """A start-up killed between creating and deleting its probe file leaves it behind."""
     data = tmp_path / "data"
     Store(data).close()
-    (data / ".tmp-probe").write_bytes(b"")
+    left = data / ".tmp-probe"
+    left.write_bytes(b"")
+    fresh = data / ".tmp-another-start"  # another process opening the data dir right now
+    fresh.write_bytes(b"")
+    os.utime(left, (time.time() - 61, time.time() - 61))
     Store(data).close()
-    assert not (data / ".tmp-probe").exists()
+    assert not left.exists() and fresh.exists()
+
+
+def test_two_processes_opening_one_data_dir_at_once_both_open(tmp_path: Path) -> None:
+    """One's start-up sweep must not take the other's writability probe or session key
+    from under it (seen as "data dir ... not writable (No such file or directory)")."""
+    code = ("import sys; from booth.store import Store; "
+            "[Store(__import__('pathlib').Path(sys.argv[1])).close() for _ in range(30)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")],
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors

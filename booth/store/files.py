@@ -29,7 +29,9 @@ def probe_writable(folder: Path) -> None:
     visitor's photo. Raises OSError."""
     fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
     os.close(fd)
-    os.unlink(probe)
+    # Gone already: another process's start-up sweep took it (the folder is writable).
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(probe)
 
 
 def fsync_dir(path: Path) -> None:

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 # What a live system's sweep leaves alone: another process may be writing it right now.
 _GENTLE_TMP_AGE = 600.0
 _GENTLE_FILE_AGE = 120.0
+# A start-up's own temp files live milliseconds; a full sweep leaves the last minute's alone.
+_FRESH_TMP_AGE = {False: 60.0, True: _GENTLE_TMP_AGE}
 
 
 def _young(entries: list[os.DirEntry], now: float) -> set[str]:
@@ -66,11 +68,13 @@ def sweep(db: Database, data_dir: Path, photos: Path, gentle: bool = False) -> i
                     removed += 1
         for name in present - referenced - young:
             removed += remove(photos / name)
-        # The writability probes and secret temp files of a start-up killed at that moment.
+        # The writability probes and secret temp files of a start-up killed at that moment;
+        # never a fresh one, even in a full sweep: another process opening this data dir at
+        # the same instant is writing it (its probe or its session key would vanish).
         for probe in [*data_dir.glob(TMP_PREFIX + "*"),
                       *(data_dir / "secrets").glob(TMP_PREFIX + "*")]:
             with contextlib.suppress(OSError):  # gone already: another sweep
-                if not gentle or now - probe.stat().st_mtime >= _GENTLE_TMP_AGE:
+                if now - probe.stat().st_mtime >= _FRESH_TMP_AGE[gentle]:
                     removed += remove(probe)
     return removed
 
