@@ -33,6 +33,7 @@ from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnai
 from booth.station.qr import qr_image
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
+from booth.store.metrics import Metrics
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
 
@@ -172,11 +173,13 @@ class Station:
 
     def __init__(self, source: FrameSource, renderer: Renderer, maker: PhotoMaker,
                  machine: Machine, *, clock: Clock = SYSTEM, out: TextIO = sys.stdout,
-                 report: Callable[[StationStatus], None] | None = None) -> None:
+                 report: Callable[[StationStatus], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.source, self.renderer, self.maker, self.machine = source, renderer, maker, machine
         self.pipeline, self.screens = renderer.pipeline, renderer.screens
         self.out, self.clock = out, clock
         self.report = report  # where the station's status goes (the staff page reads it)
+        self.metrics = metrics or Metrics()  # what /metrics and the statistics count
         self.captures = 0
         self.camera_ok = False
         self.fps = 0.0
@@ -213,6 +216,7 @@ class Station:
             self._worker.shutdown(wait=True)
             self._reporter.shutdown(wait=True)
             self._worker = self._reporter = None
+            self.metrics.station_stopped(self.clock.now().timestamp())
             cv2.setNumThreads(self._opencv_threads)
 
     @property
@@ -243,6 +247,8 @@ class Station:
             self.frame_seq, self._frame_at, self.frame = seq, now, latest
             self.analysis = self.pipeline.preview_analysis(latest, now)
         self.timings["read"], self.timings["analyse"] = t1 - t0, time.perf_counter() - t1
+        if self.new_frame:
+            self.metrics.frame(self.timings["analyse"])
         self._watch_camera()
         if self.machine.tick(now):
             self._shutter(now)
@@ -274,6 +280,7 @@ class Station:
     def _watch_camera(self) -> None:
         # Sources watch themselves (a camera's watchdog); a still image stays "ok".
         self.camera_ok = self.frame is not None and self.source.status() == "ok"
+        self.metrics.camera(self.camera_ok, self.clock.now().timestamp())
         if not self.camera_ok and not self._said_down:
             self._said_down = True
             log.warning("Camera unavailable, reconnecting: %s",
@@ -296,6 +303,7 @@ class Station:
             return
         if not self.analysis.people.confident:  # an empty room, a blurred hand: no photo
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("shutter: nobody clearly in front of the camera; no photo taken")
             return
         # A still (a camera's mode switch) may take seconds: it is taken on the worker.
@@ -321,6 +329,7 @@ class Station:
         if not recording.someone:
             recording.cancel()
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("boomerang: nobody clearly in front of the camera; no clip made")
             return
         log.info("boomerang recorded: %d frames, composited in %.1f ms a frame (median)",
@@ -335,6 +344,7 @@ class Station:
         self._job = None
         if outcome.nobody:  # the second look at the picture found no one: say so
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("shutter: nobody in %s (%s); no photo taken", outcome.made_from,
                      outcome.nobody)
             return
@@ -345,6 +355,8 @@ class Station:
                 self._loop = Loop(outcome.frames, outcome.fps, self.screens.layout, now)
                 outcome.frames = None  # the loop's alone: let go with it
             self.captures += 1
+            self.metrics.captured("clip" if self._loop is not None else "photo",
+                                  outcome.seconds)
             print(outcome.link, file=self.out, flush=True)
             if self._loop is not None:
                 log.info("boomerang saved in %.0f ms after its recording, capture %s",
@@ -353,6 +365,7 @@ class Station:
                 log.info("photo saved in %.0f ms, capture %s, made from %s",
                          outcome.seconds * 1000, outcome.capture, outcome.made_from)
         else:
+            self.metrics.error("station")
             log.warning("capture failed: %s", outcome.error)
 
     def _report(self, now: float) -> None:
@@ -394,7 +407,9 @@ class Station:
                             return 0
                         case _ if (self.machine.state is State.ATTRACT
                                    and self.screens.language_event(event)):
-                            pass  # a language button, not the shutter
+                            # A language button, not the shutter: counted for the staff.
+                            self.metrics.language(self.screens.language.code,
+                                                  self.clock.now().timestamp())
                         case Boomerang():
                             self.press(Kind.CLIP)
                         case Tap(x, y) if self.screens.kind_at(x, y) is not None:

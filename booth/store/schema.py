@@ -59,7 +59,14 @@ def _v4_clips(db: sqlite3.Connection, secrets: SecretFiles) -> None:
     db.execute(_ADD_POSTER)
 
 
+def _v5_counts(db: sqlite3.Connection, secrets: SecretFiles) -> None:
+    """The statistics' counts (booth.store.counts): events per hour, kept through purges."""
+    db.execute(_COUNTS)
+
+
 # Both databases take these as they are.
+_COUNTS = """CREATE TABLE counts (hour BIGINT NOT NULL, event TEXT NOT NULL,
+    n BIGINT NOT NULL, PRIMARY KEY (hour, event))"""
 _ADD_KIND = "ALTER TABLE captures ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'"
 _ADD_POSTER = "ALTER TABLE captures ADD COLUMN poster_filename TEXT"
 
@@ -68,6 +75,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection, SecretFiles], None], ...] = (
     _v2_staff_sessions_and_secrets_out,
     _v3_pending,
     _v4_clips,
+    _v5_counts,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -137,6 +145,8 @@ PG_MIGRATIONS: tuple[str, ...] = (
                                      due_at DOUBLE PRECISION NOT NULL)""",
     # 3: clips (see _v4_clips).
     f"{_ADD_KIND}; {_ADD_POSTER}",
+    # 4: the statistics' counts (see _v5_counts).
+    _COUNTS,
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time

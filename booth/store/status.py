@@ -21,6 +21,7 @@ class StationStatus:
     camera: str = "unknown"  # "ok", or "reconnecting" while the camera delivers nothing
     fps: float = 0.0  # preview frames per second
     updated_at: float = 0.0  # Unix time of writing; the default is a status long stale
+    backlog: int = 0  # captures in the station's outbox, not in the shared store yet
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -35,7 +36,8 @@ class StationStatus:
                 return None
             status = cls(camera=str(row.get("camera", cls.camera)),
                          fps=float(row.get("fps", cls.fps)),
-                         updated_at=float(row.get("updated_at", cls.updated_at)))
+                         updated_at=float(row.get("updated_at", cls.updated_at)),
+                         backlog=int(row.get("backlog", cls.backlog)))
         except (ValueError, TypeError):
             return None
         return status if math.isfinite(status.updated_at) else None

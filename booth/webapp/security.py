@@ -141,6 +141,7 @@ class RateLimits:
         results = [strategy.hit(item, *ids) for item, ids in self._keys(limits, scope)]
         if not all(results):
             self.give_back(limits, scope)
+            current_app.extensions["booth.metrics"].rate_limited(scope)
             log.debug("rate limit %s on %s reached by client %r", limits, scope,
                       get_remote_address())
             raise TooManyRequests()

@@ -182,6 +182,7 @@ class StatusPanel:
     camera: str = ""
     fps: str = ""
     age: str = ""
+    backlog: int = 0  # captures in the station's outbox (the shared store's station)
 
 
 def status_panel(now: float | None = None) -> StatusPanel:
@@ -191,7 +192,7 @@ def status_panel(now: float | None = None) -> StatusPanel:
     if status is None or abs(now - status.updated_at) > STATUS_MAX_AGE:
         return StatusPanel(False)
     lang = current()
-    return StatusPanel(True, camera=status.camera,
+    return StatusPanel(True, camera=status.camera, backlog=status.backlog,
                        fps=lang.decimal(status.fps, "0.0") if math.isfinite(status.fps) else "?",
                        age=lang.gettext("just now") if now - status.updated_at < 2 else
                        lang.gettext("%(seconds)s s ago", seconds=round(now - status.updated_at)))
