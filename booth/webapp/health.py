@@ -56,11 +56,9 @@ def readyz():
 
 def _from_this_machine() -> bool:
     """A loopback client, as the booth sees it: with trusted proxies, the real client
-    (ProxyFix), so a proxy on this machine opens nothing by itself; without them, a request
-    that came through a proxy anyway (it carries X-Forwarded-For) is not taken for local."""
-    if not current_app.extensions["booth.config"].server.trusted_proxies and \
-            "X-Forwarded-For" in request.headers:
-        return False
+    (ProxyFix). (A proxy on this machine that is not configured as trusted makes every
+    visitor look local, as it makes them one address for the rate limits: docs/monitoring.md
+    says to configure it.)"""
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
