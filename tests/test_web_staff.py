@@ -381,7 +381,8 @@ def test_station_status(staff, store) -> None:
 def test_station_status_row() -> None:
     """The row keeps the JSON older booths wrote and read; a key it lacks takes its default."""
     status = StationStatus("ok", 24.5, 1e9)
-    assert json.loads(status.to_json()) == {"camera": "ok", "fps": 24.5, "updated_at": 1e9}
+    assert json.loads(status.to_json()) == {"camera": "ok", "fps": 24.5, "updated_at": 1e9,
+                                            "backlog": 0}
     assert StationStatus.from_json(status.to_json()) == status
     assert StationStatus.from_json('{"updated_at": 5}') == StationStatus(updated_at=5.0)
     for garbage in (None, "", "{", "[]", '{"updated_at": "x"}', '{"updated_at": NaN}', "null"):
