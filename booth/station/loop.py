@@ -26,7 +26,7 @@ from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.station.boomerang import Loop, Recording
 from booth.station.display import Display
-from booth.station.events import Boomerang, Press, Quit, Tap
+from booth.station.events import Boomerang, Event, Press, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
@@ -229,6 +229,14 @@ class Station:
             return
         self.machine.press(self.clock.monotonic(), kind)
 
+    def choose_language(self, event: Event) -> bool:
+        """A language button or key on the attract screen (True: it chose one, so it is no
+        shutter press); counted for the staff's statistics."""
+        if self.machine.state is not State.ATTRACT or not self.screens.language_event(event):
+            return False
+        self.metrics.language(self.screens.language.code, self.clock.now().timestamp())
+        return True
+
     def step(self) -> np.ndarray:
         """One pass of the loop; returns the screen to show (valid until the next step)."""
         assert self._worker is not None, "use the station as a context manager"
@@ -405,11 +413,8 @@ class Station:
                     match event:
                         case Quit():
                             return 0
-                        case _ if (self.machine.state is State.ATTRACT
-                                   and self.screens.language_event(event)):
-                            # A language button, not the shutter: counted for the staff.
-                            self.metrics.language(self.screens.language.code,
-                                                  self.clock.now().timestamp())
+                        case _ if self.choose_language(event):
+                            pass  # a language button, not the shutter
                         case Boomerang():
                             self.press(Kind.CLIP)
                         case Tap(x, y) if self.screens.kind_at(x, y) is not None:

@@ -29,6 +29,7 @@ PERIODS = (1, 7, 30)  # days the page can cover
 DEFAULT_DAYS = 7
 # The chart's geometry, in SVG user units (it scales with the page).
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 720, 260, 44, 8, 12, 40
+MAX_BAR = 48
 
 
 def store() -> Store:
@@ -71,7 +72,8 @@ def chart(values: list[int], labels: list[str], titles: list[str]) -> Chart:
     slot = inner_w / max(1, len(values))
     every = max(1, round(len(values) / 12))
     lang = current()
-    bars = [Bar(LEFT + i * slot + slot * 0.15, TOP + inner_h * (1 - v / top), slot * 0.7,
+    width = min(slot * 0.7, MAX_BAR)  # a day alone is a bar, not a wall
+    bars = [Bar(LEFT + (i + 0.5) * slot - width / 2, TOP + inner_h * (1 - v / top), width,
                 inner_h * v / top, labels[i] if i % every == 0 else "", titles[i])
             for i, v in enumerate(values)]
     ticks = [(TOP + inner_h * (1 - n / top), lang.decimal(n, "#,##0"))
