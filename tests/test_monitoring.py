@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -320,3 +321,13 @@ def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: 
         events[row.event] = events.get(row.event, 0) + row.n
     assert events[c.CAPTURE + "photo"] == 2 and events[c.CAMERA_DROP] == 1
     assert events[c.CAMERA_DOWN_SECONDS] == 1
+
+
+def test_docs_list_every_metric(web):
+    """docs/monitoring.md's table names each metric /metrics has, and no other."""
+    base, _ = web
+    text = get(f"{base}/metrics")[1]
+    served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    page = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text()
+    documented = set(re.findall(r"^\| `(booth_[a-z_]+)` \|", page, re.M))
+    assert documented == served
