@@ -243,14 +243,14 @@ def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: 
     the frame time; promtool accepts the text."""
     from booth.clock import ManualClock
     from booth.station.loop import PhotoMaker, Station
-    from booth.station.machine import Machine, State
+    from booth.station.machine import Machine
     from booth.station.outputs.store import StoreOutput
     from booth.station.renderer import Renderer
     from booth.station.screens import Screens
     from booth.wiring import load_pipeline
     from devtools.services import ServiceUnavailable, prometheus_server
     from tests.conftest import asset, plate_config
-    from tests.test_station import HandCamera
+    from tests.test_station import HandCamera, until_result
 
     cap = cv2.VideoCapture(str(asset("video/intel_asl_again.mp4")))
     frames = [cap.read()[1] for _ in range(10)]
@@ -283,11 +283,7 @@ def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: 
             steps(0.5)
             station.press()
             steps(1.5)
-            for _ in range(3000):  # the photo is made on the worker, in real time
-                if station.machine.state is State.RESULT:
-                    break
-                steps(1 / 30)
-                time.sleep(0.005)
+            until_result(station, steps)
             steps(2.5)
     assert station.captures == 2
     metrics.recorder.close()
