@@ -5,10 +5,12 @@ by Debian's promtool and scraped by a real Prometheus server; the station's own 
 from __future__ import annotations
 
 import io
-import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -236,11 +238,11 @@ def test_counts_wait_in_the_recorder_while_the_database_cannot_take_them(
 
 
 @pytest.mark.slow
-def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: Store):
+def test_the_stations_own_numbers_and_counts(tmp_path: Path, store: Store):
     """A station in this process (as `booth run` has it) takes two photos on an injected
-    clock with its camera lost once; the web app beside it serves /metrics; a real
-    Prometheus server scrapes it and answers queries for the captures, the reconnect and
-    the frame time; promtool accepts the text."""
+    clock with its camera lost for a second: /metrics beside it has the captures, the
+    reconnect, the frame and photo times (promtool accepts it), and the statistics' counts
+    the photos, the drop-out and its second of downtime."""
     from booth.clock import ManualClock
     from booth.station.loop import PhotoMaker, Station
     from booth.station.machine import Machine
@@ -248,7 +250,6 @@ def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: 
     from booth.station.renderer import Renderer
     from booth.station.screens import Screens
     from booth.wiring import load_pipeline
-    from devtools.services import ServiceUnavailable, prometheus_server
     from tests.conftest import asset, plate_config
     from tests.test_station import HandCamera, until_result
 
@@ -287,36 +288,69 @@ def test_a_real_prometheus_scrapes_the_stations_captures(tmp_path: Path, store: 
             steps(2.5)
     assert station.captures == 2
     metrics.recorder.close()
-    app = create_app(Config(), store, metrics=metrics)
-    for base in serve(app):
+    for base in serve(create_app(Config(), store, metrics=metrics)):
         status, text, _ = get(f"{base}/metrics")
-        assert status == 200
-        promtool_check(text)
-        try:
-            with prometheus_server([base.removeprefix("http://")]) as prom:
-                deadline = time.monotonic() + 60
-                found: list = []
-                while time.monotonic() < deadline:
-                    found = prom.query('booth_captures_total{kind="photo"}')
-                    if found:
-                        break
-                    time.sleep(0.5)
-                assert [float(r["value"][1]) for r in found] == [2.0], found
-                assert found[0]["metric"]["job"] == "booth"
-                reconnects = prom.query("booth_camera_reconnects_total")
-                assert float(reconnects[0]["value"][1]) == 1.0
-                frames_seen = prom.query("booth_frame_seconds_count")
-                assert float(frames_seen[0]["value"][1]) > 50
-                targets = prom.api("targets")["activeTargets"]
-                assert [t["health"] for t in targets] == ["up"], json.dumps(targets)
-        except ServiceUnavailable as exc:
-            unavailable(str(exc))
-    # The statistics' counts: both photos, the drop-out, and its second of downtime.
-    events = {}
+    assert status == 200
+    promtool_check(text)
+    assert value(text, 'booth_captures_total{kind="photo"}') == 2
+    assert value(text, "booth_photo_seconds_count") == 2
+    assert value(text, "booth_camera_reconnects_total") == 1
+    assert value(text, "booth_camera_up") == 1
+    assert value(text, "booth_frame_seconds_count") > 100
+    events: dict[str, int] = {}
     for row in store.hour_counts(time.time() - 86400, time.time() + 86400):
         events[row.event] = events.get(row.event, 0) + row.n
-    assert events[c.CAPTURE + "photo"] == 2 and events[c.CAMERA_DROP] == 1
-    assert events[c.CAMERA_DOWN_SECONDS] == 1
+    assert events == {c.CAPTURE + "photo": 2, c.CAMERA_DROP: 1, c.CAMERA_DOWN_SECONDS: 1}
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_scrapes_booth_run(tmp_path: Path):
+    """`booth run --headless` takes photos on the shared video; a real Prometheus server on
+    loopback scrapes its /metrics (from this machine: no token) and answers queries for the
+    captures and the camera; the booth then stops cleanly on SIGTERM."""
+    from devtools.services import ServiceUnavailable, prometheus_server
+    from tests.conftest import ROOT, asset
+
+    config = tmp_path / "booth.toml"
+    config.write_text("[station]\ncountdown_seconds = 1\nresult_seconds = 3\n")
+    booth = subprocess.Popen(
+        [sys.executable, "-m", "booth", "run", "--headless", "--source",
+         str(asset("video/intel_asl_book.mp4")), "--config", str(config), "--data-dir",
+         str(tmp_path / "data"), "--host", "127.0.0.1", "--port", "0", "--auto-capture", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+    try:
+        port, links = None, 0
+        deadline = time.monotonic() + 180
+        for line in booth.stdout:  # its log and its printed links, as they come
+            lines.append(line)
+            if match := re.search(r"web app on http://127\.0\.0\.1:(\d+)", line):
+                port = match.group(1)
+            links += "/p/" in line
+            if (port and links >= 2) or time.monotonic() > deadline:
+                break
+        assert port and links >= 2, "".join(lines)
+        try:
+            with prometheus_server([f"127.0.0.1:{port}"]) as prom:
+                found: list = []
+                while time.monotonic() < deadline and not found:
+                    found = prom.query('booth_captures_total{kind="photo"} >= 2')
+                    time.sleep(0.5)
+                assert found and found[0]["metric"]["job"] == "booth", found
+                assert prom.query("booth_camera_up")[0]["value"][1] == "1"
+                assert [t["health"] for t in prom.api("targets")["activeTargets"]] == ["up"]
+        except ServiceUnavailable as exc:
+            unavailable(str(exc))
+    finally:
+        booth.send_signal(signal.SIGTERM)
+        try:
+            code = booth.wait(60)
+        except subprocess.TimeoutExpired:
+            booth.kill()
+            code = booth.wait()
+        lines.extend(booth.stdout)
+    assert code == 0, "".join(lines[-30:])
 
 
 def test_docs_list_every_metric(web):
