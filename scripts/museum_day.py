@@ -10,7 +10,7 @@ language. At closing time the staff purge every photo. Then the web app beside t
 (one Metrics, as `booth run` has it) serves the statistics page, its CSV and /metrics; the
 page is photographed in Chromium (Playwright) for a person to look at.
 
-    python scripts/museum_day.py --out /tmp/day            # 300 captures, about 10 min
+    python scripts/museum_day.py --out /tmp/day            # 300 captures, about 15 min
     python scripts/museum_day.py --captures 40 --json      # a short run
 
 Writes OUT/statistics.png, OUT/statistics-de.png, OUT/statistics.html, OUT/statistics.csv,
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> dict:
     from booth.store.passwords import set_password
     from booth.webapp import create_app
     from booth.webapp.server import WebServer
-    from booth.wiring import assemble_station, load_pipeline
+    from booth.wiring import StatusReporter, assemble_station, load_pipeline
 
     rng = random.Random(args.seed)
     out = args.out or Path(tempfile.mkdtemp(prefix="booth-day-"))
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
     pipeline = load_pipeline(cfg, mirror=True)
     station = assemble_station(cfg, pipeline, camera, store, "http://192.0.2.1",
                                machine=Machine(1, 2), clock=clock, out=io.StringIO(),
-                               metrics=metrics)
+                               report=StatusReporter(store), metrics=metrics)
     station.maker.outputs = [DayOutput()]
     drop_at = opening.timestamp() + 5 * 3600 + 5 * 60  # 14:05 if the day opens at 09:00
     drop = (drop_at, drop_at + 180)
@@ -164,9 +164,11 @@ def run(args: argparse.Namespace) -> dict:
         station.step()
 
     def until(moment: float) -> None:
-        """Idle until `moment`: a step now and then (the camera's drop-out is seen)."""
+        """Idle until `moment`: a step now and then, and one as the camera drops out and
+        as it comes back (the station sees it when it steps)."""
         while wall() < moment:
-            clock.advance(min(30.0, moment - wall()))
+            ahead = [t - wall() for t in drop if t > wall()]
+            clock.advance(min(30.0, moment - wall(), *ahead))
             camera.down = drop[0] <= wall() < drop[1]
             camera.advance()
             station.step()
