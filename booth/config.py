@@ -174,6 +174,9 @@ class ServerConfig:
                                           doc="per phone, on the photo pages and images")
     trusted_proxies: int = _opt(0, lo=0, hi=5, doc="reverse proxies in front of the booth "
                                 "whose X-Forwarded-For/-Proto/-Host are believed (0: none)")
+    metrics_token: str = _opt("", doc="a bearer token (at least 16 characters) that opens "
+                              "/metrics to a Prometheus server on another machine (empty: "
+                              "/metrics answers this machine only)")
     # LAN mode only (phones reach the booth on the venue's own network): operators of a booth
     # whose photos are on a public server leave wifi_ssid empty, and no Wi-Fi code is shown.
     wifi_ssid: str = _opt("", doc="the venue network's name: the result screen adds a "
@@ -183,6 +186,12 @@ class ServerConfig:
     wifi_hidden: bool = _opt(False, doc="the network does not broadcast its name")
 
     def __post_init__(self) -> None:
+        if self.metrics_token and (len(self.metrics_token) < 16 or not self.metrics_token
+                                   .isascii() or not self.metrics_token.isprintable()
+                                   or " " in self.metrics_token):
+            raise BoothError("config: server.metrics_token must be at least 16 printable "
+                             "ASCII characters without spaces (e.g. the output of "
+                             "`openssl rand -hex 16`), or empty")
         if not self.wifi_ssid:
             if self.wifi_password or self.wifi_hidden:
                 name = "wifi_password" if self.wifi_password else "wifi_hidden"

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from booth.station.printpanel import PrintPanel
     from booth.station.screens import Screens
     from booth.store import Store
+    from booth.store.metrics import Metrics
     from booth.webapp.server import Janitor, WebServer
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def load_pipeline(cfg: Config, *, mirror: bool) -> Pipeline:
 class StatusReporter:
     """The station's health, for the staff page (which may run in another process), written
     on a thread of its own: a database out of reach delays no photo. Only the newest status
-    is kept; a failed write is dropped, since another comes in 2 s."""
+    is kept; a failed write is dropped, since another comes in 2 s. It adds the outbox's
+    backlog (the shared store's station), which the statistics page shows."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -85,18 +87,20 @@ class StatusReporter:
                     self._ready.wait()
                 status, self._newest = self._newest, None
             if self.store.uploader is not None:  # the outbox, for the staff's banner
-                status = dataclasses.replace(status, waiting=self.store.uploader.pending(),
+                status = dataclasses.replace(status, backlog=self.store.uploader.pending(),
                                              offline=bool(self.store.uploader.failing))
             with contextlib.suppress(sqlite3.Error, BoothError):  # busy, full or unreachable
                 status.save(self.store)
 
 
-def start_web(cfg: Config, store: Store, *, background: bool = True) -> tuple[WebServer, Janitor]:
-    """The web app on [server] host:port, and the janitor that purges expired photos."""
+def start_web(cfg: Config, store: Store, *, background: bool = True,
+              metrics: Metrics | None = None) -> tuple[WebServer, Janitor]:
+    """The web app on [server] host:port, and the janitor that purges expired photos;
+    `metrics`: the station's in this process, for /metrics."""
     from booth.webapp import create_app
     from booth.webapp.server import Janitor, WebServer
 
-    web = WebServer(create_app(cfg, store), cfg.server.host, cfg.server.port)
+    web = WebServer(create_app(cfg, store, metrics=metrics), cfg.server.host, cfg.server.port)
     janitor = Janitor(store)
     janitor.start()
     if background:
@@ -154,7 +158,8 @@ def boomerang_offered(cfg: Config) -> bool:
 def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store: Store,
                      base_url: str, *, machine: Machine | None = None,
                      clock: Clock | None = None, out: TextIO = sys.stdout,
-                     report: Callable[[StationStatus], None] | None = None) -> Station:
+                     report: Callable[[StationStatus], None] | None = None,
+                     metrics: Metrics | None = None) -> Station:
     """The station as `booth run` has it (screens, renderer, photo maker and its outputs,
     state machine), for `booth run`, `booth bench` and the scripts alike."""
     from booth.clock import SYSTEM
@@ -172,7 +177,8 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
                        jpeg_quality=cfg.store.jpeg_quality, keep_raw=st.keep_raw, clock=clock)
     machine = machine or Machine(st.countdown_seconds, st.result_seconds)
     return Station(source, Renderer(pipeline, screens), maker, machine, clock=clock,
-                   out=out, report=report, printing=print_panel(screens, outputs))
+                   out=out, report=report, printing=print_panel(screens, outputs),
+                   metrics=metrics)
 
 
 def print_panel(screens: Screens, outputs: list[Output]) -> PrintPanel | None:
@@ -192,6 +198,8 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
     from booth.station.machine import Machine
     from booth.station.outputs import Kind
     from booth.store import open_store
+    from booth.store.counts import CountRecorder
+    from booth.store.metrics import Metrics
     from booth.webapp.network import public_base_url
 
     st = cfg.station
@@ -226,7 +234,14 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                              still_height=cfg.camera.still_height)
         last.callback(frames.close)
         frames.start()  # a camera that is not there yet does not stop the station
-        web, janitor = start_web(cfg, store)
+        # One set of metrics for the station and the web app (/metrics); the station's own
+        # counts (camera, languages) reach the statistics through the recorder.
+        metrics = Metrics()
+        metrics.recorder = CountRecorder(store)
+        last.callback(metrics.recorder.close)
+        store.listeners.append(metrics.store_event)
+        metrics.watch_uploads(store.uploader)
+        web, janitor = start_web(cfg, store, metrics=metrics)
         stack.callback(janitor.stop)
         stack.callback(web.close)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
@@ -241,7 +256,7 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture,
                             auto_kind=kind),
-            report=StatusReporter(store))
+            report=StatusReporter(store), metrics=metrics)
         station.screens.warm_up()
         return station.run(display, max_captures=max_captures, save_screens=save_screens)
 

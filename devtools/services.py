@@ -1,9 +1,11 @@
-"""Real PostgreSQL 15 and S3 (SeaweedFS) servers on loopback, started and stopped by the
-tests and the scripts themselves.
+"""Real PostgreSQL 15, S3 (SeaweedFS) and Prometheus servers on loopback, started and stopped
+by the tests and the scripts themselves.
 
     with postgres_server() as pg:      # pg.url, pg.new_database(), pg.stop(), pg.start()
         ...
     with s3_server() as s3:            # s3.endpoint_url, s3.new_bucket(), s3.stop(), s3.start()
+        ...
+    with prometheus_server(["127.0.0.1:8000"]) as prom:   # prom.query("booth_captures_total")
         ...
 
 Each server lives in its own temporary folder on free ports, so two of them never collide;
@@ -30,6 +32,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -323,3 +326,106 @@ def s3_server() -> Iterator[S3Server]:
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- Prometheus
+
+class PrometheusServer:
+    """Debian's `prometheus`, scraping `targets` (host:port, path /metrics) every second."""
+
+    def __init__(self, binary: str, root: Path, targets: list[str], bearer_token: str) -> None:
+        self.binary, self.root, self.targets = binary, root, targets
+        self.log = root / "prometheus.log"
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        auth = f"    authorization:\n      credentials: {bearer_token}\n" if bearer_token else ""
+        targets_yaml = ", ".join(json.dumps(t) for t in targets)
+        (root / "prometheus.yml").write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            "scrape_configs:\n  - job_name: booth\n    metrics_path: /metrics\n"
+            f"{auth}    static_configs:\n      - targets: [{targets_yaml}]\n")
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, f"--config.file={self.root / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self.root / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Prometheus exited ({self.process.returncode}) on start "
+                                   f"in {self.root}:\n{_log_tail(self.log)}")
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Prometheus did not answer at {self.url} within "
+                                   f"{START_TIMEOUT:.0f} s:\n{_log_tail(self.log)}")
+            time.sleep(0.1)
+
+    def api(self, path: str, **params: str) -> dict:
+        """GET /api/v1/<path> with the params; its JSON's "data"."""
+        query = urllib.parse.urlencode(params)
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=5) as reply:
+            answer = json.load(reply)
+        if answer.get("status") != "success":
+            raise RuntimeError(f"Prometheus: {answer}")
+        return answer["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        """An instant query's result vector: [{"metric": {...}, "value": [t, "n"]}, ...]."""
+        return self.api("query", query=expr)["result"]
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        raise ServiceUnavailable("Prometheus is not installed (no `prometheus` program); run "
+                                 "scripts/setup-tests or apt-get install prometheus")
+    return found
+
+
+@contextlib.contextmanager
+def prometheus_server(targets: list[str], *, bearer_token: str = "") -> Iterator[PrometheusServer]:
+    """A fresh Prometheus on a free loopback port with its own data folder, scraping each
+    target's /metrics every second (with `bearer_token`, if given)."""
+    binary = prometheus_binary()
+    root = _temp_dir("booth-prom-")
+    try:
+        server = PrometheusServer(binary, root, targets, bearer_token)
+        _on_free_ports(lambda: _start_prometheus(server))
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_prometheus(server: PrometheusServer) -> None:
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.stop()
+        if "address already in use" in str(exc).lower():
+            server.port = free_ports(1)[0]
+            server.url = f"http://127.0.0.1:{server.port}"
+        raise

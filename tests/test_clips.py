@@ -343,7 +343,7 @@ def test_a_shared_database_of_schema_1_upgrades(pg_url, s3_bucket, shared, clip)
         store.close()
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == \
-            PG_SCHEMA_VERSION == 4
+            PG_SCHEMA_VERSION == 5
 
 
 # --- a real browser ----------------------------------------------------------------------

@@ -174,6 +174,16 @@ class HandCamera:
         pass
 
 
+def until_result(station: Station, steps) -> None:
+    """Step the station (1/30 s of the clock at a time, `steps(seconds)`) until its photo,
+    made on the worker in real time, is on the result screen."""
+    for _ in range(3000):
+        if station.machine.state is State.RESULT:
+            return
+        steps(1 / 30)
+        time.sleep(0.005)  # while the photo is made the station analyses no frame
+
+
 @pytest.fixture(scope="module")
 def clip_frames() -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(asset("video/intel_asl_again.mp4")))
@@ -232,11 +242,7 @@ def test_lost_camera_banner_no_photo_while_down_and_back(tmp_path: Path, clip_fr
             assert log[-1] == "camera back: hand camera"
             station.press()
             steps(1.0)
-            for _ in range(3000):  # the photo is made on the worker, in real time
-                if station.machine.state is State.RESULT:
-                    break
-                steps(1 / 30)
-                time.sleep(0.005)  # while the photo is made the station analyses no frame
+            until_result(station, steps)
             assert station.machine.state is State.RESULT and station.captures == 1
             assert store.count() == 1
     finally:

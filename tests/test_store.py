@@ -277,7 +277,9 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
         store.close()
     db = sqlite3.connect(data / "booth.sqlite3")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        # The statistics' counts start with the upgrade (the old photos were not counted).
+        assert db.execute("SELECT event, n FROM counts").fetchall() == [("capture:photo", 1)]
         keys = {k for (k,) in db.execute("SELECT key FROM settings")}
         assert keys == {"last_capture_id", "station_status"}
     finally:

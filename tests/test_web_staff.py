@@ -370,7 +370,7 @@ def test_station_status(staff, store) -> None:
     assert "Camera reconnecting" in staff.get("/staff").text
 
     # A station whose uploader cannot reach the shared store: a banner says so.
-    status.update(offline=True, waiting=7)
+    status.update(offline=True, backlog=7)
     store.set_setting("station_status", json.dumps(status))
     assert ("The shared store is offline.</b> 7 captures wait on the station and go up "
             "when the store is back.") in staff.get("/staff").text
@@ -390,7 +390,7 @@ def test_station_status_row() -> None:
     """The row keeps the JSON older booths wrote and read; a key it lacks takes its default."""
     status = StationStatus("ok", 24.5, 1e9)
     assert json.loads(status.to_json()) == {"camera": "ok", "fps": 24.5, "updated_at": 1e9,
-                                            "waiting": 0, "offline": False}
+                                            "backlog": 0, "offline": False}
     assert StationStatus.from_json(status.to_json()) == status
     assert StationStatus.from_json('{"updated_at": 5}') == StationStatus(updated_at=5.0)
     for garbage in (None, "", "{", "[]", '{"updated_at": "x"}', '{"updated_at": NaN}', "null"):

@@ -26,13 +26,14 @@ from booth.clock import SYSTEM, Clock
 from booth.errors import BoothError
 from booth.station.boomerang import Loop, Recording
 from booth.station.display import Display
-from booth.station.events import Boomerang, Press, PrintPhoto, Quit, Tap
+from booth.station.events import Boomerang, Event, Press, PrintPhoto, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
 from booth.station.qr import qr_image
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
+from booth.store.metrics import Metrics
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
 
@@ -176,12 +177,14 @@ class Station:
     def __init__(self, source: FrameSource, renderer: Renderer, maker: PhotoMaker,
                  machine: Machine, *, clock: Clock = SYSTEM, out: TextIO = sys.stdout,
                  report: Callable[[StationStatus], None] | None = None,
-                 printing: PrintPanel | None = None) -> None:
+                 printing: PrintPanel | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.source, self.renderer, self.maker, self.machine = source, renderer, maker, machine
         self.printing = printing  # the result screen's Print button and line, with a printer
         self.pipeline, self.screens = renderer.pipeline, renderer.screens
         self.out, self.clock = out, clock
         self.report = report  # where the station's status goes (the staff page reads it)
+        self.metrics = metrics or Metrics()  # what /metrics and the statistics count
         self.captures = 0
         self.camera_ok = False
         self.fps = 0.0
@@ -218,6 +221,7 @@ class Station:
             self._worker.shutdown(wait=True)
             self._reporter.shutdown(wait=True)
             self._worker = self._reporter = None
+            self.metrics.station_stopped(self.clock.now().timestamp())
             cv2.setNumThreads(self._opencv_threads)
 
     @property
@@ -234,6 +238,14 @@ class Station:
         """The Print button or P on the result screen (the print itself runs elsewhere)."""
         if self.printing is not None and self.machine.state is State.RESULT:
             self.printing.press()
+
+    def choose_language(self, event: Event) -> bool:
+        """A language button or key on the attract screen (True: it chose one, so it is no
+        shutter press); counted for the staff's statistics."""
+        if self.machine.state is not State.ATTRACT or not self.screens.language_event(event):
+            return False
+        self.metrics.language(self.screens.language.code, self.clock.now().timestamp())
+        return True
 
     def step(self) -> np.ndarray:
         """One pass of the loop; returns the screen to show (valid until the next step)."""
@@ -253,6 +265,8 @@ class Station:
             self.frame_seq, self._frame_at, self.frame = seq, now, latest
             self.analysis = self.pipeline.preview_analysis(latest, now)
         self.timings["read"], self.timings["analyse"] = t1 - t0, time.perf_counter() - t1
+        if self.new_frame:
+            self.metrics.frame(self.timings["analyse"])
         self._watch_camera()
         if self.machine.tick(now):
             self._shutter(now)
@@ -286,6 +300,7 @@ class Station:
     def _watch_camera(self) -> None:
         # Sources watch themselves (a camera's watchdog); a still image stays "ok".
         self.camera_ok = self.frame is not None and self.source.status() == "ok"
+        self.metrics.camera(self.camera_ok, self.clock.now().timestamp())
         if not self.camera_ok and not self._said_down:
             self._said_down = True
             log.warning("Camera unavailable, reconnecting: %s",
@@ -308,6 +323,7 @@ class Station:
             return
         if not self.analysis.people.confident:  # an empty room, a blurred hand: no photo
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("shutter: nobody clearly in front of the camera; no photo taken")
             return
         # A still (a camera's mode switch) may take seconds: it is taken on the worker.
@@ -333,6 +349,7 @@ class Station:
         if not recording.someone:
             recording.cancel()
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("boomerang: nobody clearly in front of the camera; no clip made")
             return
         log.info("boomerang recorded: %d frames, composited in %.1f ms a frame (median)",
@@ -347,6 +364,7 @@ class Station:
         self._job = None
         if outcome.nobody:  # the second look at the picture found no one: say so
             self.machine.nobody(now)
+            self.metrics.nobody()
             log.info("shutter: nobody in %s (%s); no photo taken", outcome.made_from,
                      outcome.nobody)
             return
@@ -357,6 +375,8 @@ class Station:
                 self._loop = Loop(outcome.frames, outcome.fps, self.screens.layout, now)
                 outcome.frames = None  # the loop's alone: let go with it
             self.captures += 1
+            self.metrics.captured("clip" if self._loop is not None else "photo",
+                                  outcome.seconds)
             print(outcome.link, file=self.out, flush=True)
             if self._loop is not None:
                 log.info("boomerang saved in %.0f ms after its recording, capture %s",
@@ -365,6 +385,7 @@ class Station:
                 log.info("photo saved in %.0f ms, capture %s, made from %s",
                          outcome.seconds * 1000, outcome.capture, outcome.made_from)
         else:
+            self.metrics.error("station")
             log.warning("capture failed: %s", outcome.error)
 
     def _report(self, now: float) -> None:
@@ -404,8 +425,7 @@ class Station:
                     match event:
                         case Quit():
                             return 0
-                        case _ if (self.machine.state is State.ATTRACT
-                                   and self.screens.language_event(event)):
+                        case _ if self.choose_language(event):
                             pass  # a language button, not the shutter
                         case Boomerang():
                             self.press(Kind.CLIP)

@@ -19,10 +19,11 @@ like them.
 Modules: interface (what the two back-ends share: Database, SharedDatabase, PhotoFiles),
 files (atomic private files), photos (the data dir's photos), bucket (S3), keys (secret files
 and rows), schema (numbered migrations for both databases), db (the SQLite connection), pg
-(the PostgreSQL pool), captures, settings, sessions, prints (printing's daily counts and
-staff's print requests), sweep, outbox (a station's photos on
-their way, and the uploader), status (the station's health, which it writes and the staff
-page reads), gate (how many web threads may wait on the store at once). The
+(the PostgreSQL pool), captures, counts (the statistics' counts per hour), settings,
+sessions, prints (printing's daily counts and staff's print requests), sweep, outbox (a
+station's photos on their way, and the uploader), status (the station's health, which it
+writes and the staff page reads), metrics (the process's Prometheus metrics), gate (how many
+web threads may wait on the store at once). The
 public interface is Store, open_store, Shared, Capture, Photo and TMP_PREFIX.
 """
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from booth.errors import BoothError, StoreUnavailable
 from booth.store.captures import Capture, CaptureRows
+from booth.store.counts import Counts
 from booth.store.db import SqliteDatabase
 from booth.store.files import TMP_PREFIX, make_private_dir, probe_writable, reason
 from booth.store.gate import Gate, GatedDatabase, GatedFiles
@@ -64,7 +66,7 @@ class Shared:
     s3_endpoint_url: str = ""
 
 
-class Store(CaptureRows, Settings, StaffSessions, PrintRows):
+class Store(CaptureRows, Counts, Settings, StaffSessions, PrintRows):
     """The data dir's store (SQLite and files), or with `shared` the shared one (PostgreSQL
     and a bucket). gentle=True for a process that runs beside a station (the web server
     alone): its start-up sweep leaves young files alone, since the station may be writing
@@ -82,6 +84,9 @@ class Store(CaptureRows, Settings, StaffSessions, PrintRows):
         self._leftovers: set[Path] = set()
         self.outbox = self.uploader = self.rate_counts = self.deletions = None
         self.offline = ""  # the shared store: why it was out of reach at start
+        self.listeners = []  # told of every count (booth.store.counts): the metrics
+        self._bucket = None
+        self._down: set[str] = set()  # what unreachable() found down last time
         self.gate = Gate()
         if shared is not None:
             self._open_shared(shared, outbox, outbox_limit)
@@ -118,7 +123,7 @@ class Store(CaptureRows, Settings, StaffSessions, PrintRows):
                 self.outbox = Outbox(self.data_dir / "outbox", outbox_limit)
             except OSError as exc:
                 raise _not_writable(self.data_dir, exc) from None
-        bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
+        bucket = self._bucket = Bucket(shared.photos_url, shared.s3_endpoint_url)
         self.db = GatedDatabase(PgDatabase(shared.database_url), self.gate)
         # The queue outside the gate: a delete turned away by it is queued too, never lost.
         self.deletions = DeletionQueue(GatedFiles(bucket, self.gate), self.db)
@@ -164,6 +169,23 @@ class Store(CaptureRows, Settings, StaffSessions, PrintRows):
         """The shared store: delete the objects that waited for the bucket (see
         booth.store.sweep.DeletionQueue); returns how many."""
         return self.deletions.drain() if self.deletions is not None else 0
+
+    def unreachable(self) -> list[str]:
+        """The parts that do not answer now ("database", "bucket"), for /readyz; why is
+        logged once each time a part goes down."""
+        probes = [("database", lambda: self.db.one("SELECT 1 FROM settings LIMIT 1"))]
+        if self._bucket is not None:
+            probes.append(("bucket", self._bucket.check))
+        down = []
+        for part, probe in probes:
+            try:
+                probe()
+            except Exception as exc:  # whatever it is, the part cannot serve
+                down.append(part)
+                if part not in self._down:
+                    log.warning("readiness: the %s does not answer (%s)", part, exc)
+        self._down = set(down)
+        return down
 
     def close(self) -> None:
         if self.uploader is not None:

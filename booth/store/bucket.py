@@ -84,6 +84,11 @@ class Bucket:
         except botocore.exceptions.BotoCoreError as exc:
             raise StoreUnavailable(f"bucket {self.url}: {_reason(exc)}") from None
 
+    def check(self) -> None:
+        """Raise StoreUnavailable unless the bucket answers now (and is there)."""
+        if self._call("head_bucket") is None:
+            raise StoreUnavailable(f"bucket {self.url}: it does not exist")
+
     def put(self, name: str, data: bytes) -> None:
         self._call("put_object", Key=self.prefix + name, Body=data,
                    ContentType="video/mp4" if name.endswith(".mp4") else "image/jpeg")

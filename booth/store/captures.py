@@ -16,11 +16,13 @@ import secrets
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from booth.errors import BoothError
+from booth.store import counts
 from booth.store.files import fsync_dir, reason, remove, write_file
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class CaptureRows:
     outbox: Outbox | None
     uploader: Uploader | None
     _leftovers: set[Path]
+    counted: Callable[[str, int], None]  # booth.store.counts.Counts
 
     def _write_file(self, data: bytes, name: str, written: list[Path]) -> Path:
         return write_file(self.photos, name, data, written)
@@ -141,6 +144,7 @@ class CaptureRows:
                      kind, now, now + ttl_seconds))
                 db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) "
                            "DO UPDATE SET value = excluded.value", (_LAST_ID, str(new_id)))
+                counts.add(db, counts.CAPTURE + kind, 1, now)
         except BaseException as exc:
             for path in written:
                 if not remove(path) and path.exists():
@@ -150,6 +154,7 @@ class CaptureRows:
             if isinstance(exc, sqlite3.OperationalError):  # disk full, database locked
                 raise BoothError(f"could not save the {kind}: {exc}") from exc
             raise
+        self.counted(counts.CAPTURE + kind, 1)
         return Capture(new_id, token, paths["photo"].name, paths["photo"], now,
                        now + ttl_seconds, 0, paths.get("thumb"), files.get("thumb", (None,))[0],
                        kind=kind, poster_filename=files.get("poster", (None,))[0])
@@ -173,12 +178,17 @@ class CaptureRows:
                          expires_at: float, kind: str = PHOTO) -> bool:
         """A station's capture is on its way: its link finds it (and says so) from now on.
         Done again after a crash, it changes nothing. False if it was deleted meanwhile
-        (registered before a crash, then deleted by staff: its tombstone): it stays deleted."""
-        self.db.execute(
-            "INSERT INTO captures (token_hash, filename, raw_filename, thumb_filename,"
-            " poster_filename, kind, created_at, expires_at, pending)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (token_hash) DO NOTHING",
-            (hashed_token, *_names(files), kind, created_at, expires_at))
+        (registered before a crash, then deleted by staff: its tombstone): it stays deleted.
+        The capture is counted (booth.store.counts) with its row, once."""
+        with self.db.write() as db:
+            new = db.execute(
+                "INSERT INTO captures (token_hash, filename, raw_filename, thumb_filename,"
+                " poster_filename, kind, created_at, expires_at, pending)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (token_hash) DO NOTHING",
+                (hashed_token, *_names(files), kind, created_at, expires_at)).rowcount > 0
+            if new and db.execute("SELECT 1 FROM tombstones WHERE token_hash = ?",
+                                  (hashed_token,)).fetchone() is None:
+                counts.add(db, counts.CAPTURE + kind, 1, created_at)
         # Looked for after the insert: a delete of the old row commits its tombstone before
         # an insert waiting on that row goes on, so it is seen here; a delete still to come
         # finds the row, and the upload then finds it gone (mark_uploaded).
@@ -262,14 +272,20 @@ class CaptureRows:
     def count_since(self, since: float) -> int:
         return self.db.one("SELECT COUNT(*) FROM captures WHERE created_at >= ?", (since,))[0]
 
-    def record_download(self, capture_id: int) -> None:
-        self.db.execute("UPDATE captures SET downloads = downloads + 1 WHERE id = ?",
-                        (capture_id,))
+    def record_download(self, capture_id: int, now: float | None = None) -> None:
+        with self.db.write() as db:
+            found = db.execute("UPDATE captures SET downloads = downloads + 1 WHERE id = ?",
+                               (capture_id,)).rowcount
+            counts.add(db, counts.DOWNLOAD, found, now)
+        if found:
+            self.counted(counts.DOWNLOAD, 1)
 
-    def _delete_where(self, where: str, args: tuple) -> int:
-        """Delete matching rows, then their files. Row first: once the row is gone no link
-        opens the photo, and a file that cannot be removed now (open on Windows) is
-        unreferenced, so the next sweep takes it."""
+    def _delete_where(self, where: str, args: tuple, event: str,
+                      now: float | None = None) -> int:
+        """Delete matching rows, then their files, and count them as `event` (a delete or a
+        purge) at `now`. Row first: once the row is gone no link opens the photo, and a file
+        that cannot be removed now (open on Windows) is unreferenced, so the next sweep
+        takes it."""
         with self.db.write() as db:
             rows = db.execute(f"DELETE FROM captures WHERE {where} RETURNING filename, "
                               f"{', '.join(c for _, c in _EXTRA)}, token_hash, expires_at",
@@ -278,6 +294,9 @@ class CaptureRows:
                 for *_, hashed, expires_at in rows:
                     db.execute("INSERT INTO tombstones (token_hash, expires_at) VALUES (?, ?) "
                                "ON CONFLICT (token_hash) DO NOTHING", (hashed, expires_at))
+            counts.add(db, event, len(rows), now)
+        if rows:
+            self.counted(event, len(rows))
         for *names, _, _ in rows:
             for name in names:
                 if name:
@@ -294,22 +313,24 @@ class CaptureRows:
         return self.db.one("SELECT 1 FROM tombstones WHERE token_hash = ?",
                            (token_hash(token),)) is None
 
-    def delete(self, capture_ids: list[int]) -> int:
+    def delete(self, capture_ids: list[int], now: float | None = None) -> int:
+        """A visitor's or the staff's delete (counted as one; a purge is counted apart)."""
         ids = [int(i) for i in capture_ids]
         if not ids:
             return 0
-        return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids),
+                                  counts.DELETE, now)
 
     def purge_expired(self, now: float | None = None) -> int:
         self._remove_leftovers()  # the janitor calls this every minute
         now = time.time() if now is None else now
         if self.photos is None:
             self.db.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
-        return self._delete_where("expires_at <= ?", (now,))
+        return self._delete_where("expires_at <= ?", (now,), counts.PURGE, now)
 
     def purge_older_than(self, seconds: float, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return self._delete_where("created_at <= ?", (now - seconds,))
+        return self._delete_where("created_at <= ?", (now - seconds,), counts.PURGE, now)
 
     def purge_all(self) -> int:
-        return self._delete_where("1 = 1", ())
+        return self._delete_where("1 = 1", (), counts.PURGE)

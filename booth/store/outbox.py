@@ -147,6 +147,7 @@ class Uploader:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
         self.failing = ""  # why the last try failed ("" once it works again)
+        self.failures = 0  # tries that failed (booth.store.metrics)
 
     def start(self) -> None:
         self._thread.start()
@@ -220,9 +221,11 @@ class Uploader:
                     log.warning("%s; the photos wait in the outbox and go up when it is back",
                                 exc)
                 self.failing, delay = str(exc), min(max(1.0, 2 * delay), MAX_BACKOFF)
+                self.failures += 1
             except Exception as exc:  # a full disk, a broken record: try again later
                 log.warning("uploading a photo failed: %s", exc)
                 self.failing, delay = str(exc), MAX_BACKOFF
+                self.failures += 1
             self._wake.wait(delay if self.failing else None)
 
     def stop(self, timeout: float) -> int:

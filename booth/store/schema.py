@@ -71,6 +71,15 @@ _PRINTS = """CREATE TABLE print_days (printer TEXT NOT NULL, day TEXT NOT NULL,
                                       used INTEGER NOT NULL, PRIMARY KEY (printer, day));
     CREATE TABLE print_requests (capture_id BIGINT PRIMARY KEY,
                                  requested_at DOUBLE PRECISION NOT NULL)"""
+
+
+def _v6_counts(db: sqlite3.Connection, secrets: SecretFiles) -> None:
+    """The statistics' counts (booth.store.counts): events per hour, kept through purges."""
+    db.execute(_COUNTS)
+
+
+_COUNTS = """CREATE TABLE counts (hour BIGINT NOT NULL, event TEXT NOT NULL,
+    n BIGINT NOT NULL, PRIMARY KEY (hour, event))"""
 _ADD_KIND = "ALTER TABLE captures ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo'"
 _ADD_POSTER = "ALTER TABLE captures ADD COLUMN poster_filename TEXT"
 
@@ -80,6 +89,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection, SecretFiles], None], ...] = (
     _v3_pending,
     _v4_clips,
     _v5_prints,
+    _v6_counts,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -150,6 +160,7 @@ PG_MIGRATIONS: tuple[str, ...] = (
     # 3: clips (see _v4_clips).
     f"{_ADD_KIND}; {_ADD_POSTER}",
     _PRINTS,  # 4: printing (see _v5_prints)
+    _COUNTS,  # 5: the statistics' counts (see _v6_counts)
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _PG_LOCK = 0x5E1F1E  # advisory lock key: one process migrates at a time

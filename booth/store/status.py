@@ -21,7 +21,7 @@ class StationStatus:
     camera: str = "unknown"  # "ok", or "reconnecting" while the camera delivers nothing
     fps: float = 0.0  # preview frames per second
     updated_at: float = 0.0  # Unix time of writing; the default is a status long stale
-    waiting: int = 0  # captures in the station's outbox, on their way to the shared store
+    backlog: int = 0  # captures in the station's outbox, not in the shared store yet
     offline: bool = False  # the station's uploader cannot reach the shared store
 
     def to_json(self) -> str:
@@ -38,7 +38,7 @@ class StationStatus:
             status = cls(camera=str(row.get("camera", cls.camera)),
                          fps=float(row.get("fps", cls.fps)),
                          updated_at=float(row.get("updated_at", cls.updated_at)),
-                         waiting=int(row.get("waiting", cls.waiting)),
+                         backlog=int(row.get("backlog", cls.backlog)),
                          offline=bool(row.get("offline", cls.offline)))
         except (ValueError, TypeError):
             return None

@@ -4,7 +4,8 @@ It reads and writes the store only; it never imports the camera code or mediapip
 `booth serve` starts at once and runs on a machine with no camera.
 
 Modules: visitor (the photo page, download, delete), staff (login, gallery, delete, purge,
-the station's status), security (headers, CSRF and Origin checks, rate limits, trusted
+the station's status), statistics (the staff's counts, chart and CSV), health (/healthz,
+/readyz, /metrics), security (headers, CSRF and Origin checks, rate limits, trusted
 proxies, the session cookie), languages (the page's language), errors (every failure a page
 a visitor understands), network (the LAN address phones use), server (waitress, and the
 janitor that purges expired photos). create_app, here, puts them together.
@@ -19,14 +20,18 @@ from flask import Flask, has_request_context
 from booth.config import Config
 from booth.resources import data_dir
 from booth.store import Store
-from booth.webapp import errors, languages, security, staff, visitor
+from booth.store.metrics import Metrics
+from booth.webapp import errors, health, languages, security, staff, statistics, visitor
 
 # Forms only; nothing is uploaded. waitress refuses larger bodies before reading them
 # (booth.webapp.server), so nothing is ever spooled to disk.
 MAX_BODY = 64 * 1024
 
 
-def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
+def create_app(cfg: Config, store: Store, *, testing: bool = False,
+               metrics: Metrics | None = None) -> Flask:
+    """The web app on `store`; `metrics`: the station's, when one runs in this process (else
+    the app has its own)."""
     web = data_dir("web")
     app = Flask(__name__, template_folder=str(web / "templates"),
                 static_folder=str(web / "static"), static_url_path="/static")
@@ -52,9 +57,11 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False) -> Flask:
     # Only a few web threads wait on a hung store; the rest serve what needs none.
     store.gate.cap(has_request_context)
     app.extensions["booth.config"] = cfg
+    health.init(app, metrics)
     security.init(app, cfg)
     errors.init(app)
     languages.init(app, cfg)
     app.register_blueprint(visitor.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(statistics.bp)
     return app

@@ -4,6 +4,8 @@ with the booth's own catalogues (booth.i18n.catalogues), the same ones the stati
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
@@ -12,6 +14,7 @@ from flask_babel import Babel, Domain
 from booth.errors import BoothError
 from booth.i18n.catalogues import Language, Languages
 from booth.i18n.privacy import notice
+from booth.store import counts
 
 COOKIE = "booth_lang"
 COOKIE_DAYS = 365
@@ -84,6 +87,13 @@ def _same_page() -> str:
     return "/" if path.startswith("//") else path
 
 
+def _count(code: str) -> None:
+    """A language chosen on a phone, for the statistics; a store out of reach costs the
+    count, never the switch."""
+    with contextlib.suppress(BoothError, sqlite3.Error):
+        current_app.extensions["booth.store"].count_event(counts.LANGUAGE + code)
+
+
 def init(app: Flask, cfg) -> None:
     app.extensions["booth.languages"] = Languages.from_config(cfg)
     policy = _policy_url(cfg.privacy.policy_url)
@@ -99,6 +109,7 @@ def init(app: Flask, cfg) -> None:
         until = _until()
         response = redirect(_same_page() + (f"?{until}" if until else ""), 303)
         if code in languages():
+            _count(code)
             response.set_cookie(COOKIE, code, max_age=COOKIE_DAYS * 86400, httponly=True,
                                 samesite="Lax", secure=request.is_secure)
         return response

@@ -144,6 +144,7 @@ class RateLimits:
         results = [strategy.hit(item, *ids) for item, ids in self._keys(limits, scope)]
         if not all(results):
             self.give_back(limits, scope)
+            current_app.extensions["booth.metrics"].rate_limited(scope)
             log.debug("rate limit %s on %s reached by client %r", limits, scope,
                       get_remote_address())
             raise TooManyRequests()
@@ -184,8 +185,8 @@ HEADERS = {
 
 SESSION_KEY_FILE = "session-key"
 # Endpoints that never touch the session, so answer while the database that may hold its
-# key is out of reach: the 503 page's own stylesheet and pictures.
-SESSIONLESS = {"static"}
+# key is out of reach: the 503 page's own stylesheet and pictures, the health checks.
+SESSIONLESS = {"static", "health.healthz", "health.readyz", "health.prometheus"}
 
 
 def session_key(store: Store, *, now: bool = False) -> str | None:

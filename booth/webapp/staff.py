@@ -185,7 +185,7 @@ class StatusPanel:
     camera: str = ""
     fps: str = ""
     age: str = ""
-    waiting: int = 0  # captures in the station's outbox
+    backlog: int = 0  # captures in the station's outbox (the shared store's station)
     offline: bool = False  # the station cannot reach the shared store
 
 
@@ -196,7 +196,7 @@ def status_panel(now: float | None = None) -> StatusPanel:
     if status is None or abs(now - status.updated_at) > STATUS_MAX_AGE:
         return StatusPanel(False)
     lang = current()
-    return StatusPanel(True, camera=status.camera, waiting=status.waiting,
+    return StatusPanel(True, camera=status.camera, backlog=status.backlog,
                        offline=status.offline,
                        fps=lang.decimal(status.fps, "0.0") if math.isfinite(status.fps) else "?",
                        age=lang.gettext("just now") if now - status.updated_at < 2 else
