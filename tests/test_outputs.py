@@ -72,7 +72,9 @@ def test_the_outputs_are_the_ones_the_config_names(tmp_path: Path, store: Store)
 @pytest.mark.parametrize("outputs, expected", [
     ("enabled = []", 'outputs.enabled = [] has no "store"'),
     ('enabled = ["store", "store"]', "outputs.enabled names 'store' twice"),
-    ('enabled = ["store", "printer"]', "outputs.enabled names 'printer'; use some of store"),
+    ('enabled = ["store", "wall"]', "outputs.enabled names 'wall'; use some of store, printer"),
+    ('enabled = ["store", "printer"]', 'outputs.enabled names "printer" but [printer] name is '
+                                       "empty; set it to the CUPS queue's name"),
     ('enabled = "store"', "outputs.enabled must be a list of names"),
     ("enabled = [1]", "outputs.enabled must be a list of names"),
 ])
