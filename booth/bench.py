@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import psutil
 
-from booth.config import Config
+from booth.config import Config, OutputsConfig, PrinterConfig
 from booth.errors import BoothError
 from booth.station.events import Event, Quit
 
@@ -293,6 +293,8 @@ def run_bench(cfg: Config, source: str, *, frames: int, as_json: bool) -> int:
 
     if not Path(source).is_file():
         raise BoothError(f"no such video: {source}; bench needs a video file")
+    # Measured with the store alone: a benchmark's captures must never come out of a printer.
+    cfg = dataclasses.replace(cfg, outputs=OutputsConfig(), printer=PrinterConfig())
     camera = CameraLikeVideo(LoopingVideo(source, cfg.camera.width, cfg.camera.height),
                              cfg.camera.fps)
     pipeline = load_pipeline(cfg, mirror=cfg.station.mirror)
