@@ -256,6 +256,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from booth.station.stops import STOPS
     from booth.wiring import run_station
 
     _positive("--auto-capture", args.auto_capture)
@@ -264,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        windowed=args.windowed, auto_capture=args.auto_capture,
                        max_captures=args.max_captures,
                        save_screens=Path(args.save_screens) if args.save_screens else None,
-                       capture_kind=args.capture_kind)
+                       capture_kind=args.capture_kind, stops=STOPS)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -275,9 +276,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from booth.station.stops import STOPS
     from booth.wiring import serve_web
 
-    return serve_web(_config(args))
+    return serve_web(_config(args), stops=STOPS)
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -410,6 +412,10 @@ def setup_logging(level: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from booth.station.stops import STOPS, Stopped, leave
+
+    if not STOPS.installed:  # the `booth` script; `python -m booth` has done it already
+        STOPS.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -419,13 +425,22 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
                "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens,
                "models": cmd_models}[args.command]
-    # A service manager stops the booth with SIGTERM: leave through the finally blocks
-    # (camera released, web server and database closed) and report a clean stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # `booth run` and `booth serve` run for months: SIGTERM (a service manager) or Ctrl-C at
+    # any moment is a clean stop, status 0, every thread ended first (booth.station.stops).
+    # The other commands stop where they are: SIGTERM through the finally blocks with status
+    # 0, Ctrl-C as an interrupted command (130).
+    long_running = args.command in ("run", "serve")
+    if not long_running:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return handler(args)
+        STOPS.check()  # a signal that came while the booth started
+        status = handler(args)
     except BoothError as exc:
         print(f"booth: error: {exc}", file=sys.stderr)
-        return 1
+        status = 1
+    except Stopped:
+        status = 0
     except KeyboardInterrupt:
-        return 130
+        status = 130
+    return leave(status) if long_running else status

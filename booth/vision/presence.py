@@ -94,6 +94,9 @@ class Presence:
                               min_detection_confidence=_DETECTION, enable_segmentation=True)
             self._pose.process(_figure())
 
+    def close(self) -> None:
+        self._pose.close()
+
     def visitors(self, frame: np.ndarray, people: People) -> People:
         """The people of a BGR frame's mask that its pose confirms (see visitors)."""
         if not people.found:

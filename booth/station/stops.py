@@ -1,0 +1,126 @@
+"""Clean stops for `booth run` and `booth serve`: SIGTERM (a service manager) and SIGINT
+(Ctrl-C) at any moment end the process with status 0, every thread joined first.
+
+Why the care: on Python before 3.14 a daemon thread that returns from native code (OpenCV,
+MediaPipe, ONNX Runtime, PyAV) while the interpreter finalizes is ended by pthread_exit,
+whose unwinding through the library's C++ frames calls std::terminate: "terminate called
+without an active exception", status -6 (issue 23: the screens' warm-up thread, inside
+cv2.resize, at a SIGTERM just after start-up). So no thread may outlive the command.
+
+A signal does not raise wherever the main thread happens to be. It is recorded, and
+`check()` raises Stopped at the points the station passes often (between the start-up's
+steps, once a loop pass), so a stop never cuts a step in half; inside `anywhere()` (a wait
+with nothing half-done, like the web server's loop) it raises at once. Stopped is a
+SystemExit with status 0: the finally blocks and exit stacks close what is open, in
+reverse order. A second signal while stopping is logged and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+# Not logging, nor anything else slow to import: `python -m booth` installs the handlers
+# before it imports the rest of the booth, so the window in which a signal still kills the
+# process outright is Python's own start (about 10 ms).
+
+LAST_THREADS_SECONDS = 10.0  # for threads still ending once the command has returned
+
+
+class Stopped(SystemExit):
+    """Raised in the main thread for a stop signal; exits with status 0."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(0)
+        self.name = name
+
+
+class StopSignals:
+    """SIGTERM and SIGINT, recorded; `check()` and `anywhere()` turn them into Stopped."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: str | None = None  # the first signal's name
+        self._raised = False
+        self._anywhere = 0  # depth of anywhere() blocks
+        self.installed = False
+
+    def install(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._handle)
+        self.installed = True
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            _log().info("%s while stopping: already stopping", name)
+            return
+        self.received = name
+        _log().info("%s: stopping", name)
+        if self._anywhere:
+            self.check()
+
+    def check(self) -> None:
+        """Raise Stopped if a signal came (once: the stop's own clean-up goes on)."""
+        if self.received is not None and not self._raised:
+            self._raised = True
+            raise Stopped(self.received)
+
+    @contextlib.contextmanager
+    def anywhere(self) -> Iterator[None]:
+        """A block a signal may interrupt at any point."""
+        self.check()
+        self._anywhere += 1
+        try:
+            yield
+        finally:
+            self._anywhere -= 1
+
+
+STOPS = StopSignals()  # the process's, installed by `python -m booth` and booth.cli.main
+NEVER = StopSignals()  # never installed: nothing stops it (tests, `booth bench`, scripts)
+
+
+def _log():
+    import logging
+
+    return logging.getLogger(__name__)
+
+
+def leave(status: int, seconds: float = LAST_THREADS_SECONDS) -> int:
+    """The command's status, once the threads still ending have ended. A thread that does not
+    within `seconds` (a camera driver stuck in a read) would abort the interpreter's
+    finalization (see above): then the process ends here, after flushing, without it."""
+    # From here on the process only ends: a signal now would find Python's default handlers
+    # (its finalization puts them back) and kill it with the signal's status instead of 0.
+    # Ignored handlers it leaves alone.
+    for signum in StopSignals.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    deadline = time.monotonic() + seconds
+    for thread in _others():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [thread.name for thread in _others() if thread.is_alive()]
+    if not left:
+        return status
+    import logging
+
+    _log().warning("thread(s) %s did not end within %g s; leaving without Python's finalization",
+                ", ".join(left), seconds)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+def _others() -> list[threading.Thread]:
+    # A thread started outside Python (_DummyThread) cannot be joined, nor does it end with us.
+    dummy = getattr(threading, "_DummyThread", ())
+    return [thread for thread in threading.enumerate()
+            if thread is not threading.current_thread() and not isinstance(thread, dummy)]
