@@ -94,7 +94,9 @@ def _log():
 
 
 def leave(status: int, seconds: float = LAST_THREADS_SECONDS) -> int:
-    """The command's status, once the threads still ending have ended. A thread that does not
+    """The command's status, once the threads still ending have ended. Threads that only
+    wait in the threading module (an Event or a Condition: the store's socket watchdog) are
+    not waited for: they hold nothing and run no native code. A thread that does not end
     within `seconds` (a camera driver stuck in a read) would abort the interpreter's
     finalization (see above): then the process ends here, after flushing, without it."""
     # From here on the process only ends: a signal now would find Python's default handlers
@@ -103,15 +105,14 @@ def leave(status: int, seconds: float = LAST_THREADS_SECONDS) -> int:
     for signum in StopSignals.SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     deadline = time.monotonic() + seconds
-    for thread in _others():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    left = [thread.name for thread in _others() if thread.is_alive()]
-    if not left:
+    while (busy := _busy()) and time.monotonic() < deadline:
+        busy[0].join(min(0.05, max(0.0, deadline - time.monotonic())))
+    if not busy:
         return status
     import logging
 
-    _log().warning("thread(s) %s did not end within %g s; leaving without Python's finalization",
-                ", ".join(left), seconds)
+    _log().warning("thread(s) %s did not end within %g s; leaving without Python's "
+                   "finalization", ", ".join(thread.name for thread in busy), seconds)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -119,8 +120,18 @@ def leave(status: int, seconds: float = LAST_THREADS_SECONDS) -> int:
     os._exit(status)
 
 
-def _others() -> list[threading.Thread]:
-    # A thread started outside Python (_DummyThread) cannot be joined, nor does it end with us.
+def _busy() -> list[threading.Thread]:
+    """The other threads but those waiting in the threading module. (A thread started
+    outside Python, a _DummyThread, cannot be joined, nor does it end with us.)"""
     dummy = getattr(threading, "_DummyThread", ())
-    return [thread for thread in threading.enumerate()
-            if thread is not threading.current_thread() and not isinstance(thread, dummy)]
+    frames = sys._current_frames()
+    busy = []
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or isinstance(thread, dummy):
+            continue
+        frame = frames.get(thread.ident)
+        waiting = (frame is not None and frame.f_code.co_name == "wait"
+                   and frame.f_code.co_filename == threading.__file__)
+        if thread.is_alive() and not waiting:
+            busy.append(thread)
+    return busy
