@@ -280,6 +280,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     add_assets_argument(ap)
     args = ap.parse_args()
+    # Stopped itself (SIGTERM or Ctrl-C): the runs under way end, the servers are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     states = [s for s in args.states.split(",") if s]
     if unknown := set(states) - set(STATES):
         ap.error(f"unknown state(s): {', '.join(sorted(unknown))}")
@@ -330,9 +332,9 @@ def _runs(state: str, args: argparse.Namespace, cache: Path, shared: Shared | No
         run = one_run(state, (args.min_delay, args.max_delay or MAX_DELAY[state]), args.assets,
                       cache, shared)
         done.append(run)
-        if not args.json:
-            mark = "ok" if not run.problems else ", ".join(run.problems)
-            print(f"{state} {len(done)}/{args.runs} at {run.delay:.2f} s: {mark}", flush=True)
+        mark = "ok" if not run.problems else ", ".join(run.problems)
+        print(f"{state} {len(done)}/{args.runs} at {run.delay:.2f} s: {mark}", flush=True,
+              file=sys.stderr if args.json else sys.stdout)
         return run
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
