@@ -62,7 +62,7 @@ class Modnet:
     def close(self) -> None:
         """Let the session go: its destructor ends the pool's threads (ONNX Runtime has no
         close of its own)."""
-        del self._session
+        self._session = None
 
     def alpha(self, bgr: np.ndarray) -> np.ndarray:
         """The person's alpha (float32, 0..1) at the picture's own size."""
