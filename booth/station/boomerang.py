@@ -59,8 +59,8 @@ class Recording:
 
     def close(self) -> None:
         """Cancel, and wait for the encoder's thread to end."""
-        self.cancel()
         self.recorder.close()
+        self.frames = []
 
 
 class Loop:
