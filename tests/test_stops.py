@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from booth.station.stops import Stopped, StopSignals, _busy
@@ -76,6 +77,18 @@ def _native_threads() -> dict[str, str]:
         with contextlib.suppress(OSError):  # ended meanwhile
             threads[task.name] = (task / "comm").read_text().strip()
     return threads
+
+
+def test_a_boomerang_cut_short_ends_its_encoder_thread():
+    """Station.__exit__ closes a recording still under way: its encoder (PyAV, OpenCV) is
+    joined, not left running into the interpreter's finalization."""
+    from booth.station.clip import ClipRecorder
+
+    recorder = ClipRecorder((320, 240), 30)
+    for _ in range(10):
+        recorder.add(np.full((240, 320, 3), 128, np.uint8))
+    recorder.close()
+    assert "clip-encoder" not in [thread.name for thread in threading.enumerate()]
 
 
 def test_leave_waits_for_busy_threads_not_for_idle_waiters():
