@@ -290,12 +290,10 @@ def main() -> int:
               file=sys.stderr)
         return 2
     deadline = _deadline(args.until)
-    results: dict[str, list[Run]] = {}
     with contextlib.ExitStack() as stack:
         cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stop-cache-")))
         shared = Shared(stack) if "shared" in states else None
-        for state in states:
-            results[state] = _runs(state, args, cache, shared, deadline)
+        results = _runs(states, args, cache, shared, deadline)
     report = {state: summary(runs) for state, runs in results.items()}
     failed = [r for runs in results.values() for r in runs if r.problems]
     if args.json:
@@ -322,23 +320,24 @@ def _deadline(until: str | None) -> float | None:
     return target if target > time.time() else target + 86400
 
 
-def _runs(state: str, args: argparse.Namespace, cache: Path, shared: Shared | None,
-          deadline: float | None) -> list[Run]:
-    done: list[Run] = []
+def _runs(states: list[str], args: argparse.Namespace, cache: Path, shared: Shared | None,
+          deadline: float | None) -> dict[str, list[Run]]:
+    """--runs of each state, the states taking turns (so a run cut short by --until has as
+    many of each)."""
+    done: dict[str, list[Run]] = {state: [] for state in states}
 
-    def one(_: int) -> Run | None:
+    def one(state: str) -> None:
         if deadline is not None and time.time() >= deadline:
-            return None
+            return
         run = one_run(state, (args.min_delay, args.max_delay or MAX_DELAY[state]), args.assets,
                       cache, shared)
-        done.append(run)
+        done[state].append(run)
         mark = "ok" if not run.problems else ", ".join(run.problems)
-        print(f"{state} {len(done)}/{args.runs} at {run.delay:.2f} s: {mark}", flush=True,
-              file=sys.stderr if args.json else sys.stdout)
-        return run
+        print(f"{state} {len(done[state])}/{args.runs} at {run.delay:.2f} s: {mark}",
+              flush=True, file=sys.stderr if args.json else sys.stdout)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        list(pool.map(one, range(args.runs)))
+        list(pool.map(one, [state for _ in range(args.runs) for state in states]))
     return done
 
 

@@ -57,19 +57,21 @@ class StopSignals:
         self.installed = True
 
     def _handle(self, signum: int, _frame: object) -> None:
+        # It logs nothing before the stop is taken: at start-up it may run in the middle of
+        # an import (of logging itself: a half-made module, an AttributeError, a traceback).
         name = signal.Signals(signum).name
-        if self.received is not None:
+        if self.received is None:
+            self.received = name
+            if self._anywhere:
+                self.check()
+        elif self._raised:
             _log().info("%s while stopping: already stopping", name)
-            return
-        self.received = name
-        _log().info("%s: stopping", name)
-        if self._anywhere:
-            self.check()
 
     def check(self) -> None:
         """Raise Stopped if a signal came (once: the stop's own clean-up goes on)."""
         if self.received is not None and not self._raised:
             self._raised = True
+            _log().info("%s: stopping", self.received)
             raise Stopped(self.received)
 
     @contextlib.contextmanager
