@@ -256,7 +256,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from booth.station.stops import STOPS
     from booth.wiring import run_station
 
     _positive("--auto-capture", args.auto_capture)
@@ -265,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        windowed=args.windowed, auto_capture=args.auto_capture,
                        max_captures=args.max_captures,
                        save_screens=Path(args.save_screens) if args.save_screens else None,
-                       capture_kind=args.capture_kind, stops=STOPS)
+                       capture_kind=args.capture_kind)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -276,10 +275,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from booth.station.stops import STOPS
     from booth.wiring import serve_web
 
-    return serve_web(_config(args), stops=STOPS)
+    return serve_web(_config(args))
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -414,8 +412,7 @@ def setup_logging(level: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     from booth.station.stops import STOPS, Stopped, leave
 
-    if not STOPS.installed:  # the `booth` script; `python -m booth` has done it already
-        STOPS.install()
+    STOPS.install()  # (again, under `python -m booth`: at once for the `booth` script)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -425,10 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "compose": cmd_compose, "bench": cmd_bench, "serve": cmd_serve,
                "purge": cmd_purge, "passwd": cmd_passwd, "screens": cmd_screens,
                "models": cmd_models}[args.command]
-    # `booth run` and `booth serve` run for months: SIGTERM (a service manager) or Ctrl-C at
-    # any moment is a clean stop, status 0, every thread ended first (booth.station.stops).
-    # The other commands stop where they are: SIGTERM through the finally blocks with status
-    # 0, Ctrl-C as an interrupted command (130).
+    # `booth run` and `booth serve`: SIGTERM or Ctrl-C at any moment is a clean stop, status
+    # 0, every thread ended first (booth.station.stops). The other commands stop where they
+    # are: SIGTERM through the finally blocks (status 0), Ctrl-C as an interruption (130).
     long_running = args.command in ("run", "serve")
     if not long_running:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -18,7 +18,7 @@ from booth.config import Config
 from booth.errors import BoothError
 from booth.scene.definition import Scene, load_scene
 from booth.scene.plate import obtain_plate
-from booth.station.stops import NEVER, StopSignals
+from booth.station.stops import STOPS, StopSignals
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Pipeline
 
@@ -106,7 +106,7 @@ def start_web(cfg: Config, store: Store, *, background: bool = True) -> tuple[We
     return web, janitor
 
 
-def serve_web(cfg: Config, *, stops: StopSignals = NEVER) -> int:
+def serve_web(cfg: Config, *, stops: StopSignals = STOPS) -> int:
     """`booth serve`: the web app alone, beside a station in another process or none, or
     one of the shared store's servers. A stop signal ends the serving loop (see
     booth.station.stops)."""
@@ -182,7 +182,7 @@ def assemble_station(cfg: Config, pipeline: Pipeline, source: FrameSource, store
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
                 save_screens: Path | None, capture_kind: str = "photo",
-                stops: StopSignals = NEVER) -> int:
+                stops: StopSignals = STOPS) -> int:
     """`booth run`. A stop signal is taken between the start-up's steps and once a pass of
     the station's loop (see booth.station.stops); what was started is closed in reverse, so
     every thread has ended when this returns."""

@@ -49,12 +49,10 @@ class StopSignals:
         self.received: str | None = None  # the first signal's name
         self._raised = False
         self._anywhere = 0  # depth of anywhere() blocks
-        self.installed = False
 
     def install(self) -> None:
         for signum in self.SIGNALS:
             signal.signal(signum, self._handle)
-        self.installed = True
 
     def _handle(self, signum: int, _frame: object) -> None:
         # It logs nothing before the stop is taken: at start-up it may run in the middle of
@@ -85,8 +83,10 @@ class StopSignals:
             self._anywhere -= 1
 
 
-STOPS = StopSignals()  # the process's, installed by `python -m booth` and booth.cli.main
-NEVER = StopSignals()  # never installed: nothing stops it (tests, `booth bench`, scripts)
+# The process's, installed by `python -m booth` and booth.cli.main; until then (tests,
+# scripts) no signal reaches it and its checks never raise.
+STOPS = StopSignals()
+NEVER = StopSignals()  # never installed: for the station loop of `booth bench` and scripts
 
 
 def _log():
