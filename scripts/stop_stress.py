@@ -173,14 +173,13 @@ def one_run(state: str, delays: tuple[float, float], assets: Path, cache: Path,
 
 def _moments(stderr: str) -> list[str]:
     """Where the stop landed, as the booth's log tells: in the start-up (before the web app
-    was up) or in the running station; a capture finished while stopping (the stop came
-    during its making); photos left to upload at the stop."""
+    was up) or in the running station, after its first capture (the station then cycles
+    countdown, capture, result; the log does not say which the stop met); photos left to
+    upload at the stop."""
     before, _, after = stderr.partition("SIGTERM: stopping")
     moments = ["running" if "web app on http" in before else "start-up"]
     if "saved in" in before:
         moments.append("after a capture")
-    if "saved in" in after:
-        moments.append("mid-capture")
     if "uploading the last photos" in after or "wait in the outbox" in after:
         moments.append("mid-upload")
     return moments
