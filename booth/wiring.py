@@ -23,6 +23,7 @@ from booth.config import Config
 from booth.errors import BoothError
 from booth.scene.definition import Scene, load_scene
 from booth.scene.plate import obtain_plate
+from booth.station.stops import STOPS, StopSignals
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Pipeline
 
@@ -72,19 +73,30 @@ class StatusReporter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._newest: StationStatus | None = None
+        self._closed = False
         self._ready = threading.Condition()
-        threading.Thread(target=self._run, name="status", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
+        self._thread.start()
 
     def __call__(self, status: StationStatus) -> None:
         with self._ready:
             self._newest = status
             self._ready.notify()
 
+    def close(self, timeout: float = 5.0) -> None:
+        """The thread ends after the write it is on (the last status is not written)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         while True:
             with self._ready:
-                while self._newest is None:
+                while self._newest is None and not self._closed:
                     self._ready.wait()
+                if self._closed:
+                    return
                 status, self._newest = self._newest, None
             if self.store.uploader is not None:  # the outbox, for the staff's banner
                 status = dataclasses.replace(status, backlog=self.store.uploader.pending(),
@@ -108,22 +120,26 @@ def start_web(cfg: Config, store: Store, *, background: bool = True,
     return web, janitor
 
 
-def serve_web(cfg: Config) -> int:
+def serve_web(cfg: Config, *, stops: StopSignals = STOPS) -> int:
     """`booth serve`: the web app alone, beside a station in another process or none, or
-    one of the shared store's servers."""
+    one of the shared store's servers. A stop signal ends the serving loop (see
+    booth.station.stops)."""
     from booth.store import open_store
     from booth.webapp.network import public_base_url
 
     with contextlib.ExitStack() as stack:
         store = open_store(cfg, gentle=True)
         stack.callback(store.close)
+        stops.check()
         web, janitor = start_web(cfg, store, background=False)
         stack.callback(janitor.stop)
+        stack.callback(web.close)
         base_url, warning = public_base_url(cfg.server.public_url, cfg.server.host, web.port)
         log.info("serving on %s (staff pages: %s/staff)", base_url, base_url)
         if warning:
             log.warning("%s", warning)
-        web.serve_forever()
+        with stops.anywhere():  # the loop only waits: nothing is half-done where it stops
+            web.serve_forever()
     return 0
 
 
@@ -192,7 +208,11 @@ def print_panel(screens: Screens, outputs: list[Output]) -> PrintPanel | None:
 
 def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
                 auto_capture: float | None, max_captures: int | None,
-                save_screens: Path | None, capture_kind: str = "photo") -> int:
+                save_screens: Path | None, capture_kind: str = "photo",
+                stops: StopSignals = STOPS) -> int:
+    """`booth run`. A stop signal is taken between the start-up's steps and once a pass of
+    the station's loop (see booth.station.stops); what was started is closed in reverse, so
+    every thread has ended when this returns."""
     from booth.camera.sources import open_source
     from booth.station.display import HeadlessDisplay, WindowDisplay
     from booth.station.machine import Machine
@@ -217,23 +237,29 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
     display = HeadlessDisplay() if headless else WindowDisplay(
         fullscreen=st.fullscreen and not windowed, size=(st.display_width, st.display_height))
     with contextlib.ExitStack() as stack:
-        # Closed in reverse: the web server, the janitor, the window; then (`last`, entered
-        # before the window's close) the camera and the store, whose last uploads may take
-        # seconds with the window already gone.
+        # Closed in reverse: the screens' warm-up, the status writer, the web server, the
+        # janitor, the window; then (`last`, entered before the window's close) the camera,
+        # the models and the store, whose last uploads may take seconds with the window
+        # already gone.
         last = stack.enter_context(contextlib.ExitStack())
         stack.callback(display.close)
+        stops.check()
         store = open_store(cfg, station=True)
         last.callback(store.close)
         last.callback(finish_uploads, store, cfg.store.upload_wait_seconds)
         if store.outbox is not None:
             store.start_uploader()
+        stops.check()
         pipeline = load_pipeline(cfg, mirror=st.mirror)
+        last.callback(pipeline.close)
+        stops.check()
         frames = open_source(source, width=cfg.camera.width, height=cfg.camera.height,
                              fps=cfg.camera.fps, stall_seconds=cfg.camera.stall_seconds,
                              still_width=cfg.camera.still_width,
                              still_height=cfg.camera.still_height)
         last.callback(frames.close)
         frames.start()  # a camera that is not there yet does not stop the station
+        stops.check()
         # One set of metrics for the station and the web app (/metrics); the station's own
         # counts (camera, languages) reach the statistics through the recorder.
         metrics = Metrics()
@@ -252,13 +278,17 @@ def run_station(cfg: Config, *, source: str, headless: bool, windowed: bool,
         if warning:
             log.warning("%s", warning)
         log.info("web app on %s (staff pages: %s/staff)", base_url, base_url)
+        reporter = StatusReporter(store)
+        stack.callback(reporter.close)
         station = assemble_station(
             cfg, pipeline, frames, store, base_url,
             machine=Machine(st.countdown_seconds, st.result_seconds, auto_capture,
                             auto_kind=kind),
-            report=StatusReporter(store), metrics=metrics)
+            report=reporter, metrics=metrics)
         station.screens.warm_up()
-        return station.run(display, max_captures=max_captures, save_screens=save_screens)
+        stack.callback(station.screens.stop_warm_up)
+        return station.run(display, max_captures=max_captures, save_screens=save_screens,
+                           stops=stops)
 
 
 def finish_uploads(store: Store, wait: float) -> None:

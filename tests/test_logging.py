@@ -1,5 +1,5 @@
 """The booth's log: Python logging, one line per event, set up once by the `booth` command
-(booth.cli.setup_logging). What it must never hold: a photo's token, a staff password, a
+(booth.logs.setup_logging). What it must never hold: a photo's token, a staff password, a
 session cookie or key; and a client's string cannot forge a line of its own."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from booth.cli import _NOISY, build_parser, setup_logging
+from booth.cli import build_parser
 from booth.config import Config
 from booth.errors import StoreUnavailable
+from booth.logs import _NOISY, setup_logging
 from booth.store import Store
 from booth.webapp import create_app
 from tests.conftest import ROOT, asset

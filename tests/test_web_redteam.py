@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import psycopg
 import pytest
 
-from booth.cli import ClientLineBound
+from booth.logs import ClientLineBound
 from booth.store import Store
 from booth.store.outbox import Uploader
 from booth.store.passwords import set_password

@@ -57,6 +57,11 @@ class Recording:
         self.recorder.cancel()
         self.frames = []
 
+    def close(self) -> None:
+        """Cancel, and wait for the encoder's thread to end."""
+        self.recorder.close()
+        self.frames = []
+
 
 class Loop:
     """The clip on the result screen: its frames in the file's order (0..n-1, then n-2..1),

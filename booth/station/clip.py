@@ -165,6 +165,12 @@ class ClipRecorder:
         self._cancelled = True
         self._queue.put(None)
 
+    def close(self) -> None:
+        """Cancel and wait for the encoder's thread (inside PyAV and OpenCV: it must end
+        before the process does, see booth.station.stops)."""
+        self.cancel()
+        self._thread.join(_FINISH_TIMEOUT)
+
     # The encoder's thread.
 
     def _run(self) -> None:

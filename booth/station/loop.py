@@ -33,6 +33,7 @@ from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnai
 from booth.station.qr import qr_image
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
+from booth.station.stops import NEVER, StopSignals
 from booth.store.metrics import Metrics
 from booth.store.status import StationStatus
 from booth.vision.pipeline import Analysis, Pipeline
@@ -218,7 +219,10 @@ class Station:
 
     def __exit__(self, *exc: object) -> None:
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            if self._recording is not None:  # a boomerang cut short: nothing is saved
+                self._recording.close()
+                self._recording = None
+            self._worker.shutdown(wait=True)  # a photo being made is saved, row and file
             self._reporter.shutdown(wait=True)
             self._worker = self._reporter = None
             self.metrics.station_stopped(self.clock.now().timestamp())
@@ -399,13 +403,15 @@ class Station:
         self._report_job = self._reporter.submit(self.report, status)  # it writes a database
 
     def run(self, display: Display, *, max_captures: int | None = None,
-            save_screens: Path | None = None) -> int:
-        """Until Esc/q, a closed window, or max_captures results shown; returns 0."""
+            save_screens: Path | None = None, stops: StopSignals = NEVER) -> int:
+        """Until Esc/q, a closed window, or max_captures results shown; returns 0. A stop
+        signal (`stops`) raises Stopped between two passes, never inside one."""
         shown_state: State | None = None
         saved = 0
         shown_at = -1e9
         with self:
             while True:
+                stops.check()
                 screen = self.step()
                 now = self.clock.monotonic()
                 state = self.machine.state

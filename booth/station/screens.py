@@ -79,6 +79,7 @@ class Screens:
                                       interpolation=cv2.INTER_AREA)
         self._texts: dict[str, Texts] = {}
         self._rendering = threading.Lock()  # one language drawn at a time
+        self._warming: tuple[threading.Thread, threading.Event] | None = None
         self.date = (when or datetime.now()).date()
         self._u = u = height / 720  # type scale: sizes below are for a 720-pixel-high display
         self._px, self._pw = lay.panel_x + round(28 * u), lay.panel_w - round(56 * u)
@@ -143,13 +144,20 @@ class Screens:
 
     def warm_up(self) -> threading.Thread:
         """Draw every language now, on a thread, so a touch on a language button shows it
-        at once rather than after the second it takes to draw a language on a big display."""
-        def draw_all() -> None:
-            for lang in self.languages:
-                self._texts_for(lang)
-        thread = threading.Thread(target=draw_all, name="screens-warm-up", daemon=True)
+        at once rather than after the second it takes to draw a language on a big display.
+        It draws with OpenCV: stop_warm_up() before the process exits (booth.station.stops)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=lambda: [self._texts_for(lang) for lang in self.languages
+                                                  if not stop.is_set()],
+                                  name="screens-warm-up", daemon=True)
         thread.start()
+        self._warming = thread, stop
         return thread
+
+    def stop_warm_up(self) -> None:
+        if self._warming is not None:  # it ends once the language it draws is done
+            self._warming[1].set()
+            self._warming[0].join()
 
     # What the station draws, in the language shown now.
     base = property(lambda self: self.texts.base)

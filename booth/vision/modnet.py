@@ -59,6 +59,11 @@ class Modnet:
         self._input = self._session.get_inputs()[0].name
         self.path = path
 
+    def close(self) -> None:
+        """Let the session go: its destructor ends the pool's threads (ONNX Runtime has no
+        close of its own)."""
+        self._session = None
+
     def alpha(self, bgr: np.ndarray) -> np.ndarray:
         """The person's alpha (float32, 0..1) at the picture's own size."""
         h, w = bgr.shape[:2]

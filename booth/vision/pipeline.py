@@ -108,6 +108,16 @@ class Pipeline:
         self._last_analysis: Analysis | None = None
         self._helper: ThreadPoolExecutor | None = None
 
+    def close(self) -> None:
+        """End the threads: the preview's second one, MediaPipe's graphs, ONNX Runtime's
+        pool. Once the station and its photo worker have stopped."""
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
+        for model in (self.segmenter, self.refiner, self.presence, self.portrait):
+            if model is not None:
+                model.close()
+
     def forget(self) -> None:
         """Start the live preview afresh: no placement, smoothing or sight of the model's
         carried over from the frames before (a benchmark that analyses one frame again and

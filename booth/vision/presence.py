@@ -94,6 +94,12 @@ class Presence:
                               min_detection_confidence=_DETECTION, enable_segmentation=True)
             self._pose.process(_figure())
 
+    def close(self) -> None:
+        """Close the graph and let it go (its threads end with the object)."""
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+
     def visitors(self, frame: np.ndarray, people: People) -> People:
         """The people of a BGR frame's mask that its pose confirms (see visitors)."""
         if not people.found:

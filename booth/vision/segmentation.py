@@ -104,4 +104,8 @@ class Segmenter:
         return result.confidence_masks[0].numpy_view().copy()
 
     def close(self) -> None:
-        self._segmenter.close()
+        """Close the graph and let it go: MediaPipe ends its threads only when the task
+        object itself is destroyed."""
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None

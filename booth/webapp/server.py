@@ -227,6 +227,7 @@ class WebServer:
                              "program may use that port: pass --port with another one") from None
         dispatcher.set_thread_count(threads)
         self._server = self._listeners[0]
+        self._sockets = sockets
         self.host = host
         self._thread: threading.Thread | None = None
 
@@ -243,9 +244,21 @@ class WebServer:
         self._thread.start()
 
     def close(self) -> None:
-        for listener in self._listeners:
-            listener.close()
+        """Stop serving: the requests running get 2 s, then the listeners and the open
+        connections (a phone's keep-alive) are closed and the loop's thread is joined."""
         self._server.task_dispatcher.shutdown(timeout=2)
+        if self._thread is not None and self._thread.is_alive():
+            # On the loop's own thread (waitress's dispatchers are not thread-safe): with
+            # nothing left to watch, its loop ends.
+            self._server.trigger.pull_trigger(self._close_all)
+            self._thread.join(timeout=5)
+        else:
+            self._close_all()
+
+    def _close_all(self) -> None:
+        for fd in list(self._sockets):
+            if (dispatcher := self._sockets.get(fd)) is not None:
+                dispatcher.close()
 
 
 SWEEP_EVERY = 10  # rounds: the shared store's sweep lists the whole bucket
