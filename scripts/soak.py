@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from booth.bench import LoopingVideo
     from booth.clock import ManualClock
+    from booth.station.machine import State
     from booth.store import Store
     from booth.wiring import assemble_station, load_pipeline
 
@@ -141,6 +142,11 @@ def run(args: argparse.Namespace) -> dict:
                 t0, c0 = time.perf_counter(), cpu_seconds()
                 station.step()
                 t1, c1 = time.perf_counter(), cpu_seconds()
+                if station.machine.state in (State.CAPTURE, State.PROCESSING):
+                    # A camera's frames come 1/30 s apart in wall time too: without this pause
+                    # the loop spins through the photo's frames while the worker makes it,
+                    # and the run can end (or starve the worker) before any photo is saved.
+                    time.sleep(max(0.0, 1 / 30 - (t1 - t0)))
                 if i >= args.warmup:
                     wall.append(t1 - t0)
                     cpu.append(c1 - c0)

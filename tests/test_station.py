@@ -384,6 +384,53 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     assert np.diff(before).max() <= 0.2 + 0.011
 
 
+class PacedCamera(HandCamera):
+    """A camera whose next frame comes 1/30 s of the clock into a wait (a millisecond of
+    real time); counts the waits that returned at once on a frame the station had read."""
+
+    def __init__(self, frames: list[np.ndarray], clock: ManualClock) -> None:
+        super().__init__(frames, clock)
+        self.spins = 0
+
+    def wait(self, seq: int, seconds: float) -> bool:
+        if self._seq > seq:
+            self.spins += 1
+            return True
+        time.sleep(0.001)
+        self.clock.advance(1 / 30)
+        self.deliver()
+        return True
+
+
+def test_while_the_photo_is_made_the_loop_waits_on_the_camera_instead_of_spinning(
+        tmp_path: Path, clip_frames):
+    """The real Station.run through a photo: no frame is analysed while the worker makes it,
+    and the loop still waits for each new camera frame (it once waited on the last frame it
+    had analysed, which returned at once: a loop spinning for the GIL the photo needs)."""
+    clock = ManualClock()
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
+    camera = PacedCamera(clip_frames, clock)
+    camera.start()
+    store = Store(tmp_path / "data")
+    station = Station(camera, Renderer(pipeline, screens),
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                 retention_hours=1, clock=clock),
+                      Machine(1, 30), clock=clock, out=io.StringIO())
+
+    def script(poll: int) -> list[Event]:
+        if poll == 3:
+            return [Press()]
+        return [Quit()] if station.machine.state is State.RESULT or poll > 100_000 else []
+
+    try:
+        assert station.run(ScriptedDisplay(clock, script)) == 0
+        assert station.captures == 1 and store.count() == 1
+    finally:
+        store.close()
+    assert camera.spins == 0
+
+
 def test_drawing_only_what_changed_gives_the_screen_a_full_redraw_gives(clip_frames):
     """The renderer's incremental screens (panel kept, photo area redrawn; unchanged views
     skipped) are pixel for pixel the screens a fresh renderer draws in full."""

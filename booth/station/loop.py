@@ -194,7 +194,8 @@ class Station:
         self.new_frame = False  # the last step analysed a frame it had not seen before
         self.changed = True  # the last step's screen differs from the one before
         self.timings = {"read": 0.0, "analyse": 0.0}  # seconds, of the last step
-        self.frame_seq, self._frame_at = 0, clock.monotonic()  # the frame's number
+        self.frame_seq, self._seen_seq = 0, 0  # the frame analysed; the newest one read
+        self._frame_at = clock.monotonic()
         self._said_down = False
         self.outcome: Outcome | None = None  # of the newest photo
         self._result_screen: np.ndarray | None = None
@@ -261,6 +262,7 @@ class Station:
         t0 = time.perf_counter()
         latest, seq = self.source.latest()
         t1 = time.perf_counter()
+        self._seen_seq = seq
         # While a photo is made the screen shows the shutter's frame: the cores go to the photo.
         self.new_frame = seq != self.frame_seq and latest is not None and self._job is None
         if self.new_frame:
@@ -444,4 +446,5 @@ class Station:
                             self.press(self.screens.kind_at(x, y))
                         case Press() | Tap():
                             self.press()
-                self.source.wait(self.frame_seq, POLL_SECONDS)
+                # The newest frame read, not analysed (none is, during a photo): no spinning.
+                self.source.wait(self._seen_seq, POLL_SECONDS)
