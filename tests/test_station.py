@@ -316,6 +316,20 @@ def counting(obj, name: str) -> list[int]:
     return calls
 
 
+def hand_station(camera: HandCamera, tmp_path: Path, countdown: int) -> tuple[Station, Store]:
+    """A station at 640x360 on the camera (started here) and its clock, with a real store
+    whose link is all the outputs; the caller closes the store."""
+    pipeline = load_pipeline(plate_config(), mirror=True)
+    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=countdown)
+    camera.start()
+    store = Store(tmp_path / "data")
+    station = Station(camera, Renderer(pipeline, screens),
+                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
+                                 retention_hours=1, clock=camera.clock),
+                      Machine(countdown, 30), clock=camera.clock, out=io.StringIO())
+    return station, store
+
+
 class ScriptedDisplay:
     """A headless display whose polls say what `script(poll number)` says; records the
     clock at each show() and poll()."""
@@ -344,16 +358,9 @@ def test_the_loop_sleeps_on_the_camera_composites_each_frame_once_and_answers_ke
     only now and then, and a press during those waits starts the countdown within 20 ms of
     the clock; each countdown digit is drawn when it changes, not at every wake."""
     clock = ManualClock()
-    pipeline = load_pipeline(plate_config(), mirror=True)
-    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=3)
     camera = HandCamera(clip_frames, clock)
-    camera.start()
-    store = Store(tmp_path / "data")
-    renderer = Renderer(pipeline, screens)
-    station = Station(camera, renderer,
-                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
-                                 retention_hours=1, clock=clock),
-                      Machine(3, 30), clock=clock, out=io.StringIO())
+    station, store = hand_station(camera, tmp_path, countdown=3)
+    pipeline = station.pipeline
     analyses, renders = counting(pipeline, "preview_analysis"), counting(pipeline, "draw_preview")
     pressed_at: list[float] = []
 
@@ -408,15 +415,8 @@ def test_while_the_photo_is_made_the_loop_waits_on_the_camera_instead_of_spinnin
     and the loop still waits for each new camera frame (it once waited on the last frame it
     had analysed, which returned at once: a loop spinning for the GIL the photo needs)."""
     clock = ManualClock()
-    pipeline = load_pipeline(plate_config(), mirror=True)
-    screens = Screens(640, 360, pipeline.plate, pipeline.scene, countdown=1)
     camera = PacedCamera(clip_frames, clock)
-    camera.start()
-    store = Store(tmp_path / "data")
-    station = Station(camera, Renderer(pipeline, screens),
-                      PhotoMaker(pipeline, screens, [StoreOutput(store, "http://x")],
-                                 retention_hours=1, clock=clock),
-                      Machine(1, 30), clock=clock, out=io.StringIO())
+    station, store = hand_station(camera, tmp_path, countdown=1)
 
     def script(poll: int) -> list[Event]:
         if poll == 3:
