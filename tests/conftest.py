@@ -103,7 +103,7 @@ def modnet_path() -> Path:
 
 @pytest.fixture(scope="session")
 def issue8_measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict]]:
-    """Issue 8's set measured once a session (devtools.quality.measure, about 70 s) for
+    """Issue 8's set measured once a session (devtools.quality.measure, about 30 s) for
     MODNet alone and the booth's saved photo with the model: tests/test_solid.py holds it
     to the opacity rule, tests/test_fusion.py to the held-out gate."""
     if not MODNET.is_file():
