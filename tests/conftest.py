@@ -101,6 +101,26 @@ def modnet_path() -> Path:
     return MODNET
 
 
+@pytest.fixture(scope="session")
+def issue8_measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict]]:
+    """Issue 8's set measured once a session (devtools.quality.measure, about 30 s) for
+    MODNet alone and the booth's saved photo with the model: tests/test_solid.py holds it
+    to the opacity rule, tests/test_fusion.py to the held-out gate."""
+    if not MODNET.is_file():
+        unavailable(f"the matting model {MODNET} is missing (scripts/setup-tests installs it)")
+    from booth.vision.modnet import Modnet
+    from devtools.quality import cutout_of, measure, modnet_of
+
+    alone = Modnet(MODNET)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BOOTH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        env.setenv("BOOTH_PLATE", str(asset(PLATE)))
+        env.setenv("BOOTH_MODNET", str(MODNET))
+        yield measure(ASSETS, {"modnet": modnet_of(alone), "booth": cutout_of},
+                      sets=("issue8",))
+    alone.close()
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """Every test gets its own plate cache, BOOTH_PLATE points at the shared plate and

@@ -276,7 +276,8 @@ def test_the_photo_fuses_round_the_person_exactly_as_over_the_whole_frame(modnet
     analysis = pipeline.photo_analysis(frame)
     matte = pipeline.photo_matte(frame, analysis)
     alpha, box = refined_alpha(frame, analysis.people.bbox, pipeline.refiner)
-    whole = fused_matte(Matte.from_alpha(alpha, box), pipeline.portrait.alpha(frame))
+    whole = fused_matte(Matte.from_alpha(alpha, box), pipeline.portrait.alpha(frame),
+                        image=frame)
     assert np.array_equal(matte.values, whole.values)
     assert np.array_equal(matte.to_frame, whole.to_frame)
     if truth is None:  # the fusion had less to do than the whole frame
