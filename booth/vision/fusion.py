@@ -109,17 +109,21 @@ def _union(booth: np.ndarray, modnet: np.ndarray, person: np.ndarray,
     """Where MODNet misses most of MediaPipe's person: MediaPipe's alpha, and besides it what
     MODNet is sure of (over 0.5) on or touching that person, with its soft edge (lowered as
     in the main path) round those parts; what MODNet holds apart from the person stays out."""
-    sure = (modnet > 0.5).astype(np.uint8)
-    n, labels = cv2.connectedComponents(sure, connectivity=8)
     alpha = booth.astype(np.float32)
-    if n > 1:
-        touching = np.zeros(n, bool)
-        touching[labels[cv2.dilate(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]] = True
-        touching[0] = False
-        if touching.any():
-            near = cv2.dilate(touching[labels].astype(np.uint8), _disk(GROW * height)) > 0
-            edge = np.clip((modnet - EDGE) * (1 / (1 - EDGE)), 0, 1)
-            alpha = np.where(near, np.maximum(alpha, edge), alpha).astype(np.float32)
+    n, labels = cv2.connectedComponents((modnet > 0.5).astype(np.uint8), connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[labels[cv2.dilate(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]] = True
+    touching[0] = False
+    if touching.any():
+        # Their soft edge: MODNet's alpha within GROW of the height of them, worked on their
+        # box only (a disk dilation of the whole frame costs ~35 ms).
+        pieces = touching[labels]
+        ys, xs = np.nonzero(pieces)
+        r = int(round(GROW * height)) + 1
+        box = np.s_[max(0, ys.min() - r):ys.max() + r + 1, max(0, xs.min() - r):xs.max() + r + 1]
+        near = cv2.distanceTransform((~pieces[box]).astype(np.uint8), cv2.DIST_L2, 3) < r
+        edge = np.clip((modnet[box] - EDGE) * (1 / (1 - EDGE)), 0, 1)
+        alpha[box] = np.where(near, np.maximum(alpha[box], edge), alpha[box])
     return solid_body(alpha, person, height)
 
 
