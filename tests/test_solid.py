@@ -15,6 +15,7 @@ from booth.vision.refine import refined_alpha
 from booth.vision.segmentation import exposed
 from booth.wiring import load_pipeline
 from devtools.quality import (
+    DAVIS,
     DAVIS_HELD_OUT,
     INTERIOR,
     OPAQUE,
@@ -79,14 +80,18 @@ def test_a_hand_keeps_its_own_skin_colour_and_the_wall_beside_it_stays_out(pipel
 
 @pytest.mark.slow
 def test_bodies_of_the_davis_held_out_people_are_solid_inside(pipeline):
-    """The fused cut-out of every 6th measured frame of each held-out sequence (17 pictures),
-    made from the MediaPipe person the photo path finds (the pose check left out: it is
-    tested on its own). Inside the body no alpha is left soft; what is not opaque there is
-    what both models miss: the truth holds kite boards and lines (kite-walk), the tulle of a
-    skirt flying mid-jump (dance-jump 00030) and shoes at the tip of a leg (breakdance-flare)."""
+    """The fused cut-out of every 6th measured frame of each held-out sequence (17 pictures)
+    and of breakdance-flare 00005, made from the MediaPipe person the photo path finds (the
+    pose check left out: it is tested on its own). Inside the body no alpha is left soft;
+    what is not opaque there is what both models miss: the truth holds kite boards and lines
+    (kite-walk), the tulle of a skirt flying mid-jump (dance-jump 00030) and shoes at the tip
+    of a leg (breakdance-flare)."""
     found = {}
+    # And the one where MODNet misses most of the dancer (upside down), but is sure of his
+    # raised leg, which MediaPipe misses (fusion._union).
+    extra = [ASSETS / DAVIS / "breakdance-flare" / "00005.jpg"]
     for sequence in DAVIS_HELD_OUT:
-        for jpg in davis_frames(ASSETS, sequence)[::6]:
+        for jpg in davis_frames(ASSETS, sequence)[::6] + extra * (sequence == "breakdance-flare"):
             truth = cv2.imread(str(jpg.with_suffix(".png")), cv2.IMREAD_GRAYSCALE)
             frame, truth = davis_view(cv2.imread(str(jpg)), truth)
             small = cv2.resize(frame, pipeline.segmenter.input_size,
@@ -100,7 +105,8 @@ def test_bodies_of_the_davis_held_out_people_are_solid_inside(pipeline):
             inside = cut[_interior(truth)]
             found[f"{sequence}/{jpg.stem}"] = (interior_opacity(cut, truth),
                                                ((inside >= 0.05) & (inside < OPAQUE)).mean())
-    assert len(found) == 17
+    assert len(found) == 18
+    assert found["breakdance-flare/00005"][0] >= 0.95, found  # 0.80 with MODNet dropped
     # Measured: mean 0.956 (0.950 before the body was made solid deeper than 1 % of the
     # height), worst 0.77 (kite-walk 00030), soft inside at most 4.7 % (kite-walk, the board).
     assert np.mean([opaque for opaque, _ in found.values()]) >= 0.95, found

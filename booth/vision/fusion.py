@@ -10,7 +10,12 @@ import numpy as np
 
 from booth.vision.compositing import Matte
 
-COVER = 0.5  # MODNet must cover this share of MediaPipe's person, or the booth's alpha stays
+# MODNet must cover this share of MediaPipe's person, or MediaPipe's alpha stands, with only
+# what MODNet is sure of joined to that person added (_union). The tuning parts hold no such
+# picture: the union is by design, and on DAVIS's held-out part (9 pictures) it raised IoU
+# 0.7607 -> 0.7645 and lowered boundary error 0.1828 -> 0.1803 (a dancer's raised leg, a
+# skirt, a kite board MediaPipe missed).
+COVER = 0.5
 GROW = 0.04  # the region MODNet may draw in: the person grown by this share of their height
 SHARE = 0.2  # a MODNet piece is kept when this share of it lies on MediaPipe's person
 # MODNet's pieces are taken where it is over PIECE, not 0.5: its soft parts joined to the body
@@ -71,9 +76,9 @@ def fused_alpha(booth: np.ndarray, modnet: np.ndarray,
     if rows.size == 0:
         return np.zeros_like(modnet)
     height = rows[-1] - rows[0] + 1
-    # MODNet missed the person MediaPipe found: trust MediaPipe alone (made solid too).
+    # MODNet missed the person MediaPipe found: MediaPipe's alpha stands (made solid too).
     if ((modnet > 0.5) & person).sum() < COVER * person.sum():
-        return solid_body(booth.astype(np.float32), person, height)
+        return _union(booth, modnet, person, height)
     # Who: MODNet's pieces mostly on MediaPipe's person (a bystander MODNet alone would keep
     # is dropped); where: those pieces and the person, grown for MODNet's soft edge and hair.
     solid = (modnet > PIECE).astype(np.uint8)
@@ -97,6 +102,29 @@ def fused_alpha(booth: np.ndarray, modnet: np.ndarray,
                           None if image is None else image[box])
     part[limbs] = np.maximum(part[limbs], sure[limbs])
     return solid_body(alpha, person & (modnet > LOW), height)
+
+
+def _union(booth: np.ndarray, modnet: np.ndarray, person: np.ndarray,
+           height: int) -> np.ndarray:
+    """Where MODNet misses most of MediaPipe's person: MediaPipe's alpha, and besides it what
+    MODNet is sure of (over 0.5) on or touching that person, with its soft edge (lowered as
+    in the main path) round those parts; what MODNet holds apart from the person stays out."""
+    alpha = booth.astype(np.float32)
+    n, labels = cv2.connectedComponents((modnet > 0.5).astype(np.uint8), connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[labels[cv2.dilate(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]] = True
+    touching[0] = False
+    if touching.any():
+        # Their soft edge: MODNet's alpha within GROW of the height of them, worked on their
+        # box only (a disk dilation of the whole frame costs ~35 ms).
+        pieces = touching[labels]
+        ys, xs = np.nonzero(pieces)
+        r = int(round(GROW * height)) + 1
+        box = np.s_[max(0, ys.min() - r):ys.max() + r + 1, max(0, xs.min() - r):xs.max() + r + 1]
+        near = cv2.distanceTransform((~pieces[box]).astype(np.uint8), cv2.DIST_L2, 3) < r
+        edge = np.clip((modnet[box] - EDGE) * (1 / (1 - EDGE)), 0, 1)
+        alpha[box] = np.where(near, np.maximum(alpha[box], edge), alpha[box])
+    return solid_body(alpha, person, height)
 
 
 def _missed_limbs(booth: np.ndarray, alpha: np.ndarray, person: np.ndarray, height: int,
