@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from booth.vision.compositing import Matte
-from booth.vision.fusion import EDGE, fused_alpha, fused_matte
+from booth.vision.fusion import EDGE, Pose, fused_alpha, fused_matte
 from booth.vision.refine import refined_alpha
 from booth.wiring import load_pipeline
 from devtools.quality import (
@@ -95,6 +95,28 @@ def test_a_hollow_body_is_filled_the_room_between_arm_and_body_is_not(inside, fi
     image[120:200, 80:120] = inside
     assert (fused_alpha(booth, modnet, image)[125:195, 85:115].min() == 1.0) == filled
     assert not fused_alpha(booth, modnet)[125:195, 85:115].any()  # no picture: not looked for
+
+
+@pytest.mark.parametrize(("arm", "taken"), [((60, 80, 120), True), ((200, 200, 200), False)])
+def test_a_limb_both_models_miss_is_taken_from_the_pose_unless_it_looks_like_the_room(arm, taken):
+    """A raised arm both MediaPipe's person and MODNet miss, which the pose sees (shoulder,
+    elbow, wrist) and its own mask covers: the pose's mask is taken along it. Where the
+    pose's limb looks like the room round it (a swing's pole it guesses an arm behind), it
+    is not; no pose given, nothing is added."""
+    booth = np.zeros((300, 300), np.float32)
+    booth[100:250, 100:160] = 1.0
+    modnet = booth.copy()
+    image = np.full((300, 300, 3), 200, np.uint8)  # the room
+    image[100:250, 100:160] = (60, 80, 120)
+    image[106:115, 160:285] = arm
+    body = booth.copy()
+    body[106:115, 160:285] = 0.97
+    joints = np.zeros((33, 3))
+    joints[[11, 13, 15]] = [(150, 110, 1.0), (220, 110, 1.0), (280, 110, 0.9)]
+    alpha = fused_alpha(booth, modnet, image, Pose(joints, body))
+    assert (alpha[107:114, 165:278].min() >= 0.97) == taken
+    assert not alpha[106:115, 290:].any() and not alpha[:95].any()  # nothing past the pose
+    assert not fused_alpha(booth, modnet, image)[106:115, 165:278].any()
 
 
 def test_fused_matte_is_cut_to_the_person_and_placed_in_the_frame():
