@@ -184,15 +184,15 @@ def _pose_limbs(alpha: np.ndarray, booth: np.ndarray, modnet: np.ndarray,
         # Each piece's colour against the room round it, worked on the piece's box.
         h, w = alpha.shape
         r = max(1, int(round(RING * height)))
-        lab = cv2.cvtColor(image, cv2.COLOR_BGR2Lab).astype(np.float32)
         for label in np.nonzero(crossing)[0]:
             x, y, bw, bh = stats[label, :4]
             box = np.s_[max(0, y - r):min(h, y + bh + r), max(0, x - r):min(w, x + bw + r)]
             piece = (labels[box] == label).astype(np.uint8)
             ring = (cv2.dilate(piece, _disk(r)) > 0) & (alpha[box] < 0.05) & (labels[box] == 0)
             if ring.any():
-                colour = lab[box][piece > 0].mean(axis=0)
-                crossing[label] = np.linalg.norm(colour - lab[box][ring].mean(axis=0)) > UNLIKE
+                lab = cv2.cvtColor(image[box], cv2.COLOR_BGR2Lab).astype(np.float32)
+                colour = lab[piece > 0].mean(axis=0)
+                crossing[label] = np.linalg.norm(colour - lab[ring].mean(axis=0)) > UNLIKE
     take = crossing[labels]
     alpha[take] = pose.body[take]
 
