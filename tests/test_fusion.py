@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from booth.vision.compositing import Matte
-from booth.vision.fusion import EDGE, fused_alpha, fused_matte
+from booth.vision.fusion import EDGE, Pose, fused_alpha, fused_matte
 from booth.vision.refine import refined_alpha
 from booth.wiring import load_pipeline
 from devtools.quality import (
@@ -97,6 +97,28 @@ def test_a_hollow_body_is_filled_the_room_between_arm_and_body_is_not(inside, fi
     assert not fused_alpha(booth, modnet)[125:195, 85:115].any()  # no picture: not looked for
 
 
+@pytest.mark.parametrize(("arm", "taken"), [((60, 80, 120), True), ((200, 200, 200), False)])
+def test_a_limb_both_models_miss_is_taken_from_the_pose_unless_it_looks_like_the_room(arm, taken):
+    """A raised arm both MediaPipe's person and MODNet miss, which the pose sees (shoulder,
+    elbow, wrist) and its own mask covers: the pose's mask is taken along it. Where the
+    pose's limb looks like the room round it (a swing's pole it guesses an arm behind), it
+    is not; no pose given, nothing is added."""
+    booth = np.zeros((300, 300), np.float32)
+    booth[100:250, 100:160] = 1.0
+    modnet = booth.copy()
+    image = np.full((300, 300, 3), 200, np.uint8)  # the room
+    image[100:250, 100:160] = (60, 80, 120)
+    image[106:115, 160:285] = arm
+    body = booth.copy()
+    body[106:115, 160:285] = 0.97
+    joints = np.zeros((33, 3))
+    joints[[11, 13, 15]] = [(150, 110, 1.0), (220, 110, 1.0), (280, 110, 0.9)]
+    alpha = fused_alpha(booth, modnet, image, Pose(joints, body))
+    assert (alpha[107:114, 165:278].min() >= 0.97) == taken
+    assert not alpha[106:115, 290:].any() and not alpha[:95].any()  # nothing past the pose
+    assert not fused_alpha(booth, modnet, image)[106:115, 165:278].any()
+
+
 def test_fused_matte_is_cut_to_the_person_and_placed_in_the_frame():
     modnet = np.zeros((120, 160), np.float32)
     modnet[20:100, 40:90] = 1.0
@@ -124,9 +146,10 @@ def test_without_the_model_the_photo_is_exactly_the_mediapipe_photo(pipeline):
 @pytest.mark.slow
 def test_fused_cutout_beats_raw_and_modnet_on_the_davis_held_out_part(modnet_path, pipeline):
     """Every 6th measured frame of each held-out sequence (17 pictures). Measured: booth IoU
-    0.774 / boundary error 0.165 (0.1646; 0.1644 before MODNet's sure parts were added where
-    it misses most of the person: paragliding-launch 00060's harness behind grass), raw
-    0.698 / 0.284, MODNet 0.731 / 0.172. Before MODNet's
+    0.7758 / boundary error 0.1629 (0.7743 / 0.1646 before the pose's limbs were taken where
+    both models miss them: dance-twirl 00030's arm; 0.1644 before MODNet's sure parts were
+    added where it misses most of the person: paragliding-launch 00060's harness behind
+    grass), raw 0.698 / 0.284, MODNet 0.731 / 0.172. Before MODNet's
     soft edge was lowered (fusion.EDGE): 0.774 / 0.169; before MODNet's soft parts joined its
     pieces and the whole person was forced opaque: 0.755 / 0.179."""
     methods = cutouts(modnet_path)
@@ -143,7 +166,7 @@ def test_fused_cutout_beats_raw_and_modnet_on_the_davis_held_out_part(modnet_pat
     for other in ("raw", "modnet"):
         assert mean["booth"][0] > mean[other][0], mean
         assert mean["booth"][1] < mean[other][1], mean
-    assert mean["booth"][1] <= 0.166, mean
+    assert mean["booth"][0] >= 0.775 and mean["booth"][1] <= 0.1637, mean
 
 
 @pytest.mark.slow

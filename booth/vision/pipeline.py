@@ -282,7 +282,8 @@ class Pipeline:
         box = _fusion_box(modnet, box)
         x0, y0, x1, y1 = box
         modnet = analysis.people.within(modnet[y0:y1, x0:x1].copy(), box, w, h)
-        return fused_matte(matte, modnet, (x0, y0), frame[y0:y1, x0:x1])
+        people = analysis.people
+        return fused_matte(matte, modnet, (x0, y0), frame[y0:y1, x0:x1], people.joints, people.body)
 
     def photo_alpha(self, frame: np.ndarray, analysis: Analysis,
                     matte: Matte | None = None) -> np.ndarray:

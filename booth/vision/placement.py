@@ -44,6 +44,10 @@ class People:
     # Where the saved photo may show anyone (the mask's size, 0/1), when someone touching
     # the visitor was left off (booth.vision.presence); None: anywhere.
     allowed: np.ndarray | None = None
+    # The pose that confirmed them (booth.vision.presence): its 33 landmarks (u, v fractions
+    # of the frame, visibility) and its own mask of the visitor (float32, its size).
+    joints: np.ndarray | None = None
+    body: np.ndarray | None = None
 
     @property
     def found(self) -> bool:

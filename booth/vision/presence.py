@@ -104,11 +104,14 @@ class Presence:
         """The people of a BGR frame's mask that its pose confirms (see visitors)."""
         if not people.found:
             return people
-        points, body = self.body(frame, people.bbox)
+        joints, body = self.pose(frame, people.bbox)
+        points = _visible(joints)
         h, w = frame.shape[:2]
         if len(points) and max(np.ptp(points[:, 1]), np.ptp(points[:, 0]) * w / h) < _NEAR:
             points = points[:0]  # someone far away, not a visitor in front of the camera
-        return visitors(people, points, body)
+        found = visitors(people, points, body)
+        # The saved photo's fusion looks for limbs both models missed along the pose's.
+        return dataclasses.replace(found, joints=joints, body=body) if found.found else found
 
     def landmarks(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
                   ) -> np.ndarray:
@@ -122,17 +125,24 @@ class Presence:
              ) -> tuple[np.ndarray, np.ndarray | None]:
         """landmarks(), and the pose's own mask of that one person (float32 0..1 at the
         frame's size; None: no body)."""
-        points, body = self._look(frame)
-        if not len(points):
-            points, body = self._look_around(frame, bbox, _CROP_MARGIN)
-        if len(points):
-            return points, body
+        joints, body = self.pose(frame, bbox)
+        return _visible(joints), body
+
+    def pose(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """All 33 landmarks of the body found as body() finds it, (33, 3): u, v fractions of
+        the frame and the model's visibility (none found: (0, 3)), and its mask."""
+        joints, body = self._look(frame)
+        if not len(_visible(joints)):
+            joints, body = self._look_around(frame, bbox, _CROP_MARGIN)
+        if len(_visible(joints)):
+            return joints, body
         for further in (lambda: self._look(frame, mirrored=True),
                         lambda: self._look_around(frame, bbox, _WIDE_MARGIN)):
-            points, body = further()
-            if len(points) >= _FURTHER_LANDMARKS:
-                return points, body
-        return points[:0], None
+            joints, body = further()
+            if len(_visible(joints)) >= _FURTHER_LANDMARKS:
+                return joints, body
+        return np.zeros((0, 3)), None
 
     def _look_around(self, frame: np.ndarray, bbox: tuple[float, float, float, float],
                      margin: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -145,30 +155,38 @@ class Presence:
         left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
         right, bottom = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
         if right - left < 8 or bottom - top < 8:
-            return np.zeros((0, 2)), None
-        points, seen = self._look(frame[top:bottom, left:right])
+            return np.zeros((0, 3)), None
+        joints, seen = self._look(frame[top:bottom, left:right])
         body = None
         if seen is not None:
             body = np.zeros((h, w), np.float32)
             body[top:bottom, left:right] = seen
-        return (points * [right - left, bottom - top] + [left, top]) / [w, h], body
+        joints = joints.copy()
+        joints[:, :2] = (joints[:, :2] * [right - left, bottom - top] + [left, top]) / [w, h]
+        return joints, body
 
     def _look(self, bgr: np.ndarray, mirrored: bool = False
               ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The visible landmarks in `bgr` (fractions of it) and the pose's mask of the
-        person (None: no body); `mirrored`: looked for in its mirror image, given back as
-        they are in `bgr`."""
+        """The landmarks in `bgr` ((33, 3): u, v fractions of it, visibility; (0, 3): no
+        body) and the pose's mask of the person (None: no body); `mirrored`: looked for in
+        its mirror image, given back as they are in `bgr` (left and right swap sides, which
+        no caller minds: each limb stays a limb)."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         rgb = np.ascontiguousarray(rgb[:, ::-1] if mirrored else rgb)
         with self._lock:
             results = self._pose.process(rgb)
         found, body = results.pose_landmarks, results.segmentation_mask
         if found is None or body is None:
-            return np.zeros((0, 2)), None
+            return np.zeros((0, 3)), None
         body = np.ascontiguousarray(body[:, ::-1]) if mirrored else body
-        points = np.array([(1 - p.x if mirrored else p.x, p.y) for p in found.landmark
-                           if p.visibility >= _VISIBLE]).reshape(-1, 2)
-        return points[((points >= 0) & (points < 1)).all(axis=1)], body  # none off the frame
+        return np.array([(1 - p.x if mirrored else p.x, p.y, p.visibility)
+                         for p in found.landmark]).reshape(-1, 3), body
+
+
+def _visible(joints: np.ndarray) -> np.ndarray:
+    """The visible landmarks on the frame, (N, 2) u, v fractions of it."""
+    points = joints[joints[:, 2] >= _VISIBLE, :2]
+    return points[((points >= 0) & (points < 1)).all(axis=1)]
 
 
 def _figure() -> np.ndarray:
