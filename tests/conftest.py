@@ -16,7 +16,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def make_app(request: pytest.FixtureRequest):
-    """make_app(cfg=None, *, store=None, testing=True, **sections) -> the Flask app.
+    """make_app(cfg=None, *, store=None, testing=True, clock=time.time, **sections) -> the
+    Flask app (`clock`: the statistics' time).
 
     cfg defaults to Config(); sections change it, one dict per config section, e.g.
     make_app(server={"photo_requests_per_minute": 4}). store defaults to the `store` fixture
@@ -171,7 +173,7 @@ def make_app(request: pytest.FixtureRequest):
     from booth.webapp import create_app
 
     def make(cfg: Config | None = None, *, store: Store | None = None, testing: bool = True,
-             **sections: dict[str, Any]) -> Flask:
+             clock: Callable[[], float] = time.time, **sections: dict[str, Any]) -> Flask:
         cfg = cfg or Config()
         for section, values in sections.items():
             for key, value in values.items():
@@ -179,7 +181,7 @@ def make_app(request: pytest.FixtureRequest):
                 setattr(getattr(cfg, section), key, value)
         if store is None:
             store = request.getfixturevalue("store")
-        return create_app(cfg, store, testing=testing)
+        return create_app(cfg, store, testing=testing, clock=clock)
 
     return make
 

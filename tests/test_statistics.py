@@ -23,6 +23,15 @@ from tests.test_browser import browser  # noqa: F401 (a fixture)
 from tests.test_web_staff import PASSWORD, _login
 
 JPEG = b"\xff\xd8 a photo"
+# The statistics' "now" (local time): a fixed noon, so the test's hours are today's whatever
+# the time the suite runs at (a day's first hours once put them on yesterday).
+NOON = datetime(2026, 6, 17, 12, 0).timestamp()
+
+
+@pytest.fixture
+def app(make_app):
+    """The web app with its statistics counted up to NOON."""
+    return make_app(clock=lambda: NOON)
 
 
 def totals(store: Store, since: float = 0, until: float = 2e10) -> dict[str, int]:
@@ -92,8 +101,7 @@ def test_a_language_picked_on_a_phone_is_counted_and_a_bad_one_is_not(client, st
 def a_day(store: Store) -> float:
     """Today's counts: captures in three hours of the day, downloads, deletes, languages,
     a camera drop-out; returns the latest hour used."""
-    now = time.time()
-    base = c.hour_of(now) - 2 * c.HOUR
+    base = c.hour_of(NOON) - 2 * c.HOUR
     rows = {(base, c.CAPTURE + "photo"): 12, (base, c.CAPTURE + "clip"): 3,
             (base + c.HOUR, c.CAPTURE + "photo"): 5, (base + 2 * c.HOUR, c.CAPTURE + "photo"): 4,
             (base, c.DOWNLOAD): 9, (base + c.HOUR, c.DELETE): 2,
@@ -153,7 +161,7 @@ def test_the_csv_has_one_row_per_hour_with_every_count(client, store, a_day):
         ("12", "3", "9", "0", "0", "3"), ("5", "0", "0", "2", "125", "0"),
         ("4", "0", "0", "0", "0", "0")]
     # A period nobody offers falls back to the default; older hours are left out.
-    store.add_counts({(c.hour_of(time.time() - 40 * 86400), c.DOWNLOAD): 5})
+    store.add_counts({(c.hour_of(NOON - 40 * 86400), c.DOWNLOAD): 5})
     assert len(list(csv.DictReader(io.StringIO(
         client.get("/staff/statistics.csv?days=999").text)))) == 3
 
@@ -161,7 +169,7 @@ def test_the_csv_has_one_row_per_hour_with_every_count(client, store, a_day):
 def test_per_day_counts_a_week_of_days(client, store):
     set_password(store, PASSWORD)
     _login(client)
-    today = datetime.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    today = datetime.fromtimestamp(NOON)
     store.add_counts({(c.hour_of((today - timedelta(days=d)).timestamp()),
                        c.CAPTURE + "photo"): 10 * (d + 1) for d in range(9)})
     page = client.get("/staff/statistics?days=7").text
@@ -183,7 +191,7 @@ def test_the_statistics_page_has_no_axe_violations_in_any_language(
     if not AXE.is_file():
         unavailable(f"axe-core is missing at {AXE} (run scripts/setup-tests)")
     set_password(store, PASSWORD)
-    server = WebServer(make_app(testing=False), "127.0.0.1", 0)
+    server = WebServer(make_app(testing=False, clock=lambda: NOON), "127.0.0.1", 0)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     try:

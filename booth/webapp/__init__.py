@@ -13,6 +13,8 @@ janitor that purges expired photos). create_app, here, puts them together.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask, has_request_context
@@ -29,9 +31,10 @@ MAX_BODY = 64 * 1024
 
 
 def create_app(cfg: Config, store: Store, *, testing: bool = False,
-               metrics: Metrics | None = None) -> Flask:
+               metrics: Metrics | None = None,
+               clock: Callable[[], float] = time.time) -> Flask:
     """The web app on `store`; `metrics`: the station's, when one runs in this process (else
-    the app has its own)."""
+    the app has its own); `clock`: the time the statistics are counted up to (tests fix it)."""
     web = data_dir("web")
     app = Flask(__name__, template_folder=str(web / "templates"),
                 static_folder=str(web / "static"), static_url_path="/static")
@@ -57,6 +60,7 @@ def create_app(cfg: Config, store: Store, *, testing: bool = False,
     # Only a few web threads wait on a hung store; the rest serve what needs none.
     store.gate.cap(has_request_context)
     app.extensions["booth.config"] = cfg
+    app.extensions["booth.clock"] = clock
     health.init(app, metrics)
     security.init(app, cfg)
     errors.init(app)

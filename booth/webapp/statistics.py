@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,6 +136,10 @@ def _share(part: int, whole: int) -> str:
     return current().percent(part / whole) if whole else "–"
 
 
+def _now() -> float:
+    return current_app.extensions["booth.clock"]()
+
+
 def _days_asked() -> int:
     days = request.args.get("days", type=int)
     return days if days in PERIODS else DEFAULT_DAYS
@@ -144,7 +147,7 @@ def _days_asked() -> int:
 
 @bp.get("/statistics")
 def page():
-    now, lang, days = time.time(), current(), _days_asked()
+    now, lang, days = _now(), current(), _days_asked()
     p = period(days, now)
     hours = _last_24_hours(p, now)
     per_day = _days(p)
@@ -191,7 +194,7 @@ _COLUMNS = (("captures_photo", c.CAPTURE + "photo"), ("captures_clip", c.CAPTURE
 @bp.get("/statistics.csv")
 def export():
     """One row per hour that counted anything: the hour (local, ISO 8601), then the counts."""
-    now, days = time.time(), _days_asked()
+    now, days = _now(), _days_asked()
     p = period(days, now)
     codes = sorted(p.starting(c.LANGUAGE))
     out = io.StringIO()
