@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
         stages.wrap(pipeline, "_photo_colours", "edge colours")
         stages.wrap(loop, "encode_jpeg", "JPEG (photo, thumbnail)")
         stages.wrap(store, "publish", "store")
-        stages.wrap(loop, "qr_image", "QR")
+        stages.wrap(loop, "qr_matrix", "QR")
         stages.wrap(station.screens, "result", "result screen")
         pictures = frames(args.assets, args.photos, cfg.camera.width, cfg.camera.height)
         analyses = []

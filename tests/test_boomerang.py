@@ -42,7 +42,7 @@ from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import boomerang_offered, load_pipeline
-from tests.conftest import ROOT, asset, headless_run, plate_config
+from tests.conftest import ROOT, asset, headless_run, plate_config, read_qr
 from tests.test_screens import background, contrast
 from tests.test_station import HandCamera
 
@@ -214,7 +214,7 @@ def test_a_boomerang_from_a_shared_video_is_an_h264_clip_forwards_then_backwards
         assert np.abs(pictures[0.0].astype(int) - pictures[0.5]).mean() > 1.0
         assert np.abs(pictures[0.5].astype(int) - pictures[1.0]).mean() > 1.0
         assert np.array_equal(pictures[0.5], pictures[(2 * n - 2) / FPS + 0.5])
-        code = cv2.QRCodeDetector().detectAndDecode(station._result_screen)[0]
+        code = read_qr(station._result_screen)
         assert code == "http://booth.test/p/clip1"
     assert any(line.startswith("boomerang recorded: ") for line in station_log)
 

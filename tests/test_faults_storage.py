@@ -42,7 +42,7 @@ from booth.station.renderer import Renderer
 from booth.station.screens import Screens
 from booth.store import TMP_PREFIX, Store
 from booth.wiring import load_pipeline
-from tests.conftest import PLATE, ROOT, asset, plate_config
+from tests.conftest import PLATE, ROOT, asset, plate_config, read_qr
 
 VIDEO = "video/intel_asl_book.mp4"
 CHILD = ROOT / "tests" / "capture_child.py"
@@ -422,7 +422,7 @@ def rig():
 
 
 def _qr(screen: np.ndarray) -> str:
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(screen)
+    text = read_qr(screen)
     return text
 
 

@@ -19,7 +19,7 @@ from booth.station.outputs.store import StoreOutput
 from booth.station.screens import Screens
 from booth.store import Store
 from booth.wiring import load_pipeline, make_outputs
-from tests.conftest import asset, plate_config
+from tests.conftest import asset, plate_config, read_qr
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_each_output_gets_the_photo_in_order_and_the_qr_code_is_the_stores_link(
     # The first link given is the QR code's: the store's, not the later output's.
     assert outcome.link.startswith("http://booth.test/p/") and outcome.capture == capture.short_id
     assert store.resolve(outcome.link.rsplit("/", 1)[1]).id == capture.id
-    decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(outcome.screen)
+    decoded = read_qr(outcome.screen)
     assert decoded == outcome.link
     # An output that fails fails the capture, with its own words for the log.
     outcome = maker_for(pipeline, [StoreOutput(store, "http://booth.test"), Broken()],

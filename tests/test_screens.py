@@ -23,13 +23,13 @@ from booth.station.loop import PhotoMaker, Station
 from booth.station.machine import Machine, State
 from booth.station.outputs.store import StoreOutput
 from booth.station.photo import band_height, caption_band
-from booth.station.qr import Wifi, qr_image
+from booth.station.qr import Wifi, qr_matrix
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens, screen_settings
 from booth.station.textfit import Para, fit, wrap
 from booth.store import Store
 from booth.wiring import load_pipeline
-from tests.conftest import PLATE, asset, plate_config
+from tests.conftest import PLATE, asset, plate_config, read_qr
 
 LANGUAGES = shipped().codes
 DISPLAYS = [(1280, 720), (1920, 1080), (800, 480)]
@@ -55,7 +55,7 @@ def screens_for(plate, scene, size=(1280, 720), **kw) -> Screens:
 
 def result_screen(screens: Screens) -> np.ndarray:
     photo = np.full((1412 + band_height(1412), 1920, 3), 90, np.uint8)
-    return screens.result(photo, qr_image(LINK, 600), LINK,
+    return screens.result(photo, qr_matrix(LINK), LINK,
                           datetime.now() + timedelta(hours=24), 24)
 
 
@@ -69,7 +69,7 @@ def codes_on(screen: np.ndarray) -> list[str]:
         if w >= screen.shape[0] // 8 and abs(w - h) <= 2 and area > w * h // 2:
             square = cv2.copyMakeBorder(screen[y:y + h, x:x + w], 8, 8, 8, 8,
                                         cv2.BORDER_CONSTANT, value=(255, 255, 255))
-            found.append((x, cv2.QRCodeDetector().detectAndDecode(square)[0]))
+            found.append((x, read_qr(square)))
     return [text for _, text in sorted(found)]
 
 
@@ -384,6 +384,29 @@ def test_the_wifi_code_comes_first_beside_the_photos(plate, scene, size, tmp_pat
     assert codes_on(screen) == ["WIFI:T:nopass;S:Museum;;", LINK]
     lines = [line.text for block, _ in screens.result_blocks for line in block.lines]
     assert "Museum" in lines and "Password" not in lines
+
+
+@pytest.mark.parametrize("size", DISPLAYS)
+def test_the_result_screens_code_has_whole_pixels_a_module(plate, scene, size):
+    """The code on the screen is its modules, each the same whole number of pixels square
+    (it was once resized to the card with nearest neighbours: modules 6 and 7 px wide)."""
+    screen = result_screen(screens_for(plate, scene, size))
+    modules = qr_matrix(LINK)
+    dark = np.argwhere(screen.max(axis=2) < 10)
+    # The code's own dark pixels: those inside the white card (the panel round it is dark).
+    white = (screen.min(axis=2) > 245).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(white)
+    card = max(range(1, len(stats)), key=lambda i: stats[i][4] if abs(
+        stats[i][2] - stats[i][3]) <= 2 else 0)
+    x, y, w, h, _ = stats[card]
+    inside = dark[(dark[:, 0] >= y) & (dark[:, 0] < y + h) & (dark[:, 1] >= x)
+                  & (dark[:, 1] < x + w)]
+    (y0, x0), (y1, x1) = inside.min(axis=0), inside.max(axis=0) + 1
+    code = screen[y0:y1, x0:x1, 0] < 128
+    n = modules.shape[0] - 8  # the quiet zone is the card's white
+    scale = code.shape[0] // n
+    assert code.shape == (n * scale, n * scale) and scale >= 4
+    assert np.array_equal(code, np.kron(modules[4:-4, 4:-4], np.ones((scale, scale), bool)))
 
 
 @pytest.mark.parametrize("size", DISPLAYS)

@@ -25,7 +25,7 @@ from booth.station.screens import Screens
 from booth.store import Store
 from booth.store.status import StationStatus
 from booth.wiring import load_pipeline
-from tests.conftest import asset, headless_run, plate_config
+from tests.conftest import asset, headless_run, plate_config, read_qr
 from tests.test_faults_camera import banner_detector
 
 
@@ -113,7 +113,7 @@ def test_headless_run_captures_a_photo_whose_qr_code_is_its_link(tmp_path: Path)
     results = sorted(screens.glob("*-result.png"))
     assert len(results) == 2
     for png, link in zip(results, links, strict=True):
-        decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+        decoded = read_qr(cv2.imread(str(png)))
         assert decoded == link
     states = [p.stem.split("-", 1)[1] for p in sorted(screens.glob("*.png"))]
     states = [s for s in states if s != "processing"]  # shown only if the photo is slow

@@ -30,7 +30,7 @@ from booth.station.events import Boomerang, Event, Press, PrintPhoto, Quit, Tap
 from booth.station.machine import Machine, State
 from booth.station.outputs import Kind, Output, Product
 from booth.station.photo import band_height, caption_band, encode_jpeg, thumbnail
-from booth.station.qr import qr_image
+from booth.station.qr import qr_matrix
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens
 from booth.station.stops import NEVER, StopSignals
@@ -163,7 +163,7 @@ class PhotoMaker:
             raise BoothError(f"no output gave the {product.kind.value} a link for its QR code "
                              f"(the station has no store output)")
         link, expires = shown[0].link, shown[0].expires
-        screen = self.screens.result(product.picture, qr_image(link, 600), link, expires,
+        screen = self.screens.result(product.picture, qr_matrix(link), link, expires,
                                      self.retention_hours, product.kind)
         return Outcome(True, link, screen, seconds=time.perf_counter() - start,
                        capture=shown[0].capture_id)

@@ -19,13 +19,24 @@ def qr_matrix(text: str) -> np.ndarray:
     return np.array(code.get_matrix(), dtype=bool)
 
 
-def qr_image(text: str, max_size: int) -> np.ndarray:
-    """BGR image of the code, at most max_size pixels square, dark on white."""
-    modules = qr_matrix(text)
+def qr_image(modules: np.ndarray, max_size: int) -> np.ndarray:
+    """BGR image of a code's modules (qr_matrix), dark on white, as many whole pixels a
+    module as fit in max_size pixels square (shown as it is: resized to another size, its
+    modules would come out of uneven widths)."""
     scale = max(1, max_size // modules.shape[0])
     gray = np.where(modules, 0, 255).astype(np.uint8)
     gray = np.kron(gray, np.ones((scale, scale), np.uint8))
     return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def paste_code(screen: np.ndarray, qr: np.ndarray, x: int, y: int, size: int,
+               card: int) -> None:
+    """A QR code (its modules, see qr_matrix) on a white card `size` pixels square, its top
+    left at (x, y), centred on it at whole pixels a module."""
+    code = qr_image(qr, size - 2 * card)
+    at = (size - code.shape[0]) // 2
+    screen[y:y + size, x:x + size] = 255
+    screen[y + at:y + at + code.shape[0], x + at:x + at + code.shape[1]] = code
 
 
 # The characters the WIFI: scheme (ZXing's, read by Android's and iOS's cameras) escapes.

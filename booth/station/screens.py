@@ -28,7 +28,7 @@ from booth.station.graphics import ACCENT, INK, MUTED, PANEL, Overlay, font
 from booth.station.layout import MIN_TARGET_MM, SCREEN_HEIGHT_MM, Button, Layout
 from booth.station.outputs import Kind
 from booth.station.photo import with_band
-from booth.station.qr import Wifi, qr_image
+from booth.station.qr import Wifi, paste_code, qr_matrix
 from booth.station.textfit import Block, Para, fit, render
 
 PANEL_BGR = PANEL[::-1]
@@ -73,7 +73,7 @@ class Screens:
         self.printing = printing  # the result screen keeps room for printing's button or line
         self.print_box = (0, 0, 0, 0)  # that room on the last result screen (x, y, w, h)
         self.wifi = wifi  # the network phones join first (LAN mode), shown beside the photo's code
-        self._wifi_code = qr_image(wifi.payload, 600) if wifi else None
+        self._wifi_code = qr_matrix(wifi.payload) if wifi else None
         self.layout = lay = Layout.for_display(width, height, plate.shape[1], plate.shape[0])
         self.plate_small = cv2.resize(plate, (lay.photo_w, lay.plate_h),
                                       interpolation=cv2.INTER_AREA)
@@ -315,7 +315,8 @@ class Screens:
 
     def result(self, photo: np.ndarray, qr: np.ndarray, link: str, expires: datetime,
                hours: float, kind: Kind = Kind.PHOTO) -> np.ndarray:
-        """The whole result screen, built once per capture: photo, QR code, link, expiry; with
+        """The whole result screen, built once per capture: photo, QR code (`qr`: its
+        modules, booth.station.qr.qr_matrix), link, expiry; with
         a Wi-Fi network, its code first ("1. Join the Wi-Fi") beside the photo's. The panel's
         column is drawn from the top, each part below the last, then centred in the height."""
         lang, lay, u, px, pw = self.language, self.layout, self._u, self._px, self._pw
@@ -398,14 +399,6 @@ class Screens:
     def draw(self, screen: np.ndarray, overlays: list[Overlay]) -> None:
         for overlay in overlays:
             overlay.draw(screen)
-
-
-def paste_code(screen: np.ndarray, qr: np.ndarray, x: int, y: int, size: int,
-               card: int) -> None:
-    """A QR code on a white card `size` pixels square, its top left at (x, y)."""
-    code = cv2.resize(qr, (size - 2 * card, size - 2 * card), interpolation=cv2.INTER_NEAREST)
-    screen[y:y + size, x:x + size] = 255
-    screen[y + card:y + size - card, x + card:x + size - card] = code
 
 
 class ScreenSettings(TypedDict):

@@ -20,7 +20,7 @@ from booth.config import Config
 from booth.errors import BoothError
 from booth.station.machine import State
 from booth.station.photo import with_band
-from booth.station.qr import qr_image
+from booth.station.qr import qr_matrix
 from booth.station.renderer import Renderer, View
 from booth.station.screens import Screens, screen_settings
 
@@ -54,7 +54,7 @@ def station_screens(cfg: Config, photo: np.ndarray | None, languages: list[str] 
     picture = pipeline.final(photo, analysis) if photo is not None else pipeline.plate.copy()
     base_url, _ = public_base_url(cfg.server.public_url, cfg.server.host, cfg.server.port)
     link = f"{base_url}/p/{EXAMPLE_TOKEN}"
-    code_image = qr_image(link, 600)
+    modules = qr_matrix(link)
     expires = when + timedelta(hours=cfg.store.retention_hours)
     for code in codes:
         screens.set_language(code)
@@ -67,5 +67,5 @@ def station_screens(cfg: Config, photo: np.ndarray | None, languages: list[str] 
                         camera_ok, countdown=st.countdown_seconds, countdown_left=0.5)
             yield name, code, renderer.draw(view).copy()
         saved = with_band(picture, pipeline.scene, when, screens.language)
-        yield "result", code, screens.result(saved, code_image, link, expires,
+        yield "result", code, screens.result(saved, modules, link, expires,
                                              cfg.store.retention_hours)
