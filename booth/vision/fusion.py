@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from booth.vision.compositing import Matte
+from booth.vision.presence import VISIBLE
 
 # MODNet must cover this share of MediaPipe's person, or MediaPipe's alpha stands, with only
 # what MODNet is sure of joined to that person added (_union). The tuning parts hold no such
@@ -62,8 +63,8 @@ ROOM = 0.05
 # lowering MODNet's alpha before the rules below look at it: IoU 0.9767 and 0.8190).
 EDGE = 0.2
 # Limbs both models miss: along a limb of the pose (a segment between two landmarks it
-# sees, VISIBLE or more), within LIMB_RADIUS of the person's height of it, where the pose's
-# own mask of the visitor is over POSE_SURE and both models and the fused alpha under 0.5,
+# sees, presence.VISIBLE or more), within LIMB_RADIUS of the person's height of it, where the
+# pose's own mask of the visitor is over POSE_SURE and both models and the fused alpha under 0.5,
 # a piece crossing the segment's line takes the pose's mask, unless its colour is within
 # UNLIKE (CIELAB delta E) of the room round it (within RING of the height): the pose draws
 # limbs it guesses behind a swing's pole and its mask is coarse round feet. DAVIS tuning
@@ -74,7 +75,6 @@ EDGE = 0.2
 # and so did leaving out feet or hands.
 LIMB_RADIUS = 0.03
 POSE_SURE = 0.9
-VISIBLE = 0.5
 UNLIKE = 20.0
 RING = 0.02
 # Shoulder-elbow-wrist-index finger, hip-knee-ankle-heel and toes (MediaPipe's indices).
@@ -190,9 +190,9 @@ def _pose_limbs(alpha: np.ndarray, booth: np.ndarray, modnet: np.ndarray,
             piece = (labels[box] == label).astype(np.uint8)
             ring = (cv2.dilate(piece, _disk(r)) > 0) & (alpha[box] < 0.05) & (labels[box] == 0)
             if ring.any():
-                lab = cv2.cvtColor(image[box], cv2.COLOR_BGR2Lab).astype(np.float32)
-                colour = lab[piece > 0].mean(axis=0)
-                crossing[label] = np.linalg.norm(colour - lab[ring].mean(axis=0)) > UNLIKE
+                part = image[box]
+                crossing[label] = np.linalg.norm(
+                    _mean_lab(part[piece > 0]) - _mean_lab(part[ring])) > UNLIKE
     take = crossing[labels]
     alpha[take] = pose.body[take]
 
@@ -244,13 +244,19 @@ def _hollow(miss: np.ndarray, labels: np.ndarray, ringed: np.ndarray, alpha: np.
     body = alpha > 0.9
     if not candidates.size or not room.any() or not body.any():
         return hollow
-    lab = cv2.cvtColor(image, cv2.COLOR_BGR2Lab).astype(np.float32)
-    body_colour, room_colour = lab[body].mean(axis=0), lab[room].mean(axis=0)
+    body_colour, room_colour = _mean_lab(image[body]), _mean_lab(image[room])
     for label in candidates:
-        colour = lab[labels == label].mean(axis=0)
+        colour = _mean_lab(image[labels == label])
         hollow[label] = (LIKE * np.linalg.norm(colour - body_colour)
                          < np.linalg.norm(colour - room_colour))
     return hollow
+
+
+def _mean_lab(pixels: np.ndarray) -> np.ndarray:
+    """The mean colour of BGR uint8 pixels (N, 3) in OpenCV's 8-bit CIELAB (L scaled to
+    0..255: distances there are what UNLIKE and LIKE were measured in)."""
+    lab = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_BGR2Lab)
+    return lab.reshape(-1, 3).astype(np.float32).mean(axis=0)
 
 
 def _gaps(person: np.ndarray, radius: float) -> np.ndarray:

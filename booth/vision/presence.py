@@ -34,7 +34,7 @@ from booth.vision.placement import People, components, people_of
 # behind (p3m_p_bd6af989, found at 0.3) while the empty plates stay empty down to 0.1.
 _DETECTION = 0.3
 # A landmark counts where the model thinks it visible (its own default).
-_VISIBLE = 0.5
+VISIBLE = 0.5
 # The pose detector looks at the whole frame shrunk to 224x224; a dancer seen from the side
 # (DAVIS dance-jump) is found only in a square around the person's box, this much wider.
 _CROP_MARGIN = 0.15
@@ -185,7 +185,7 @@ class Presence:
 
 def _visible(joints: np.ndarray) -> np.ndarray:
     """The visible landmarks on the frame, (N, 2) u, v fractions of it."""
-    points = joints[joints[:, 2] >= _VISIBLE, :2]
+    points = joints[joints[:, 2] >= VISIBLE, :2]
     return points[((points >= 0) & (points < 1)).all(axis=1)]
 
 
