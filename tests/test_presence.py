@@ -22,7 +22,7 @@ from booth.clock import ManualClock
 from booth.station.machine import State
 from booth.store import Store
 from booth.vision.placement import find_people
-from booth.vision.presence import Presence
+from booth.vision.presence import Presence, touching
 from booth.vision.segmentation import exposed
 from booth.wiring import load_pipeline
 from devtools.quality import refusals
@@ -169,6 +169,24 @@ def test_people_touching_the_visitor_in_the_picture_are_left_off(pipeline):
     near_truth = cv2.dilate(truth.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     assert np.count_nonzero((alpha > 0.5) & ~near_truth) < 2000
     assert np.count_nonzero((alpha > 0.5) & truth) > 0.9 * np.count_nonzero(truth)
+
+
+@pytest.mark.parametrize(("landmark", "kept"), [(None, False), ((180, 85), True),
+                                                 ((120, 60), False)])
+def test_a_part_touching_the_visitor_stays_when_it_holds_one_of_their_landmarks(landmark, kept):
+    """A wide piece joined to the visitor's blob that the pose's own mask leaves out (drawn:
+    a dancer's skirt, or someone sitting behind her): left off, unless one of the landmarks
+    that keep a part theirs falls in it; one on the visitor's own body keeps nothing else."""
+    mask = np.zeros((144, 256), np.float32)
+    mask[20:130, 100:130] = 1.0  # the visitor, as the person model sees them
+    mask[70:100, 130:200] = 1.0  # the piece joined to them
+    body = np.zeros_like(mask)
+    body[20:130, 100:130] = 1.0  # the pose's own mask of the visitor
+    holding = None if landmark is None else np.array([landmark]) / [256, 144]
+    found = touching(find_people(mask, 0.0), body, holding)
+    assert found.mask[60:130, 105:125].min() > 0.5
+    assert (found.mask[75:95, 160:195].min() > 0.5) == kept
+    assert (found.allowed is None) == kept
 
 
 def test_the_station_says_nobody_when_the_photo_finds_no_one(pipeline, tmp_path: Path,
