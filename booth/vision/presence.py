@@ -126,19 +126,14 @@ class Presence:
         found: N = 0). Where the whole frame shows no body, a square around `bbox` (the
         person model's box, fractions) is looked at; where that shows none either, the
         frame mirrored and a wider square (see _WIDE_MARGIN)."""
-        return self.body(frame, bbox)[0]
-
-    def body(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
-             ) -> tuple[np.ndarray, np.ndarray | None]:
-        """landmarks(), and the pose's own mask of that one person (float32 0..1 at the
-        frame's size; None: no body)."""
-        joints, body = self.pose(frame, bbox)
-        return _visible(joints), body
+        return _visible(self.pose(frame, bbox)[0])
 
     def pose(self, frame: np.ndarray, bbox: tuple[float, float, float, float]
              ) -> tuple[np.ndarray, np.ndarray | None]:
-        """All 33 landmarks of the body found as body() finds it, (33, 3): u, v fractions of
-        the frame and the model's visibility (none found: (0, 3)), and its mask."""
+        """All 33 landmarks of the body found as landmarks() finds it, (33, 3): u, v
+        fractions of the frame and the model's visibility (none found: (0, 3)), and the
+        pose's own mask of that one person (float32 0..1 at the frame's size; None: no
+        body)."""
         joints, body = self._look(frame)
         if not len(_visible(joints)):
             joints, body = self._look_around(frame, bbox, _CROP_MARGIN)
